@@ -1,0 +1,1 @@
+"""resilient-llm: a resilience layer for LLM calls."""

@@ -1,0 +1,1 @@
+"""LangChain integration for resilient-llm (see issue: LangChain adapter)."""
