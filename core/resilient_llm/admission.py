@@ -1,0 +1,107 @@
+"""What one attempt holds on a route, and the account of a whole call.
+
+An :class:`Admission` is the pair (limiter reservation, breaker permit) that an attempt
+took. It is finished exactly once, in one of four ways, and each way says what the
+route's shared state learns from the attempt:
+
+- ``succeed``: the breaker records a success; the reservation is settled to real usage.
+- ``fail``: the breaker records a failure; the reservation stays (the provider counted it).
+- ``release``: a neutral outcome (429, 4xx, caller gave up mid-call): the breaker permit is
+  returned without counting; the reservation stays, since the request went out.
+- ``withdraw``: the request was never sent: both the reservation and the permit go back.
+
+The decision core finishes admissions for whole replies; the streaming drivers finish
+them when the stream ends, through the same methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .breaker import Permit
+from .errors import AttemptRecord
+from .events import EventHandler, Settled
+from .limiter import Reservation
+from .routes import Route
+
+__all__ = ["Admission", "CallReport"]
+
+
+class Admission:
+    def __init__(
+        self,
+        route: Route,
+        reservation: Reservation,
+        permit: Permit,
+        estimate: int,
+        emit: EventHandler,
+    ) -> None:
+        self.route = route
+        self.reservation = reservation
+        self.permit = permit
+        self.estimate = estimate
+        self._emit = emit
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _finish(self) -> bool:
+        if self._done:
+            return False
+        self._done = True
+        return True
+
+    def succeed(self, now: float, usage_tokens: int | None) -> None:
+        if not self._finish():
+            return
+        self.route.breaker.record_success(self.permit, now)
+        if usage_tokens is not None:
+            self.reservation.settle(usage_tokens)
+            self._emit(Settled(self.route.name, now, self.estimate, usage_tokens))
+
+    def fail(self, now: float) -> None:
+        if self._finish():
+            self.route.breaker.record_failure(self.permit, now)
+
+    def release(self) -> None:
+        if self._finish():
+            self.route.breaker.release(self.permit)
+
+    def withdraw(self) -> None:
+        if self._finish():
+            self.reservation.cancel()
+            self.route.breaker.release(self.permit)
+
+
+@dataclass
+class CallReport:
+    """The history of one call: what was tried, waited for and failed over, in order."""
+
+    route: str = ""
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    waits: list[tuple[str, str, float]] = field(default_factory=list)
+    failovers: list[tuple[str, str, str]] = field(default_factory=list)
+    admission: Admission | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The reply's ``metadata``: plain data, safe to log or serialise."""
+        return {
+            "provider": self.route,
+            "attempts": [
+                {
+                    "route": a.route,
+                    "outcome": a.outcome,
+                    "status_code": a.status_code,
+                    "duration": a.duration,
+                    "detail": a.detail,
+                }
+                for a in self.attempts
+            ],
+            "attempt_count": sum(1 for a in self.attempts if a.outcome != "skipped"),
+            "waits": [{"route": r, "reason": why, "seconds": s} for r, why, s in self.waits],
+            "waited": sum(s for _, _, s in self.waits),
+            "failovers": [{"from": a, "to": b, "reason": why} for a, b, why in self.failovers],
+        }

@@ -1,0 +1,56 @@
+"""The effects the decision core yields and the outcomes drivers send back.
+
+A driver answers ``Wait`` with the current time after sleeping, and ``Call`` with
+``Succeeded`` or ``Failed`` after making the attempt. That is the whole protocol between
+:mod:`resilient_llm.flow` and the sync, async and streaming drivers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backoff import RetryPolicy
+from .errors import ResilientLLMError
+from .routes import Route
+
+__all__ = ["Call", "Effect", "Failed", "FlowPolicy", "Outcome", "Succeeded", "Wait"]
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+    reason: str
+    route: str
+
+
+@dataclass(frozen=True)
+class Call:
+    route: Route
+    timeout: float
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    now: float
+    usage_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    now: float
+    error: ResilientLLMError
+
+
+Effect = Wait | Call
+Outcome = Succeeded | Failed
+
+
+@dataclass(frozen=True)
+class FlowPolicy:
+    """How one call behaves: the retry policy, how long a route's limiter queue may hold
+    the call before a later route that can go now takes it, and a per-attempt timeout."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    spill_over: float = 1.0
+    attempt_timeout: float | None = None

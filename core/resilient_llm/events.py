@@ -1,0 +1,138 @@
+"""Typed events: what the engine did and why, as it happens.
+
+Every event is a frozen dataclass naming the route it concerns. The engine hands each
+one to ``logging`` (logger ``resilient_llm``, DEBUG for routine steps, WARNING for
+failovers and breaker changes) and to every user callback. Events carry route names,
+numbers and error class names only, never request content, headers or keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptStarted",
+    "BreakerStateChanged",
+    "Event",
+    "EventHandler",
+    "Failover",
+    "LimiterWait",
+    "RetryScheduled",
+    "RouteDisabled",
+    "RoutePaused",
+    "RouteSkipped",
+    "Settled",
+    "emitter",
+]
+
+logger = logging.getLogger("resilient_llm")
+
+
+@dataclass(frozen=True)
+class Event:
+    route: str
+    at: float
+    kind: str = field(init=False, default="event")
+
+    def describe(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in asdict(self).items() if k not in ("kind",))
+        return f"{self.kind}: {fields}"
+
+
+@dataclass(frozen=True)
+class AttemptStarted(Event):
+    attempt: int
+    kind: str = field(init=False, default="attempt_started")
+
+
+@dataclass(frozen=True)
+class AttemptFinished(Event):
+    attempt: int
+    outcome: str  # "ok" or the error class name
+    duration: float
+    status_code: int | None = None
+    kind: str = field(init=False, default="attempt_finished")
+
+
+@dataclass(frozen=True)
+class RetryScheduled(Event):
+    retry: int
+    delay: float
+    reason: str
+    kind: str = field(init=False, default="retry_scheduled")
+
+
+@dataclass(frozen=True)
+class Failover(Event):
+    to_route: str
+    reason: str
+    kind: str = field(init=False, default="failover")
+
+
+@dataclass(frozen=True)
+class RouteSkipped(Event):
+    reason: str
+    kind: str = field(init=False, default="route_skipped")
+
+
+@dataclass(frozen=True)
+class RoutePaused(Event):
+    seconds: float
+    reason: str
+    kind: str = field(init=False, default="route_paused")
+
+
+@dataclass(frozen=True)
+class RouteDisabled(Event):
+    reason: str
+    kind: str = field(init=False, default="route_disabled")
+
+
+@dataclass(frozen=True)
+class LimiterWait(Event):
+    seconds: float
+    reason: str
+    kind: str = field(init=False, default="wait")
+
+
+@dataclass(frozen=True)
+class Settled(Event):
+    estimated_tokens: int
+    actual_tokens: int
+    kind: str = field(init=False, default="settled")
+
+
+@dataclass(frozen=True)
+class BreakerStateChanged(Event):
+    old: str
+    new: str
+    reason: str
+    kind: str = field(init=False, default="breaker_state_changed")
+
+
+EventHandler = Callable[[Event], None]
+
+_WARN = (Failover, BreakerStateChanged, RouteDisabled, RoutePaused)
+
+
+def emitter(handlers: Iterable[EventHandler] = ()) -> EventHandler:
+    """One function that logs an event and passes it to each handler.
+
+    A handler that raises is logged and skipped: observability must never fail a call.
+    """
+    callbacks = tuple(handlers)
+
+    def emit(event: Event) -> None:
+        level = logging.WARNING if isinstance(event, _WARN) else logging.DEBUG
+        if logger.isEnabledFor(level):
+            logger.log(level, "%s", event.describe())
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("event handler %r failed on %s", callback, event.kind)
+
+    return emit

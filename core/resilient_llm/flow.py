@@ -1,0 +1,401 @@
+"""The decision core: one call's retry and failover loop, with no I/O and no clock.
+
+:func:`call_flow` is a generator. It yields effects, and the driver that runs it answers:
+
+- ``Wait(seconds, reason, route)``: sleep, then send back the new ``now``;
+- ``Call(route, timeout, attempt)``: make the attempt, then send back ``Succeeded(now, usage)``
+  or ``Failed(now, error)``.
+
+It returns a :class:`CallReport`, or raises the error the caller should see. Sync, async
+and streaming drivers only sleep and call; every decision is here once, testable with
+scripted outcomes and no real time. If the driver is interrupted (a cancelled task, a
+caller's timeout) it closes the generator, and the ``finally`` blocks give back whatever
+the call held: an unused reservation, a half-open probe permit.
+
+The policy (DESIGN.md, "Failover policy"):
+
+- 429: the route is paused for everyone until its retry-after; the call fails over at once
+  if another route can take it, else waits for the pause if the deadline allows.
+- 5xx / 529 / timeout / connection: the breaker counts it; the same route is retried after
+  backoff (a provider hint wins) until its retries for this call are spent or its breaker
+  opens; then the call fails over.
+- Limiter: a route whose queue wait exceeds ``spill_over`` yields to a later route that can
+  go now; otherwise the call waits its turn (FIFO).
+- Open breaker: the route is skipped without a call; the engine does not wait out a
+  cooldown, since failing fast is the breaker's purpose.
+- 400 / 422: raised at once. 401 / 403 / 404: the route is disabled and the call fails over.
+- One deadline bounds everything: no wait ends past it, and a wait that would is not begun.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+from .admission import Admission, CallReport
+from .effects import Call, Effect, Failed, FlowPolicy, Outcome, Succeeded, Wait
+from .errors import (
+    AllProvidersFailed,
+    AttemptRecord,
+    AuthError,
+    CircuitOpen,
+    DeadlineExceeded,
+    RateLimited,
+    RequestTooLarge,
+    ResilientLLMError,
+)
+from .events import (
+    AttemptFinished,
+    AttemptStarted,
+    EventHandler,
+    Failover,
+    LimiterWait,
+    RetryScheduled,
+    RouteDisabled,
+    RoutePaused,
+    RouteSkipped,
+)
+from .routes import Route
+
+__all__ = ["Call", "Effect", "Failed", "FlowPolicy", "Outcome", "Succeeded", "Wait", "call_flow"]
+
+
+@dataclass(frozen=True)
+class _Go:
+    index: int
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    until: float
+    reason: str
+    route: str
+
+
+class _CallState:
+    """Per-call bookkeeping: retries used, backoff ends, routes out of this call."""
+
+    def __init__(self, size: int) -> None:
+        self.retries = [0] * size
+        self.backoff_until = [-math.inf] * size
+        self.out: dict[int, ResilientLLMError] = {}
+        self.noted_skips: set[tuple[int, str]] = set()
+        self.sticky: int | None = None
+        self.last_route: int | None = None
+        self.last_reason = ""
+        self.last_error: ResilientLLMError | None = None
+        self.attempts = 0
+        self.blocked_by_breaker = False
+
+
+def call_flow(
+    routes: Sequence[Route],
+    estimates: Sequence[int],
+    policy: FlowPolicy,
+    *,
+    now: float,
+    deadline: float,
+    rng: random.Random,
+    emit: EventHandler,
+    stream: bool = False,
+) -> Generator[Effect, float | Outcome, CallReport]:
+    """Run one call over ``routes`` (in preference order) until a reply or a final error.
+
+    ``estimates[i]`` is the request's token estimate for ``routes[i]`` (models differ).
+    With ``stream=True`` the returned report keeps the winning attempt's admission open
+    (``report.admission``) for the streaming driver to finish when the stream ends.
+    """
+    if len(estimates) != len(routes):
+        raise ValueError("call_flow needs one token estimate per route")
+    state = _CallState(len(routes))
+    report = CallReport()
+    while True:
+        _note_disabled(routes, state, report, now, emit)
+        if now >= deadline:
+            raise _deadline(state, report, "the deadline passed")
+        choice = _choose(routes, estimates, state, report, policy, now, deadline, emit)
+        if isinstance(choice, _Sleep):
+            now = yield from _wait(report, choice, now, emit)
+            continue
+        index = choice.index
+        route = routes[index]
+        reservation = route.limiter.reserve(estimates[index], now)
+        if now + reservation.wait > deadline:
+            # Another caller took the slot between our look and our reservation.
+            reservation.cancel()
+            continue
+        try:
+            if reservation.wait > 0:
+                queued = _Sleep(reservation.at, "limiter", route.name)
+                now = yield from _wait(report, queued, now, emit)
+        except BaseException:
+            reservation.cancel()
+            raise
+        permit = route.breaker.acquire(now)
+        if permit is None or route.paused_until() > now:
+            # The route changed while we queued (another call opened its breaker or got a
+            # 429): give the slot back and decide again.
+            reservation.cancel()
+            if permit is not None:
+                route.breaker.release(permit)
+            continue
+        admission = Admission(route, reservation, permit, estimates[index], emit)
+        if state.last_route is not None and state.last_route != index:
+            previous = routes[state.last_route].name
+            report.failovers.append((previous, route.name, state.last_reason))
+            emit(Failover(previous, now, route.name, state.last_reason))
+        state.attempts += 1
+        emit(AttemptStarted(route.name, now, state.attempts))
+        started = now
+        timeout = min(deadline - now, policy.attempt_timeout or math.inf)
+        try:
+            outcome = yield Call(route, timeout, state.attempts)
+        except BaseException:
+            admission.release()
+            raise
+        if not isinstance(outcome, Succeeded | Failed):
+            admission.release()
+            raise TypeError(f"a Call must be answered with Succeeded or Failed, not {outcome!r}")
+        now = outcome.now
+        if isinstance(outcome, Succeeded):
+            _record(report, route, "ok", started, now, None, emit, state.attempts)
+            report.route = route.name
+            if stream:
+                report.admission = admission
+            else:
+                admission.succeed(now, outcome.usage_tokens)
+            return report
+        _on_failure(route, index, admission, outcome.error, now, state, policy, rng, emit)
+        _record(
+            report,
+            route,
+            type(outcome.error).__name__,
+            started,
+            now,
+            outcome.error.status_code,
+            emit,
+            state.attempts,
+        )
+
+
+def _wait(
+    report: CallReport, sleep: _Sleep, now: float, emit: EventHandler
+) -> Generator[Effect, float | Outcome, float]:
+    seconds = sleep.until - now
+    report.waits.append((sleep.route, sleep.reason, seconds))
+    emit(LimiterWait(sleep.route, now, seconds, sleep.reason))
+    sent = yield Wait(seconds, sleep.reason, sleep.route)
+    if isinstance(sent, Succeeded | Failed):
+        raise TypeError("a Wait must be answered with the current time")
+    # Having waited until `until`, it is at least `until`: float rounding in a clock's
+    # `now + seconds` must not leave us a hair early, re-deciding to wait forever.
+    return max(float(sent), sleep.until)
+
+
+def _record(
+    report: CallReport,
+    route: Route,
+    outcome: str,
+    started: float,
+    now: float,
+    status: int | None,
+    emit: EventHandler,
+    attempt: int,
+) -> None:
+    report.attempts.append(AttemptRecord(route.name, outcome, started, now - started, status))
+    emit(AttemptFinished(route.name, now, attempt, outcome, now - started, status))
+
+
+def _skip(
+    state: _CallState,
+    report: CallReport,
+    index: int,
+    route: Route,
+    reason: str,
+    now: float,
+    emit: EventHandler,
+) -> None:
+    if (index, reason) in state.noted_skips:
+        return
+    state.noted_skips.add((index, reason))
+    report.attempts.append(AttemptRecord(route.name, "skipped", now, detail=reason))
+    emit(RouteSkipped(route.name, now, reason))
+
+
+def _note_disabled(
+    routes: Sequence[Route],
+    state: _CallState,
+    report: CallReport,
+    now: float,
+    emit: EventHandler,
+) -> None:
+    for index, route in enumerate(routes):
+        reason = route.disabled
+        if reason is not None and index not in state.out:
+            state.out[index] = AuthError(f"route {route.name!r} is disabled: {reason}")
+            _skip(state, report, index, route, f"disabled: {reason}", now, emit)
+
+
+def _choose(
+    routes: Sequence[Route],
+    estimates: Sequence[int],
+    state: _CallState,
+    report: CallReport,
+    policy: FlowPolicy,
+    now: float,
+    deadline: float,
+    emit: EventHandler,
+) -> _Go | _Sleep:
+    sticky = state.sticky
+    if sticky is not None and sticky not in state.out:
+        route = routes[sticky]
+        if route.breaker.ready_at(now) <= now and route.paused_until() <= now:
+            until = state.backoff_until[sticky]
+            if until > now:
+                if until <= deadline:
+                    return _Sleep(until, "backoff", route.name)
+            elif now + route.limiter.peek(estimates[sticky], now) <= deadline:
+                return _Go(sticky)
+            # A backoff or queue that would outlive the deadline is not begun: fail over if
+            # another route can go, else the free choice below raises DeadlineExceeded.
+    state.sticky = None
+
+    ready: list[tuple[int, float]] = []
+    soonest: _Sleep | None = None
+    state.blocked_by_breaker = False
+    for index, route in enumerate(routes):
+        if index in state.out:
+            continue
+        if route.breaker.ready_at(now) > now:
+            state.blocked_by_breaker = True
+            _skip(state, report, index, route, "circuit open", now, emit)
+            continue
+        gate, reason = max(
+            (route.paused_until(), "retry-after"), (state.backoff_until[index], "backoff")
+        )
+        if gate > now:
+            if soonest is None or gate < soonest.until:
+                soonest = _Sleep(gate, reason, route.name)
+            continue
+        try:
+            ready.append((index, route.limiter.peek(estimates[index], now)))
+        except RequestTooLarge as exc:
+            state.out[index] = exc
+            _skip(state, report, index, route, "request larger than its token limit", now, emit)
+
+    in_time = [(index, wait) for index, wait in ready if now + wait <= deadline]
+    for index, wait in in_time:
+        if wait <= policy.spill_over:
+            return _Go(index)
+    if in_time:
+        return _Go(min(in_time, key=lambda item: item[1])[0])
+    if soonest is not None and soonest.until <= deadline:
+        return soonest
+    if soonest is not None:
+        raise _deadline(
+            state,
+            report,
+            f"{soonest.route!r} is not ready for {soonest.until - now:.3g}s "
+            f"({soonest.reason}), past the deadline",
+        )
+    if ready:
+        raise _deadline(state, report, "every ready route's limiter queue outlasts the deadline")
+    raise _exhausted(routes, state, report)
+
+
+def _on_failure(
+    route: Route,
+    index: int,
+    admission: Admission,
+    error: ResilientLLMError,
+    now: float,
+    state: _CallState,
+    policy: FlowPolicy,
+    rng: random.Random,
+    emit: EventHandler,
+) -> None:
+    state.last_route = index
+    state.last_error = error
+    state.sticky = None
+    if isinstance(error, RateLimited):
+        admission.release()
+        state.retries[index] += 1
+        delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
+        route.pause_until(now + delay)
+        emit(RoutePaused(route.name, now, delay, "rate limited"))
+        state.last_reason = "rate limited"
+        if state.retries[index] > policy.retry.max_retries:
+            state.out[index] = error
+        return
+    if isinstance(error, AuthError):
+        admission.release()
+        reason = f"{type(error).__name__} (HTTP {error.status_code})"
+        route.disable(reason)
+        emit(RouteDisabled(route.name, now, reason))
+        state.out[index] = error
+        state.last_reason = "misconfigured"
+        return
+    if not error.retryable:
+        admission.release()
+        raise error
+    admission.fail(now)
+    state.retries[index] += 1
+    if route.breaker.ready_at(now) > now:
+        state.last_reason = "circuit opened"
+        return
+    if state.retries[index] > policy.retry.max_retries:
+        state.out[index] = error
+        state.last_reason = "retries spent"
+        return
+    delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
+    state.backoff_until[index] = now + delay
+    state.sticky = index
+    state.last_reason = type(error).__name__
+    emit(RetryScheduled(route.name, now, state.retries[index], delay, type(error).__name__))
+
+
+def _deadline(state: _CallState, report: CallReport, why: str) -> DeadlineExceeded:
+    last = state.last_error
+    error = DeadlineExceeded(
+        f"deadline exceeded after {state.attempts} attempt(s): {why}",
+        attempts=report.attempts,
+        provider=last.provider if last else None,
+        status_code=last.status_code if last else None,
+        retryable=True,
+    )
+    error.__cause__ = last
+    return error
+
+
+def _exhausted(routes: Sequence[Route], state: _CallState, report: CallReport) -> ResilientLLMError:
+    """The error for a call that has no route left to try."""
+    reasons = list(state.out.values())
+    if (
+        reasons
+        and all(isinstance(r, RequestTooLarge) for r in reasons)
+        and (not state.blocked_by_breaker)
+    ):
+        return reasons[0]
+    last = state.last_error
+    if state.attempts == 0 and state.blocked_by_breaker and not reasons:
+        names = ", ".join(r.name for r in routes)
+        return CircuitOpen(
+            f"every route's circuit breaker is open ({names}); no call was sent",
+            provider=routes[0].name if len(routes) == 1 else None,
+            retryable=True,
+        )
+    summary = "; ".join(
+        f"{a.route}: {a.outcome}{f' ({a.detail})' if a.detail else ''}" for a in report.attempts
+    )
+    error = AllProvidersFailed(
+        f"all {len(routes)} route(s) failed or were skipped: {summary}",
+        attempts=report.attempts,
+        provider=last.provider if last else None,
+        status_code=last.status_code if last else None,
+        retry_after=last.retry_after if last else None,
+        retryable=any(r.retryable for r in reasons) or state.blocked_by_breaker,
+    )
+    error.__cause__ = last
+    return error
