@@ -1,1 +1,67 @@
-"""resilient-llm: a resilience layer for LLM calls."""
+"""resilient-llm: one resilience layer between LLM apps and the providers.
+
+Token estimation, rate limits per route (requests and tokens per minute), bounded retries
+with backoff and jitter, provider hints, a circuit breaker per route and failover across
+providers, under one deadline, for sync, async and streaming calls.
+"""
+
+from __future__ import annotations
+
+from .backoff import RetryPolicy
+from .breaker import BreakerPolicy, CircuitState
+from .clock import Clock, FakeClock, SystemClock
+from .errors import (
+    AllProvidersFailed,
+    AttemptRecord,
+    AuthError,
+    BadRequest,
+    CircuitOpen,
+    ConfigurationError,
+    ContextLengthExceeded,
+    DeadlineExceeded,
+    ProviderUnavailable,
+    RateLimited,
+    RequestTooLarge,
+    ResilientLLMError,
+    StreamInterrupted,
+)
+from .events import Event
+from .limiter import RateLimit
+from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
+from .providers.base import Provider
+from .tokens import estimate_tokens
+
+__all__ = [
+    "AllProvidersFailed",
+    "AttemptRecord",
+    "AuthError",
+    "BadRequest",
+    "BreakerPolicy",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "CircuitOpen",
+    "CircuitState",
+    "Clock",
+    "ConfigurationError",
+    "ContextLengthExceeded",
+    "DeadlineExceeded",
+    "Event",
+    "FakeClock",
+    "Message",
+    "Provider",
+    "ProviderUnavailable",
+    "RateLimit",
+    "RateLimited",
+    "RequestTooLarge",
+    "ResilientLLMError",
+    "RetryPolicy",
+    "StreamInterrupted",
+    "SystemClock",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "estimate_tokens",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""What a provider is, and what every provider adapter does.
+
+:class:`Provider` is the user's description of one route: which SDK family, which model,
+optionally a key, a ``base_url`` (any OpenAI-compatible service: OpenRouter, Groq, xAI,
+vLLM, Ollama) and a route name. :class:`ChatAdapter` is the interface the engine drives;
+one implementation per SDK lives beside this module and is imported only when a route of
+that family is built, so an application that never uses Gemini never imports google-genai.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, get_args
+from urllib.parse import urlparse
+
+from ..errors import ConfigurationError
+from ..limiter import RateLimit
+from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..secrets import Secret
+
+__all__ = ["ENV_KEYS", "ChatAdapter", "Provider", "ProviderKind", "rate_limit_headers"]
+
+ProviderKind = Literal["openai", "anthropic", "gemini"]
+_KINDS: tuple[str, ...] = get_args(ProviderKind)
+
+# Where a key is looked up when the Provider gives none, in order.
+ENV_KEYS: Mapping[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+}
+
+_HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-ratelimit-")
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Provider:
+    """One route: an SDK family, a model, and how to reach it.
+
+    ``name`` defaults to ``kind`` and must be unique among an engine's providers; it is
+    what events, snapshots and replies call the route. ``timeout`` bounds one attempt.
+    """
+
+    kind: ProviderKind
+    model: str
+    name: str
+    api_key: Secret | None
+    base_url: str | None
+    rate_limit: RateLimit | None
+    timeout: float | None
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        kind: ProviderKind,
+        model: str,
+        *,
+        name: str | None = None,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        rate_limit: RateLimit | None = None,
+        timeout: float | None = None,
+        options: Mapping[str, object] | None = None,
+    ) -> None:
+        if kind not in _KINDS:
+            raise ConfigurationError(
+                f"Provider.kind must be one of {list(_KINDS)}, got {kind!r} "
+                "(any OpenAI-compatible service is kind 'openai' with a base_url)"
+            )
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigurationError(f"Provider.model must be a non-empty str, got {model!r}")
+        route = kind if name is None else name
+        if not isinstance(route, str) or not route.strip():
+            raise ConfigurationError(f"Provider.name must be a non-empty str, got {name!r}")
+        if base_url is not None:
+            parsed = urlparse(base_url) if isinstance(base_url, str) else None
+            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ConfigurationError(
+                    f"Provider.base_url must be an http(s) URL, got {base_url!r}"
+                )
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigurationError(f"Provider.timeout must be a number > 0, got {timeout!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"Provider.rate_limit must be a RateLimit, got {type(rate_limit).__name__}"
+            )
+        key = Secret(api_key) if isinstance(api_key, str) else api_key
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "name", route)
+        object.__setattr__(self, "api_key", key)
+        object.__setattr__(self, "base_url", base_url)
+        object.__setattr__(self, "rate_limit", rate_limit)
+        object.__setattr__(self, "timeout", None if timeout is None else float(timeout))
+        object.__setattr__(self, "options", dict(options or {}))
+
+    def resolve_key(self, environ: Mapping[str, str] | None = None) -> Secret | None:
+        """The key to use: the one given, else the family's environment variable."""
+        if self.api_key is not None:
+            return self.api_key
+        env = os.environ if environ is None else environ
+        for variable in ENV_KEYS[self.kind]:
+            value = env.get(variable)
+            if value:
+                return Secret(value)
+        return None
+
+    def __repr__(self) -> str:
+        parts = [repr(self.kind), f"model={self.model!r}"]
+        if self.name != self.kind:
+            parts.append(f"name={self.name!r}")
+        if self.base_url is not None:
+            parts.append(f"base_url={self.base_url!r}")
+        if self.api_key is not None:
+            parts.append("api_key='***'")
+        if self.rate_limit is not None:
+            parts.append(f"rate_limit={self.rate_limit!r}")
+        return f"Provider({', '.join(parts)})"
+
+
+class ChatAdapter(Protocol):
+    """One SDK, driven by the engine. Every method raises only ``ResilientLLMError``s.
+
+    ``timeout`` (seconds) bounds the attempt, passed to the SDK's own timeout. Streams
+    raise ``ProviderUnavailable`` when they end without the provider's terminal event,
+    so a cut stream is never taken for a complete one.
+    """
+
+    def chat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
+
+    async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
+
+    def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]: ...
+
+    def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]: ...
+
+    def close(self) -> None: ...
+
+
+def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The quota and retry headers of a response, lower-cased; nothing else (no auth)."""
+    if not headers:
+        return {}
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_HINT_HEADERS)}
