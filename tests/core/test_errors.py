@@ -63,18 +63,24 @@ def test_errors_pickle_round_trip_with_their_fields() -> None:
         assert copy.message == error.message
 
 
+SECRET = "sk-canary-123"
+
+
+def _failing_sdk_call() -> None:
+    try:
+        raise RuntimeError(f"request had Authorization: Bearer {SECRET}")
+    except RuntimeError as sdk_error:
+        raise ProviderUnavailable("upstream 503", status_code=503) from sdk_error
+
+
 def test_the_sdk_exception_stays_as_cause_but_not_in_pickles_or_reprs() -> None:
-    secret = "sk-canary-123"
     with pytest.raises(ProviderUnavailable) as info:
-        try:
-            raise RuntimeError(f"request had Authorization: Bearer {secret}")
-        except RuntimeError as sdk_error:
-            raise ProviderUnavailable("upstream 503", status_code=503) from sdk_error
+        _failing_sdk_call()
     error = info.value
     assert isinstance(error.__cause__, RuntimeError)
-    assert secret not in repr(error)
-    assert secret not in str(error)
-    assert secret.encode() not in pickle.dumps(error)
+    assert SECRET not in repr(error)
+    assert SECRET not in str(error)
+    assert SECRET.encode() not in pickle.dumps(error)
 
 
 def test_configuration_error_is_a_value_error() -> None:
