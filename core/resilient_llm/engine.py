@@ -1,0 +1,293 @@
+"""``ResilientLLM``: routes over provider adapters, driven by the one decision core.
+
+The engine builds a :class:`~resilient_llm.routes.Route` per provider (its limiter, its
+breaker, its pause), turns the caller's arguments into one neutral ``ChatRequest``, and
+hands :func:`~resilient_llm.flow.call_flow` to the sync, async or streaming driver. The
+reply comes back with ``metadata`` saying which provider answered, after which attempts,
+waits and failovers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .admission import CallReport
+from .backoff import RetryPolicy
+from .breaker import BreakerPolicy, CircuitBreaker, StateChange
+from .clock import Clock, SystemClock
+from .drivers import Flow, run_async, run_async_stream, run_sync, run_sync_stream
+from .effects import Call, FlowPolicy
+from .errors import ConfigurationError
+from .events import BreakerStateChanged, EventHandler, emitter
+from .flow import call_flow
+from .limiter import Limiter
+from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, to_messages
+from .providers.base import ChatAdapter, Provider
+from .routes import Route
+from .snapshot import Snapshot
+from .tokens import estimate_tokens
+
+__all__ = ["AdapterFactory", "ResilientLLM"]
+
+AdapterFactory = Callable[[Provider], ChatAdapter]
+MessagesIn = Sequence[Message | Mapping[str, Any]] | ChatRequest | str
+
+
+def _default_factory(provider: Provider) -> ChatAdapter:
+    from .providers import create_adapter
+
+    return create_adapter(provider)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"ResilientLLM.{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+class ResilientLLM:
+    """One resilient chat endpoint over several providers, tried in order.
+
+    ``timeout`` is the one deadline of a call: limiter waits, attempts and backoff
+    together. ``spill_over`` is how long a call may queue behind a route's own rate limit
+    while a later route could take it at once. ``on_event`` receives every
+    :class:`~resilient_llm.events.Event`.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        timeout: float = 60.0,
+        spill_over: float = 1.0,
+        on_event: EventHandler | Iterable[EventHandler] = (),
+        clock: Clock | None = None,
+        seed: int | None = None,
+        adapter_factory: AdapterFactory | None = None,
+    ) -> None:
+        providers = list(providers) if not isinstance(providers, Provider) else [providers]
+        if not providers:
+            raise ConfigurationError("ResilientLLM.providers must name at least one Provider")
+        for index, provider in enumerate(providers):
+            if not isinstance(provider, Provider):
+                raise ConfigurationError(
+                    f"ResilientLLM.providers[{index}] must be a Provider, "
+                    f"got {type(provider).__name__}"
+                )
+        names = [p.name for p in providers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigurationError(
+                f"ResilientLLM.providers have duplicate names {duplicates}: "
+                "give each route its own Provider(name=...)"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
+        if breaker is not None and not isinstance(breaker, BreakerPolicy):
+            raise ConfigurationError("ResilientLLM.breaker must be a BreakerPolicy")
+        self.providers: tuple[Provider, ...] = tuple(providers)
+        self.retry = retry or RetryPolicy()
+        self.breaker_policy = breaker or BreakerPolicy()
+        self.timeout = _positive("timeout", timeout)
+        if (
+            isinstance(spill_over, bool)
+            or not isinstance(spill_over, int | float)
+            or (spill_over < 0)
+        ):
+            raise ConfigurationError(
+                f"ResilientLLM.spill_over must be a number >= 0, got {spill_over!r}"
+            )
+        self.clock: Clock = clock or SystemClock()
+        handlers = [on_event] if callable(on_event) else list(on_event)
+        self._emit = emitter(handlers)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._factory = adapter_factory or _default_factory
+        self._adapters: dict[str, ChatAdapter] = {}
+        self._adapters_lock = threading.Lock()
+        self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
+        self._policy = FlowPolicy(retry=self.retry, spill_over=float(spill_over))
+
+    def _route(self, provider: Provider) -> Route:
+        breaker = CircuitBreaker(self.breaker_policy, name=provider.name)
+        breaker.add_listener(self._on_breaker_change)
+        return Route(provider.name, Limiter(provider.rate_limit), breaker)
+
+    def _on_breaker_change(self, change: StateChange) -> None:
+        self._emit(
+            BreakerStateChanged(
+                change.name, change.at, change.old.value, change.new.value, change.reason
+            )
+        )
+
+    # -- building requests ----------------------------------------------------------
+
+    def request(
+        self,
+        messages: MessagesIn,
+        *,
+        tools: Sequence[Tool | Mapping[str, Any]] = (),
+        tool_choice: str | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+        json_mode: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | str | None = None,
+        model: str | None = None,
+    ) -> ChatRequest:
+        """The neutral request for these arguments (a ``ChatRequest`` passes through)."""
+        if isinstance(messages, ChatRequest):
+            return messages
+        if isinstance(messages, str):
+            messages = [Message("user", messages)]
+        return ChatRequest(
+            messages=to_messages(messages),
+            model=model,
+            tools=tuple(_tool(t) for t in tools),
+            tool_choice=tool_choice,
+            response_schema=response_schema,
+            json_mode=json_mode,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        )
+
+    # -- the four ways to call ------------------------------------------------------
+
+    def chat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
+        request, timeout = self._prepare(messages, options)
+        flow = self._flow(request, timeout, stream=False)
+
+        def send(call: Call) -> tuple[ChatResponse, int | None]:
+            reply = self._adapter(call).chat(self._for_route(request, call), call.timeout)
+            return reply, _usage(reply)
+
+        reply, report = run_sync(flow, self.clock, send)
+        return _with_report(reply, report)
+
+    async def achat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
+        request, timeout = self._prepare(messages, options)
+        flow = self._flow(request, timeout, stream=False)
+
+        async def send(call: Call) -> tuple[ChatResponse, int | None]:
+            adapter = self._adapter(call)
+            reply = await adapter.achat(self._for_route(request, call), call.timeout)
+            return reply, _usage(reply)
+
+        reply, report = await run_async(flow, self.clock, send)
+        return _with_report(reply, report)
+
+    def stream(self, messages: MessagesIn, **options: Any) -> Iterator[ChatChunk]:
+        request, timeout = self._prepare(messages, options)
+        flow = self._flow(request, timeout, stream=True)
+
+        def open_stream(call: Call) -> Iterator[ChatChunk]:
+            return self._adapter(call).stream(self._for_route(request, call), call.timeout)
+
+        return run_sync_stream(flow, self.clock, open_stream)
+
+    def astream(self, messages: MessagesIn, **options: Any) -> AsyncIterator[ChatChunk]:
+        request, timeout = self._prepare(messages, options)
+        flow = self._flow(request, timeout, stream=True)
+
+        def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
+            return self._adapter(call).astream(self._for_route(request, call), call.timeout)
+
+        return run_async_stream(flow, self.clock, open_stream)
+
+    # -- state ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every route's limiter, breaker, pause and health, at this moment."""
+        now = self.clock.now()
+        return Snapshot(tuple(route.snapshot(now) for route in self.routes))
+
+    def close(self) -> None:
+        with self._adapters_lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            adapter.close()
+
+    def __enter__(self) -> ResilientLLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(p.name) for p in self.providers)
+        return f"ResilientLLM(providers=[{names}], timeout={self.timeout})"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
+        timeout = options.pop("timeout", None)
+        timeout = self.timeout if timeout is None else _positive("timeout", timeout)
+        return self.request(messages, **options), timeout
+
+    def _flow(self, request: ChatRequest, timeout: float, *, stream: bool) -> Flow:
+        now = self.clock.now()
+        estimates = [
+            estimate_tokens(request, model=request.model if i == 0 and request.model else p.model)
+            for i, p in enumerate(self.providers)
+        ]
+        with self._rng_lock:
+            rng = random.Random(self._rng.getrandbits(64))
+        return call_flow(
+            self.routes,
+            estimates,
+            self._policy,
+            now=now,
+            deadline=now + timeout,
+            rng=rng,
+            emit=self._emit,
+            stream=stream,
+        )
+
+    def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
+        # A per-call model override names a model of the first route; another family's
+        # route keeps its own model rather than receive a name it cannot serve.
+        if request.model is not None and call.route is not self.routes[0]:
+            return dataclasses.replace(request, model=None)
+        return request
+
+    def _adapter(self, call: Call) -> ChatAdapter:
+        name = call.route.name
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._adapters_lock:
+                adapter = self._adapters.get(name)
+                if adapter is None:
+                    provider = next(p for p in self.providers if p.name == name)
+                    adapter = self._adapters[name] = self._factory(provider)
+        return adapter
+
+
+def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
+    if isinstance(tool, Tool):
+        return tool
+    if not isinstance(tool, Mapping):
+        raise ConfigurationError(f"tools entries must be Tool or dict, got {type(tool).__name__}")
+    spec = tool.get("function", tool)
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("a tool dict needs a 'name' (or function.name)")
+    return Tool(
+        name=name,
+        description=str(spec.get("description") or ""),
+        parameters=spec.get("parameters") or {"type": "object", "properties": {}},
+    )
+
+
+def _usage(reply: ChatResponse) -> int | None:
+    return reply.usage.total_tokens if reply.usage is not None else None
+
+
+def _with_report(reply: ChatResponse, report: CallReport) -> ChatResponse:
+    return dataclasses.replace(reply, metadata={**reply.metadata, **report.metadata()})
