@@ -7,6 +7,8 @@ providers, under one deadline, for sync, async and streaming calls.
 
 from __future__ import annotations
 
+import logging
+
 from .backoff import RetryPolicy
 from .breaker import BreakerPolicy, CircuitState
 from .clock import Clock, FakeClock, SystemClock
@@ -65,3 +67,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where logs go: without this, Python's
+# last-resort handler would print the engine's warnings (failovers) to stderr.
+logging.getLogger("resilient_llm").addHandler(logging.NullHandler())

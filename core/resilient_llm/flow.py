@@ -167,17 +167,18 @@ def call_flow(
             else:
                 admission.succeed(now, outcome.usage_tokens)
             return report
-        _on_failure(route, index, admission, outcome.error, now, state, policy, rng, emit)
+        error = outcome.error
         _record(
             report,
             route,
-            type(outcome.error).__name__,
+            type(error).__name__,
             started,
             now,
-            outcome.error.status_code,
+            error.status_code,
             emit,
             state.attempts,
         )
+        _on_failure(route, index, admission, error, now, state, policy, rng, emit)
 
 
 def _wait(

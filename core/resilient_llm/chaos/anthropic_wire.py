@@ -1,0 +1,237 @@
+"""The Anthropic Messages wire protocol: ``POST {prefix}/v1/messages`` and ``/count_tokens``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .brain import Answer, Ask, ToolSpec, Turn, split_words
+from .wire import (
+    ErrorKind,
+    Exchange,
+    Frames,
+    QuotaView,
+    WireError,
+    json_body,
+    positive_int,
+    retry_headers,
+    sse,
+    text_of,
+)
+
+__all__ = ["AnthropicWire", "rfc3339_in"]
+
+_STOP = {"stop": "end_turn", "tool": "tool_use", "length": "max_tokens"}
+
+
+def rfc3339_in(seconds: float) -> str:
+    """The RFC 3339 instant ``seconds`` from now (wall clock), as Anthropic's resets say."""
+    # Whole seconds, rounded up: a reset must never be announced earlier than it happens.
+    instant = datetime.fromtimestamp(math.ceil(time.time() + max(0.0, seconds)), tz=UTC)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _block_text(block: object) -> tuple[str, str]:
+    """(role, text) a content block contributes: tool results are ``tool`` turns."""
+    if not isinstance(block, dict):
+        return "user", ""
+    kind = block.get("type")
+    if kind == "tool_result":
+        return "tool", text_of(block.get("content"))
+    if kind == "tool_use":
+        return "assistant", json.dumps(block.get("input", {}))
+    return "", str(block.get("text", ""))
+
+
+def _turns(data: Mapping[str, Any]) -> tuple[Turn, ...]:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise WireError("messages: at least one message is required")
+    turns: list[Turn] = []
+    system = text_of(data.get("system"))
+    if system:
+        turns.append(Turn("system", system))
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", "assistant"):
+            raise WireError(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = m.get("content", "")
+        if isinstance(content, str):
+            turns.append(Turn(role, content))
+            continue
+        results = [_block_text(b) for b in content] if isinstance(content, list) else []
+        tool_results = [text for kind, text in results if kind == "tool"]
+        other = "".join(text for kind, text in results if kind != "tool")
+        if other or not tool_results:
+            turns.append(Turn(role, other))
+        turns.extend(Turn("tool", text) for text in tool_results)
+    return tuple(turns)
+
+
+def _structured(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of ``output_config.format`` (or the beta ``output_format``)."""
+    config = data.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else data.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return schema if isinstance(schema, dict) else {"type": "object"}
+    return None
+
+
+class AnthropicWire:
+    protocol = "anthropic"
+
+    def parse(self, tail: str, query: Mapping[str, str], body: bytes) -> Exchange:
+        path = tail.strip("/")
+        if path not in ("v1/messages", "v1/messages/count_tokens"):
+            raise WireError(f"Not found: POST /{path}", "not_found")
+        data = json_body(body)
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            raise WireError("model: Field required")
+        count = path.endswith("count_tokens")
+        max_tokens = positive_int(data.get("max_tokens"), "max_tokens")
+        if max_tokens is None and not count:
+            raise WireError("max_tokens: Field required")
+        tools = tuple(
+            ToolSpec(t["name"], t.get("input_schema") or {})
+            for t in data.get("tools") or ()
+            if isinstance(t, dict) and isinstance(t.get("name"), str)
+        )
+        choice = data.get("tool_choice")
+        choice = choice if isinstance(choice, dict) else {}
+        kind = choice.get("type")
+        forced = choice.get("name") if kind == "tool" else {"any": "required"}.get(str(kind), kind)
+        ask = Ask(
+            turns=_turns(data),
+            tools=tools,
+            tool_choice=forced if isinstance(forced, str) else None,
+            schema=_structured(data),
+            max_tokens=max_tokens,
+        )
+        return Exchange(ask, model, bool(data.get("stream")), "count" if count else "chat")
+
+    def _content(self, answer: Answer) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = (
+            [{"type": "text", "text": answer.text}] if answer.text else []
+        )
+        blocks += [
+            {"type": "tool_use", "id": f"toolu_{c.id}", "name": c.name, "input": c.arguments}
+            for c in answer.calls
+        ]
+        return blocks
+
+    def _message(self, ex: Exchange, answer: Answer, content: list[Any]) -> dict[str, Any]:
+        return {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": ex.model,
+            "content": content,
+            "stop_reason": _STOP[answer.stop] if content else None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens if content else 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+
+    def reply(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
+        return self._message(ex, answer, self._content(answer))
+
+    def frames(self, ex: Exchange, answer: Answer) -> Frames:
+        start = self._message(ex, answer, [])
+        head = [sse({"type": "message_start", "message": start}, "message_start")]
+        body: list[bytes] = []
+        for index, block in enumerate(self._content(answer)):
+            if block["type"] == "text":
+                empty, kind, pieces = (
+                    {**block, "text": ""},
+                    "text_delta",
+                    split_words(block["text"]),
+                )
+            else:
+                empty, kind = {**block, "input": {}}, "input_json_delta"
+                pieces = split_words(json.dumps(block["input"]), 2)
+            event = {"type": "content_block_start", "index": index, "content_block": empty}
+            # A block's start (and the first ping) travel with its first delta, so every
+            # body frame carries content: truncation and in-band errors come after some.
+            opening = sse(event, "content_block_start")
+            if index == 0:
+                opening += sse({"type": "ping"}, "ping")
+            field = "text" if kind == "text_delta" else "partial_json"
+            for n, piece in enumerate(pieces or [""]):
+                delta = {"type": "content_block_delta", "index": index}
+                delta["delta"] = {"type": kind, field: piece}
+                body.append((opening if n == 0 else b"") + sse(delta, "content_block_delta"))
+            stop = {"type": "content_block_stop", "index": index}
+            body.append(sse(stop, "content_block_stop"))
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _STOP[answer.stop], "stop_sequence": None},
+            "usage": {"output_tokens": answer.output_tokens},
+        }
+        tail = [sse(delta, "message_delta"), sse({"type": "message_stop"}, "message_stop")]
+        return Frames(head, body, tail)
+
+    def count(self, ex: Exchange) -> dict[str, Any]:
+        return {"input_tokens": ex.ask.input_tokens}
+
+    def error(
+        self, kind: ErrorKind, ex: Exchange | None, retry_after: float | None, message: str = ""
+    ) -> tuple[int, dict[str, Any]]:
+        model = ex.model if ex else "unknown"
+        status, type_, text = {
+            "rate_limit": (
+                429,
+                "rate_limit_error",
+                "This request would exceed your organization's rate limit. "
+                "Please retry after the time in the retry-after header.",
+            ),
+            "overloaded": (529, "overloaded_error", "Overloaded"),
+            "server_error": (500, "api_error", "Internal server error"),
+            "unavailable": (503, "api_error", "Service unavailable"),
+            "bad_request": (400, "invalid_request_error", "Invalid request"),
+            "auth": (401, "authentication_error", "invalid x-api-key"),
+            "not_found": (404, "not_found_error", f"model: {model}"),
+            "context_length": (
+                400,
+                "invalid_request_error",
+                "prompt is too long: 210000 tokens > 200000 maximum",
+            ),
+        }[kind]
+        error = {"type": type_, "message": message or text}
+        return status, {"type": "error", "error": error, "request_id": _request_id()}
+
+    def stream_error(self) -> bytes:
+        error = {"type": "overloaded_error", "message": "Overloaded"}
+        return sse({"type": "error", "error": error, "request_id": _request_id()}, "error")
+
+    def garbage(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index\n\n'
+
+    def headers(self, quota: QuotaView | None, retry_after: float | None) -> dict[str, str]:
+        out = retry_headers(retry_after)
+        out["request-id"] = _request_id()
+        if quota is None:
+            return out
+        for what in ("requests", "tokens"):
+            limit = getattr(quota, f"limit_{what}")
+            if limit is None:
+                continue
+            prefix = f"anthropic-ratelimit-{what}"
+            out[f"{prefix}-limit"] = str(limit)
+            out[f"{prefix}-remaining"] = str(getattr(quota, f"remaining_{what}"))
+            out[f"{prefix}-reset"] = rfc3339_in(getattr(quota, f"reset_{what}"))
+        return out
+
+
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:24]}"

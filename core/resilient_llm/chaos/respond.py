@@ -1,0 +1,141 @@
+"""Carrying out a decision: errors, answers, streams, and the broken ones.
+
+How a fault looks on the wire, the same for every protocol: ``hang`` waits (its ``delay``,
+default 3600 s, or until the client leaves or the server stops) then resets; ``reset``
+aborts the TCP connection (RST) with no response; ``malformed`` sends half a JSON body, or a
+garbage SSE frame after the stream's start; ``truncate`` sends half a body under a full
+``Content-Length``, or the stream's start and half its content, then closes (FIN) without
+the terminal event; ``stream_error`` sends the first content then the protocol's in-band
+error (without a stream it answers ``overloaded``); ``slow_first_token`` sends the stream's
+headers at once and its first frame after ``delay`` (default 1 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from aiohttp import web
+
+from .brain import Answer, answer
+from .plan import Fault
+from .state import Decision
+from .wire import ErrorKind, Exchange, Wire
+
+__all__ = ["Pause", "respond"]
+
+Pause = Callable[[float], Awaitable[None]]
+"""Sleeps real time, ending early when the server stops."""
+
+_ERRORS: frozenset[str] = frozenset(
+    {"rate_limit", "overloaded", "server_error", "unavailable", "bad_request"}
+    | {"auth", "not_found", "context_length"}
+)
+_HANG = 3600.0
+_SLOW_FIRST_TOKEN = 1.0
+
+
+async def respond(
+    request: web.Request,
+    wire: Wire,
+    ex: Exchange,
+    d: Decision,
+    sent: list[int],
+    pause: Pause,
+) -> web.StreamResponse:
+    """Answer ``ex`` as decided; ``sent[0]`` gets the HTTP status once one is sent."""
+    fault, kind = d.fault, d.fault.kind
+    await pause(d.latency + (0.0 if kind in ("hang", "slow_first_token") else fault.delay))
+    if kind == "hang":
+        await pause(fault.delay or _HANG)
+        return _abort(request)
+    if kind == "reset":
+        return _abort(request)
+    if kind in _ERRORS or (kind == "stream_error" and not ex.stream):
+        error = cast(ErrorKind, "overloaded" if kind == "stream_error" else kind)
+        retry = fault.retry_after
+        retry = 1.0 if retry is None and kind == "rate_limit" else retry
+        status, payload = wire.error(error, ex, retry, d.message)
+        sent[0] = status
+        headers = wire.headers(d.quota, retry)
+        return web.json_response(payload, status=status, headers=headers)
+    reply = answer(ex.ask)
+    headers = wire.headers(d.quota, None)
+    if not ex.stream:
+        data = json.dumps(wire.reply(ex, reply)).encode()
+        sent[0] = 200
+        if kind == "malformed":
+            return web.Response(
+                body=data[: len(data) // 2], headers=headers, content_type="application/json"
+            )
+        if kind != "truncate":
+            return web.Response(body=data, headers=headers, content_type="application/json")
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "application/json"
+        response.content_length = len(data)
+        with contextlib.suppress(ConnectionError):  # the client left first
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+        return _close(request, response)
+    return await _stream(request, wire, ex, fault, reply, headers, sent, pause)
+
+
+async def _stream(
+    request: web.Request,
+    wire: Wire,
+    ex: Exchange,
+    fault: Fault,
+    reply: Answer,
+    headers: dict[str, str],
+    sent: list[int],
+    pause: Pause,
+) -> web.StreamResponse:
+    frames = wire.frames(ex, reply)
+    response = web.StreamResponse(headers={**headers, "Cache-Control": "no-cache"})
+    response.content_type = "text/event-stream"
+    if fault.kind == "truncate":
+        frames_out = frames.head + frames.body[: max(1, len(frames.body) // 2)]
+    elif fault.kind == "malformed":
+        frames_out = [*frames.head, wire.garbage()]
+    elif fault.kind == "stream_error":
+        frames_out = [*frames.head, *frames.body[:1], wire.stream_error()]
+    else:
+        frames_out = [*frames.head, *frames.body, *frames.tail]
+    try:
+        await response.prepare(request)
+        sent[0] = 200
+        if fault.kind == "slow_first_token":
+            await pause(fault.delay or _SLOW_FIRST_TOKEN)
+        for frame in frames_out:
+            await response.write(frame)
+        if fault.kind == "truncate":
+            return _close(request, response)
+        await response.write_eof()
+    except ConnectionError:
+        # The client left mid-stream (e.g. closed it after the first chunk): not an error
+        # of ours. aiohttp's own final write then fails quietly too.
+        pass
+    return response
+
+
+def _abort(request: web.Request) -> web.StreamResponse:
+    """Reset the connection (RST, no response); aiohttp's later write then fails quietly."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return web.Response(status=204)
+
+
+def _close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Close the connection after what was written (FIN), leaving the body incomplete."""
+    if request.transport is not None:
+        request.transport.close()
+    return response

@@ -1,0 +1,310 @@
+"""Neutral request/response <-> Anthropic messages, as pure functions.
+
+Structured output uses no beta feature: the schema becomes a tool named
+``structured_output`` that the model is made to call, and the tool's input, serialised as
+JSON, is the reply's content. A schema that is not an object is wrapped in one
+(``{"value": ...}``) because a tool's input must be an object, and unwrapped on the way
+back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ProviderUnavailable
+from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+from ._common import loads_arguments
+from .base import Provider, rate_limit_headers
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "STRUCTURED_TOOL",
+    "AnthropicStreamState",
+    "build_params",
+    "finish_reason",
+    "messages_to_anthropic",
+    "response_from_message",
+]
+
+DEFAULT_MAX_TOKENS = 1024
+"""Anthropic requires ``max_tokens``; this is sent when the request sets none."""
+
+STRUCTURED_TOOL = "structured_output"
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def finish_reason(raw: str | None) -> str | None:
+    """Anthropic's stop reason, normalised (unknown reasons read as ``"stop"``)."""
+    return None if raw is None else _FINISH.get(raw, "stop")
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+        ]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls if message.role == "assistant" else ():
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.arguments)}
+        )
+    return blocks
+
+
+def messages_to_anthropic(
+    messages: tuple[Message, ...],
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """``(system, messages)``: system texts joined, tool results sent in user turns.
+
+    Consecutive turns of one role merge into one message (several tool results answer one
+    assistant turn together; a user text after tool results joins their turn).
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            blocks = [{"type": "text", "text": message.content}]
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return (system or None), out
+
+
+def _structured_schema(request: ChatRequest) -> tuple[dict[str, Any], bool] | None:
+    """The structured-output tool's input schema and whether it wraps a non-object."""
+    if request.response_schema is not None:
+        schema = dict(request.response_schema)
+        if schema.get("type") == "object":
+            return schema, False
+        return {"type": "object", "properties": {"value": schema}, "required": ["value"]}, True
+    if request.json_mode:
+        return {"type": "object", "additionalProperties": True}, False
+    return None
+
+
+def _tool_choice(choice: str | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
+
+
+def build_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
+    """The keyword arguments of ``messages.create`` for ``request``.
+
+    With structured output and no tools of the caller's, the model is forced to call the
+    ``structured_output`` tool; with tools too, it must call one of them (``any``) unless
+    the caller named one or said ``none``.
+    """
+    system, messages = messages_to_anthropic(request.messages)
+    params: dict[str, Any] = {
+        "model": request.model or provider.model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": messages,
+    }
+    if system is not None:
+        params["system"] = system
+    tools = [
+        {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+        for t in request.tools
+    ]
+    choice = _tool_choice(request.tool_choice) if tools else None
+    structured = _structured_schema(request)
+    if structured is not None:
+        tools.append(
+            {
+                "name": STRUCTURED_TOOL,
+                "description": "Give the final answer as the input of this tool.",
+                "input_schema": structured[0],
+            }
+        )
+        if not request.tools:
+            choice = {"type": "tool", "name": STRUCTURED_TOOL}
+        elif choice is None or choice["type"] == "auto":
+            choice = {"type": "any"}
+    if tools:
+        params["tools"] = tools
+    if choice is not None:
+        params["tool_choice"] = choice
+    if request.temperature is not None:
+        params["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is [0, 1]
+    if request.stop:
+        params["stop_sequences"] = list(request.stop)
+    return params
+
+
+def wraps_schema(request: ChatRequest) -> bool:
+    """Whether the structured-output schema was wrapped in ``{"value": ...}``."""
+    structured = _structured_schema(request)
+    return structured is not None and structured[1]
+
+
+def structured_text(arguments: Mapping[str, Any], wrapped: bool) -> str:
+    """The reply's content for the structured-output tool's input."""
+    value: Any = arguments.get("value") if wrapped else dict(arguments)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _usage(usage: Any) -> Usage | None:
+    if usage is None:
+        return None
+    inputs = sum(
+        getattr(usage, name, None) or 0
+        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return Usage(inputs, getattr(usage, "output_tokens", None) or 0)
+
+
+def response_from_message(
+    message: Any, route: str, headers: Mapping[str, str] | None, wrapped: bool = False
+) -> ChatResponse:
+    """An Anthropic ``Message`` as a neutral reply.
+
+    A ``structured_output`` tool call becomes the content, and the reply a plain stop.
+    """
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    structured: str | None = None
+    for block in message.content or ():
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use":
+            arguments = loads_arguments(block.input)
+            if block.name == STRUCTURED_TOOL:
+                structured = structured_text(arguments, wrapped)
+            else:
+                calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
+    raw_finish = message.stop_reason
+    finish = finish_reason(raw_finish)
+    if structured is not None and not calls:
+        finish = "stop" if finish == "tool_calls" else finish
+    return ChatResponse(
+        content=structured if structured is not None else "".join(texts),
+        provider=route,
+        model=message.model,
+        tool_calls=tuple(calls),
+        usage=_usage(message.usage),
+        finish_reason=finish,
+        metadata={"raw_finish_reason": raw_finish, "id": message.id},
+        rate_limit_headers=rate_limit_headers(headers),
+    )
+
+
+@dataclass
+class _Block:
+    kind: str
+    id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AnthropicStreamState:
+    """Turns Anthropic stream events into neutral chunks.
+
+    Text deltas pass on as they arrive; tool calls are assembled from their JSON deltas
+    and emitted once at the end; the ``structured_output`` call's input is emitted as one
+    text delta when its block closes, serialised as in the non-streamed reply. A stream
+    without ``message_stop`` was cut: :meth:`finish` raises.
+    """
+
+    route: str
+    wrapped: bool = False
+    model: str = ""
+    _input: Any = None
+    _output_tokens: int = 0
+    _stop_reason: str | None = None
+    _stopped: bool = False
+    _blocks: dict[int, _Block] = field(default_factory=dict)
+    _calls: list[ToolCall] = field(default_factory=list)
+    _structured: bool = False
+
+    def _chunk(self, text: str) -> ChatChunk:
+        return ChatChunk(delta=text, provider=self.route, model=self.model)
+
+    def feed(self, event: Any) -> list[ChatChunk]:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            self.model = event.message.model or self.model
+            self._input = event.message.usage
+            self._output_tokens = getattr(event.message.usage, "output_tokens", 0) or 0
+        elif kind == "content_block_start":
+            block = event.content_block
+            self._blocks[event.index] = _Block(
+                kind=block.type, id=getattr(block, "id", ""), name=getattr(block, "name", "")
+            )
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta" and delta.text:
+                return [self._chunk(delta.text)]
+            if delta.type == "input_json_delta" and event.index in self._blocks:
+                self._blocks[event.index].parts.append(delta.partial_json)
+        elif kind == "content_block_stop":
+            return self._close_block(event.index)
+        elif kind == "message_delta":
+            self._stop_reason = event.delta.stop_reason or self._stop_reason
+            usage = event.usage
+            self._output_tokens = getattr(usage, "output_tokens", None) or self._output_tokens
+            if getattr(usage, "input_tokens", None) is not None:
+                self._input = usage
+        elif kind == "message_stop":
+            self._stopped = True
+        return []
+
+    def _close_block(self, index: int) -> list[ChatChunk]:
+        block = self._blocks.pop(index, None)
+        if block is None or block.kind != "tool_use":
+            return []
+        arguments = loads_arguments("".join(block.parts))
+        if block.name == STRUCTURED_TOOL:
+            self._structured = True
+            return [self._chunk(structured_text(arguments, self.wrapped))]
+        self._calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
+        return []
+
+    def finish(self) -> list[ChatChunk]:
+        if not self._stopped:
+            raise ProviderUnavailable(
+                f"{self.route}: stream ended without its terminal event", provider=self.route
+            )
+        finish = finish_reason(self._stop_reason)
+        if self._structured and not self._calls and finish == "tool_calls":
+            finish = "stop"
+        inputs = _usage(self._input)
+        usage = Usage(inputs.input_tokens if inputs else 0, self._output_tokens)
+        return [
+            ChatChunk(
+                provider=self.route,
+                model=self.model,
+                tool_calls=tuple(self._calls),
+                usage=usage,
+                finish_reason=finish,
+            )
+        ]

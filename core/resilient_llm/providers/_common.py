@@ -1,0 +1,262 @@
+"""What the three adapters share: keys, status mapping, error bodies, redaction.
+
+Nothing here imports a provider SDK. The transport libraries (httpx2, httpx, aiohttp,
+pydantic) are imported lazily and only if installed, to recognise the exceptions that
+escape the SDKs' own types.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from ..errors import (
+    AuthError,
+    BadRequest,
+    ContextLengthExceeded,
+    ProviderUnavailable,
+    RateLimited,
+    ResilientLLMError,
+)
+from ..hints import hints_from_headers
+from ..secrets import Secret
+from .base import ENV_KEYS, Provider
+
+__all__ = [
+    "NO_KEY_PLACEHOLDER",
+    "body_error",
+    "error_from_status",
+    "header_items",
+    "loads_arguments",
+    "redact",
+    "require_key",
+    "says_context_length",
+    "status_for_error_type",
+    "transport_errors",
+    "unavailable_from_transport",
+]
+
+NO_KEY_PLACEHOLDER = "unused"
+"""The key sent to a local server (``base_url`` set, no key): Ollama, vLLM, chaos."""
+
+_MAX_MESSAGE = 300
+
+
+def require_key(provider: Provider) -> Secret:
+    """The route's key; a placeholder for a custom ``base_url``; else ``AuthError``.
+
+    Called when a client is first needed, so building an adapter without a key succeeds and
+    the error names the environment variable at the moment it matters.
+    """
+    key = provider.resolve_key()
+    if key:
+        return key
+    if provider.base_url is not None:
+        return Secret(NO_KEY_PLACEHOLDER)
+    names = " or ".join(ENV_KEYS[provider.kind])
+    raise AuthError(
+        f"{provider.name}: no API key: pass Provider(api_key=...) or set {names}",
+        provider=provider.name,
+    )
+
+
+def redact(text: str, secret: Secret | None) -> str:
+    """``text`` truncated to a few hundred characters, with the key (if any) masked."""
+    if secret is not None:
+        value = secret.reveal()
+        if len(value) >= 4 and value != NO_KEY_PLACEHOLDER:
+            text = text.replace(value, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def error_from_status(
+    route: str,
+    status: int,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    retry_after: float | None = None,
+    context_length: bool = False,
+) -> ResilientLLMError:
+    """The error for an HTTP status (or in-band equivalent), per the failover policy.
+
+    ``message`` must already be redacted. ``retry_after`` (e.g. from a Gemini body) wins
+    over the headers' hint. Unknown statuses: 5xx and other 4xx are ``ProviderUnavailable``
+    and ``BadRequest`` respectively.
+    """
+    if retry_after is None and headers is not None:
+        retry_after = hints_from_headers(headers, wall_now=time.time()).retry_after
+    text = f"{route}: HTTP {status}: {message}" if message else f"{route}: HTTP {status}"
+    fields: dict[str, Any] = {"provider": route, "status_code": status}
+    if status == 429:
+        return RateLimited(text, retry_after=retry_after, **fields)
+    if status in (401, 403, 404):
+        return AuthError(text, **fields)
+    if status in (408, 409) or status >= 500:
+        return ProviderUnavailable(text, retry_after=retry_after, **fields)
+    if context_length:
+        return ContextLengthExceeded(text, **fields)
+    if 400 <= status < 500:
+        return BadRequest(text, **fields)
+    return ProviderUnavailable(text, retry_after=retry_after, **fields)
+
+
+_CONTEXT_RE = re.compile(
+    r"context[ _]length|context window|prompt is too long|too many tokens|"
+    r"exceeds the maximum number of tokens|input token count|maximum context",
+    re.IGNORECASE,
+)
+
+
+_TYPE_STATUS = {
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "requests": 429,
+    "tokens": 429,
+    "overloaded_error": 529,
+    "api_error": 500,
+    "server_error": 500,
+    "internal_error": 500,
+    "timeout_error": 504,
+    "invalid_request_error": 400,
+    "request_too_large": 413,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    # google.rpc status names (Gemini)
+    "RESOURCE_EXHAUSTED": 429,
+    "UNAVAILABLE": 503,
+    "INTERNAL": 500,
+    "DEADLINE_EXCEEDED": 504,
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+}
+
+
+def status_for_error_type(*names: object) -> int:
+    """The HTTP status an in-band (status 200) stream error stands for, from its ``type``
+    or ``code``; an unknown type counts as a server error (500)."""
+    for name in names:
+        if isinstance(name, str) and name in _TYPE_STATUS:
+            return _TYPE_STATUS[name]
+    return 500
+
+
+def says_context_length(*texts: object) -> bool:
+    """Whether an error code or message says the prompt does not fit the model."""
+    return any(isinstance(t, str) and _CONTEXT_RE.search(t) for t in texts)
+
+
+@cache
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that escape the SDKs' own types on a bad network or a bad body.
+
+    Invalid JSON in a 200 body, a cut stream (``RemoteProtocolError``), connect errors,
+    read timeouts from httpx2/httpx/aiohttp, builtin timeouts and connection errors, and
+    pydantic validation errors on malformed bodies.
+    """
+    found: list[type[BaseException]] = [json.JSONDecodeError, TimeoutError, ConnectionError]
+    try:
+        import httpx2
+
+        found += [httpx2.TransportError, httpx2.DecodingError]
+    except ImportError:  # pragma: no cover - the SDKs here all need httpx2
+        pass
+    try:
+        import httpx
+
+        found += [httpx.TransportError, httpx.DecodingError]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import aiohttp
+
+        found += [aiohttp.ClientError]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import pydantic
+
+        found += [pydantic.ValidationError]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)
+
+
+def unavailable_from_transport(route: str, exc: BaseException) -> ProviderUnavailable:
+    """A transport failure or unreadable body, named by kind only (no URL, no headers)."""
+    kind = type(exc).__name__
+    if isinstance(exc, json.JSONDecodeError):
+        what = "the reply was not valid JSON"
+    elif "timeout" in kind.lower() or isinstance(exc, TimeoutError):
+        what = "timed out"
+    elif "protocol" in kind.lower() or "payload" in kind.lower():
+        what = "the connection broke mid-reply"
+    elif "validation" in kind.lower():
+        what = "the reply did not have the expected shape"
+    else:
+        what = "connection failed"
+    return ProviderUnavailable(f"{route}: {what} ({kind})", provider=route)
+
+
+def header_items(headers: object) -> Mapping[str, str] | None:
+    """Response headers as a plain mapping (SDK header types vary), or None."""
+    if headers is None:
+        return None
+    try:
+        return {str(k): str(v) for k, v in dict(headers).items()}  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def loads_arguments(raw: object) -> dict[str, Any]:
+    """Tool-call arguments as a dict: JSON text, a mapping, or empty."""
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if isinstance(raw, str) and raw.strip():
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            return {"_raw": raw}
+        return dict(value) if isinstance(value, Mapping) else {"_value": value}
+    return {}
+
+
+def body_error(body: object) -> tuple[str | None, str | None, str | None]:
+    """``(message, type, code)`` from an error body in any of the providers' shapes.
+
+    Takes ``{"error": {...}}``, the inner error dict, a one-element list of either
+    (Gemini) or JSON text; anything else gives ``(text or None, None, None)``.
+    """
+    if isinstance(body, str):
+        text_body: str = body
+        try:
+            body = json.loads(text_body)
+        except ValueError:
+            return (text_body or None), None, None
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return None, None, None
+    inner = body.get("error")
+    error = inner if isinstance(inner, Mapping) else body
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    code = error.get("code")
+    return (
+        text(error.get("message")),
+        text(error.get("type")) or text(error.get("status")),
+        str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
+    )

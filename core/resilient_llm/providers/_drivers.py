@@ -1,0 +1,148 @@
+"""The I/O side the three adapters share: async clients per event loop, stream drivers.
+
+The sync and async stream drivers are twins that differ only in awaiting; the per-SDK
+logic of a stream lives in a :class:`StreamState` both drive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
+
+from ..errors import ResilientLLMError
+from ..messages import ChatChunk
+
+__all__ = ["PerLoop", "StreamState", "aiterate_stream", "iterate_stream"]
+
+_CLIENT = TypeVar("_CLIENT")
+_EVENT = TypeVar("_EVENT")
+_EVENT_contra = TypeVar("_EVENT_contra", contravariant=True)
+
+
+class PerLoop(Generic[_CLIENT]):
+    """One async client per event loop, closed while its loop can still run the closing.
+
+    Async SDK clients hold connection pools bound to the loop that first used them; a
+    script calling ``asyncio.run`` twice, or a test runner's fresh loop per test, must not
+    reuse a pool of a dead loop. Each client comes with a small async generator, started
+    on its loop, whose ``finally`` closes the client and forgets it: ``asyncio.run`` (and
+    any runner calling ``loop.shutdown_asyncgens()``) finalises it before the loop closes,
+    and dropping it (:meth:`close`) makes the loop finalise it soon after. Otherwise the
+    SDK's own ``__del__`` would later try to close the pool on whatever loop is running
+    then, which fails noisily, and the client would keep its dead loop alive.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], _CLIENT],
+        closer: Callable[[_CLIENT], Awaitable[object]],
+    ) -> None:
+        self._factory = factory
+        self._closer = closer
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[_CLIENT, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    async def get(self) -> _CLIENT:
+        """The client of the running loop, made on first use."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._clients.get(loop)
+            if entry is not None:
+                return entry[0]
+            client = self._factory()
+            keeper = self._keep(loop, client)
+            self._clients[loop] = (client, keeper)
+        await keeper.asend(None)  # runs to its yield: now the loop finalises it
+        return client
+
+    async def _keep(
+        self, loop: asyncio.AbstractEventLoop, client: _CLIENT
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._clients.get(loop)
+                if entry is not None and entry[0] is client:
+                    del self._clients[loop]
+            with contextlib.suppress(Exception):  # closing a pool is best effort
+                await self._closer(client)
+
+    def close(self) -> None:
+        """Forget every client; each is closed on its loop if that loop is not closed."""
+        with self._lock:
+            self._clients.clear()
+
+
+class StreamState(Protocol[_EVENT_contra]):
+    """The per-SDK logic of a stream, shared by the sync and async drivers."""
+
+    def feed(self, event: _EVENT_contra) -> Iterable[ChatChunk]: ...
+
+    def finish(self) -> Iterable[ChatChunk]:
+        """The closing chunks; raises ``ProviderUnavailable`` without a terminal event."""
+        ...
+
+
+def iterate_stream(
+    open_stream: Callable[[], Iterator[_EVENT]],
+    state: StreamState[_EVENT],
+    errors: tuple[type[BaseException], ...],
+    map_error: Callable[[BaseException], ResilientLLMError],
+    close: Callable[[Iterator[_EVENT]], object],
+) -> Iterator[ChatChunk]:
+    """Drive a sync SDK stream: map its errors, close it however the consumer stops.
+
+    Only the SDK's own calls sit inside ``try``: an exception thrown into this generator
+    by the consumer, or a bug in ``state``, is not mistaken for a provider failure.
+    """
+    try:
+        events = open_stream()
+    except errors as exc:
+        raise map_error(exc) from exc
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except errors as exc:
+                raise map_error(exc) from exc
+            yield from state.feed(event)
+        yield from state.finish()
+    finally:
+        close(events)
+
+
+async def aiterate_stream(
+    open_stream: Callable[[], Awaitable[AsyncIterator[_EVENT]]],
+    state: StreamState[_EVENT],
+    errors: tuple[type[BaseException], ...],
+    map_error: Callable[[BaseException], ResilientLLMError],
+    close: Callable[[AsyncIterator[_EVENT]], Awaitable[object]],
+) -> AsyncIterator[ChatChunk]:
+    """The async twin of :func:`iterate_stream`; only the awaiting differs."""
+    try:
+        events = await open_stream()
+    except errors as exc:
+        raise map_error(exc) from exc
+    try:
+        while True:
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                break
+            except errors as exc:
+                raise map_error(exc) from exc
+            for chunk in state.feed(event):
+                yield chunk
+        for chunk in state.finish():
+            yield chunk
+    finally:
+        await close(events)

@@ -1,0 +1,199 @@
+"""The Anthropic adapter: the Messages API through the official ``anthropic`` SDK.
+
+SDK retries are off (``max_retries=0``): the engine is the one retry authority. The sync
+client is made on first use and reused; async clients are kept per event loop. An
+in-band stream error (``event: error`` inside a 200 stream, which the SDK raises as an
+``APIStatusError`` with status 200) is classified on its ``type``: ``overloaded_error``
+is a 529, ``rate_limit_error`` a 429, and so on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anthropic
+
+from ..errors import ProviderUnavailable, ResilientLLMError
+from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..secrets import Secret
+from ._anthropic_convert import (
+    AnthropicStreamState,
+    build_params,
+    response_from_message,
+    wraps_schema,
+)
+from ._common import (
+    body_error,
+    error_from_status,
+    header_items,
+    redact,
+    require_key,
+    says_context_length,
+    status_for_error_type,
+    transport_errors,
+    unavailable_from_transport,
+)
+from ._drivers import PerLoop, aiterate_stream, iterate_stream
+from .base import Provider
+
+__all__ = ["AnthropicAdapter", "map_anthropic_error"]
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    return (anthropic.AnthropicError, *transport_errors())
+
+
+def map_anthropic_error(
+    exc: BaseException, route: str, secret: Secret | None = None
+) -> ResilientLLMError:
+    """The engine's error for anything the Anthropic SDK (or its transport) raised.
+
+    ``APIStatusError`` maps by status, except status 200 (an in-band stream error), which
+    maps by the body's error ``type``. Timeouts, connection errors, cut streams and
+    unreadable bodies are ``ProviderUnavailable``. Anything else is a bug: re-raised.
+    """
+    if isinstance(exc, ResilientLLMError):
+        return exc
+    if isinstance(exc, anthropic.APIStatusError):
+        message, kind, code = body_error(exc.body)
+        status = exc.status_code
+        prefix = ""
+        if status < 400:  # "event: error" inside a 200 stream
+            status = status_for_error_type(kind, code)
+            prefix = f"in-band stream error ({kind or 'unknown'}): "
+        text = redact(prefix + (message or exc.message), secret)
+        return error_from_status(
+            route,
+            status,
+            text,
+            headers=None if prefix else header_items(exc.response.headers),
+            context_length=says_context_length(code, kind, message),
+        )
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return ProviderUnavailable(
+            f"{route}: the reply did not have the expected shape",
+            provider=route,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
+        cause = exc.__cause__
+        if isinstance(cause, transport_errors()):
+            return unavailable_from_transport(route, cause)
+        what = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "connection failed"
+        return ProviderUnavailable(f"{route}: {what} ({type(exc).__name__})", provider=route)
+    if isinstance(exc, transport_errors()):
+        return unavailable_from_transport(route, exc)
+    if isinstance(exc, anthropic.AnthropicError):
+        return ProviderUnavailable(
+            f"{route}: {type(exc).__name__}: {redact(str(exc), secret)}", provider=route
+        )
+    raise exc
+
+
+async def _parsed(value: Any) -> Any:
+    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _aclose(client: anthropic.AsyncAnthropic) -> None:
+    await client.close()
+
+
+class AnthropicAdapter:
+    """A :class:`~resilient_llm.providers.base.ChatAdapter` over ``anthropic``."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self._lock = threading.Lock()
+        self._client: anthropic.Anthropic | None = None
+        self._secret: Secret | None = None
+        self._async: PerLoop[anthropic.AsyncAnthropic] = PerLoop(self._make_async, _aclose)
+
+    def __repr__(self) -> str:
+        return f"AnthropicAdapter({self.provider!r})"
+
+    def _key(self) -> str:
+        secret = require_key(self.provider)
+        self._secret = secret
+        return secret.reveal()
+
+    def _sync_client(self) -> anthropic.Anthropic:
+        with self._lock:
+            if self._client is None:
+                self._client = anthropic.Anthropic(
+                    api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+                )
+            return self._client
+
+    def _make_async(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+        )
+
+    def _map(self, exc: BaseException) -> ResilientLLMError:
+        return map_anthropic_error(exc, self.provider.name, self._secret)
+
+    def _state(self, request: ChatRequest) -> AnthropicStreamState:
+        return AnthropicStreamState(self.provider.name, wrapped=wraps_schema(request))
+
+    def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
+        params = build_params(request, self.provider)
+        client = self._sync_client()
+        try:
+            raw = client.messages.with_raw_response.create(**params, timeout=timeout)
+            message = raw.parse()
+        except _errors() as exc:
+            raise self._map(exc) from exc
+        return response_from_message(
+            message, self.provider.name, header_items(raw.headers), wraps_schema(request)
+        )
+
+    async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
+        params = build_params(request, self.provider)
+        client = await self._async.get()
+        try:
+            raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
+            message = await _parsed(raw.parse())
+        except _errors() as exc:
+            raise self._map(exc) from exc
+        return response_from_message(
+            message, self.provider.name, header_items(raw.headers), wraps_schema(request)
+        )
+
+    def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]:
+        params = build_params(request, self.provider)
+
+        def open_stream() -> anthropic.Stream[Any]:
+            client = self._sync_client()
+            return client.messages.create(**params, stream=True, timeout=timeout)  # type: ignore[no-any-return]
+
+        return iterate_stream(
+            open_stream,
+            self._state(request),
+            _errors(),
+            self._map,
+            lambda events: events.close(),  # type: ignore[attr-defined]
+        )
+
+    def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
+        params = build_params(request, self.provider)
+
+        async def open_stream() -> anthropic.AsyncStream[Any]:
+            client = await self._async.get()
+            return await client.messages.create(**params, stream=True, timeout=timeout)  # type: ignore[no-any-return]
+
+        async def close(events: AsyncIterator[Any]) -> None:
+            await events.close()  # type: ignore[attr-defined]
+
+        return aiterate_stream(open_stream, self._state(request), _errors(), self._map, close)
+
+    def close(self) -> None:
+        """Close the sync client; close async clients whose loop still runs."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self._async.close()

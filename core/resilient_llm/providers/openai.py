@@ -1,0 +1,195 @@
+"""The OpenAI adapter: chat completions, for OpenAI and any OpenAI-compatible ``base_url``.
+
+SDK retries are off (``max_retries=0``): the engine is the one retry authority. The sync
+client is made on first use and reused; async clients are kept per event loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import openai
+
+from ..errors import ProviderUnavailable, ResilientLLMError
+from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..secrets import Secret
+from ._common import (
+    body_error,
+    error_from_status,
+    header_items,
+    redact,
+    require_key,
+    says_context_length,
+    status_for_error_type,
+    transport_errors,
+    unavailable_from_transport,
+)
+from ._drivers import PerLoop, aiterate_stream, iterate_stream
+from ._openai_convert import OpenAIStreamState, build_params, response_from_completion
+from .base import Provider
+
+__all__ = ["OpenAIAdapter", "map_openai_error"]
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    return (openai.OpenAIError, *transport_errors())
+
+
+def map_openai_error(
+    exc: BaseException, route: str, secret: Secret | None = None
+) -> ResilientLLMError:
+    """The engine's error for anything the OpenAI SDK (or its transport) raised.
+
+    The SDK's ``APIStatusError`` maps by status; an ``APIError`` without a status is an
+    in-band stream error (``data: {"error": ...}``) and maps by its ``type``/``code``;
+    timeouts, connection errors and unreadable bodies are ``ProviderUnavailable``. An
+    exception that is neither the SDK's nor a transport's is a bug: it is re-raised.
+    """
+    if isinstance(exc, ResilientLLMError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        message, kind, code = body_error(exc.body)
+        text = redact(message or exc.message, secret)
+        return error_from_status(
+            route,
+            exc.status_code,
+            text,
+            headers=header_items(exc.response.headers),
+            context_length=says_context_length(code, kind, message),
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ProviderUnavailable(
+            f"{route}: the reply did not have the expected shape",
+            provider=route,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        cause = exc.__cause__
+        if isinstance(cause, transport_errors()):
+            return unavailable_from_transport(route, cause)
+        what = "timed out" if isinstance(exc, openai.APITimeoutError) else "connection failed"
+        return ProviderUnavailable(f"{route}: {what} ({type(exc).__name__})", provider=route)
+    if isinstance(exc, openai.APIError):  # in-band: an error event inside a 200 stream
+        message, kind, code = body_error(exc.body)
+        status = status_for_error_type(kind, code)
+        text = redact(f"in-band stream error: {message or exc.message}", secret)
+        return error_from_status(
+            route, status, text, context_length=says_context_length(code, kind, message)
+        )
+    if isinstance(exc, transport_errors()):
+        return unavailable_from_transport(route, exc)
+    if isinstance(exc, openai.OpenAIError):
+        return ProviderUnavailable(
+            f"{route}: {type(exc).__name__}: {redact(str(exc), secret)}", provider=route
+        )
+    raise exc
+
+
+async def _parsed(value: Any) -> Any:
+    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _aclose(client: openai.AsyncOpenAI) -> None:
+    await client.close()
+
+
+class OpenAIAdapter:
+    """A :class:`~resilient_llm.providers.base.ChatAdapter` over ``openai``."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self._lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._secret: Secret | None = None
+        self._async: PerLoop[openai.AsyncOpenAI] = PerLoop(self._make_async, _aclose)
+
+    def __repr__(self) -> str:
+        return f"OpenAIAdapter({self.provider!r})"
+
+    def _key(self) -> str:
+        secret = require_key(self.provider)
+        self._secret = secret
+        return secret.reveal()
+
+    def _sync_client(self) -> openai.OpenAI:
+        with self._lock:
+            if self._client is None:
+                self._client = openai.OpenAI(
+                    api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+                )
+            return self._client
+
+    def _make_async(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+        )
+
+    def _map(self, exc: BaseException) -> ResilientLLMError:
+        return map_openai_error(exc, self.provider.name, self._secret)
+
+    def _stream_params(self, request: ChatRequest) -> dict[str, Any]:
+        params = build_params(request, self.provider)
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+        return params
+
+    def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
+        params = build_params(request, self.provider)
+        client = self._sync_client()
+        try:
+            raw = client.chat.completions.with_raw_response.create(**params, timeout=timeout)
+            completion = raw.parse()
+        except _errors() as exc:
+            raise self._map(exc) from exc
+        return response_from_completion(completion, self.provider.name, header_items(raw.headers))
+
+    async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
+        params = build_params(request, self.provider)
+        client = await self._async.get()
+        try:
+            raw = await client.chat.completions.with_raw_response.create(**params, timeout=timeout)
+            completion = await _parsed(raw.parse())
+        except _errors() as exc:
+            raise self._map(exc) from exc
+        return response_from_completion(completion, self.provider.name, header_items(raw.headers))
+
+    def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]:
+        params = self._stream_params(request)
+
+        def open_stream() -> openai.Stream[Any]:
+            client = self._sync_client()
+            return client.chat.completions.create(**params, timeout=timeout)  # type: ignore[no-any-return]
+
+        return iterate_stream(
+            open_stream,
+            OpenAIStreamState(self.provider.name),
+            _errors(),
+            self._map,
+            lambda events: events.close(),  # type: ignore[attr-defined]
+        )
+
+    def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
+        params = self._stream_params(request)
+
+        async def open_stream() -> openai.AsyncStream[Any]:
+            client = await self._async.get()
+            return await client.chat.completions.create(**params, timeout=timeout)  # type: ignore[no-any-return]
+
+        async def close(events: AsyncIterator[Any]) -> None:
+            await events.close()  # type: ignore[attr-defined]
+
+        return aiterate_stream(
+            open_stream, OpenAIStreamState(self.provider.name), _errors(), self._map, close
+        )
+
+    def close(self) -> None:
+        """Close the sync client; close async clients whose loop still runs."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self._async.close()
