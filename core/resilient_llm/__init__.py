@@ -27,6 +27,7 @@ from .errors import (
     ResilientLLMError,
     StreamInterrupted,
 )
+from .engine import ResilientLLM
 from .events import Event
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "RequestTooLarge",
+    "ResilientLLM",
     "ResilientLLMError",
     "RetryPolicy",
     "StreamInterrupted",

@@ -62,7 +62,7 @@ def describe(event: Event) -> str | None:
             return f"  {r:<10} breaker {o} -> {n} ({why})"
         case RouteSkipped(route=r, reason=why):
             return f"  {r:<10} skipped ({why})"
-        case LimiterWait(route=r, seconds=s, reason=why):
+        case LimiterWait(route=r, seconds=s, reason=why) if why != "backoff":
             return f"  {r:<10} waiting {s:.2f} s ({why})"
     return None
 

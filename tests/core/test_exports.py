@@ -32,6 +32,7 @@ def test_public_names_are_pinned() -> None:
         "RateLimit",
         "RateLimited",
         "RequestTooLarge",
+        "ResilientLLM",
         "ResilientLLMError",
         "RetryPolicy",
         "StreamInterrupted",
