@@ -12,6 +12,7 @@ import logging
 from .backoff import RetryPolicy
 from .breaker import BreakerPolicy, CircuitState
 from .clock import Clock, FakeClock, SystemClock
+from .engine import ResilientLLM
 from .errors import (
     AllProvidersFailed,
     AttemptRecord,
@@ -27,7 +28,6 @@ from .errors import (
     ResilientLLMError,
     StreamInterrupted,
 )
-from .engine import ResilientLLM
 from .events import Event
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
