@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from .effects import Call, FlowPolicy
 from .errors import ConfigurationError
 from .events import BreakerStateChanged, EventHandler, emitter
 from .flow import call_flow
+from .hints import hints_from_headers
 from .limiter import Limiter
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, to_messages
 from .providers.base import ChatAdapter, Provider
@@ -166,7 +168,7 @@ class ResilientLLM:
 
         def send(call: Call) -> tuple[ChatResponse, int | None]:
             reply = self._adapter(call).chat(self._for_route(request, call), call.timeout)
-            return reply, _usage(reply)
+            return reply, _observe(call, reply)
 
         reply, report = run_sync(flow, self.clock, send)
         return _with_report(reply, report)
@@ -178,7 +180,7 @@ class ResilientLLM:
         async def send(call: Call) -> tuple[ChatResponse, int | None]:
             adapter = self._adapter(call)
             reply = await adapter.achat(self._for_route(request, call), call.timeout)
-            return reply, _usage(reply)
+            return reply, _observe(call, reply)
 
         reply, report = await run_async(flow, self.clock, send)
         return _with_report(reply, report)
@@ -285,7 +287,11 @@ def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
     )
 
 
-def _usage(reply: ChatResponse) -> int | None:
+def _observe(call: Call, reply: ChatResponse) -> int | None:
+    """Feed the reply's quota headers to its route; return the tokens to settle."""
+    if reply.rate_limit_headers:
+        # Anthropic's resets are wall-clock instants: the one place a wall clock is read.
+        call.route.observe(hints_from_headers(reply.rate_limit_headers, wall_now=time.time()))
     return reply.usage.total_tokens if reply.usage is not None else None
 
 

@@ -1,9 +1,10 @@
 """A route: one provider endpoint with the state every call to it shares.
 
 A route couples its limiter (requests/tokens per minute), its circuit breaker, the pause
-a provider imposed with a 429's retry-after, and whether a 401/403/404 showed it to be
-misconfigured. All calls share one route object, so a pause or an open breaker learnt by
-one call steers every other call at once.
+a provider imposed with a 429's retry-after, whether a 401/403/404 showed it to be
+misconfigured, and the quota the provider last reported in its rate-limit headers. All
+calls share one route object, so a pause or an open breaker learnt by one call steers
+every other call at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from .breaker import BreakerSnapshot, CircuitBreaker
+from .hints import RateLimitHints
 from .limiter import Limiter, LimiterSnapshot
 
 __all__ = ["Route", "RouteSnapshot"]
@@ -25,6 +27,7 @@ class RouteSnapshot:
     breaker: BreakerSnapshot
     paused_for: float
     disabled: str | None
+    provider_quota: RateLimitHints | None = None
 
 
 class Route:
@@ -37,6 +40,7 @@ class Route:
         self._lock = threading.Lock()
         self._paused_until = -math.inf
         self._disabled: str | None = None
+        self._quota: RateLimitHints | None = None
 
     def paused_until(self) -> float:
         return self._paused_until
@@ -46,6 +50,11 @@ class Route:
         # no caller shortens a pause another caller was told about.
         with self._lock:
             self._paused_until = max(self._paused_until, until)
+
+    def observe(self, hints: RateLimitHints) -> None:
+        """Remember what the provider last said about its quota (shown in snapshots)."""
+        if not hints.empty:
+            self._quota = hints
 
     @property
     def disabled(self) -> str | None:
@@ -68,6 +77,7 @@ class Route:
             breaker=self.breaker.snapshot(now),
             paused_for=max(0.0, self._paused_until - now),
             disabled=self._disabled,
+            provider_quota=self._quota,
         )
 
     def __repr__(self) -> str:

@@ -190,3 +190,22 @@ def test_rate_limit_is_per_route() -> None:
     llm.chat("one")
     reply = llm.chat("two")
     assert reply.metadata["waits"] == [{"route": "openai", "reason": "limiter", "seconds": 60.0}]
+
+
+def test_quota_headers_are_fed_back_to_the_route() -> None:
+    class Quoted(ScriptedAdapter):
+        def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
+            reply = self._next(request)
+            headers = {"x-ratelimit-remaining-requests": "41", "x-ratelimit-reset-tokens": "6m0s"}
+            return ChatResponse(
+                reply.content, reply.provider, reply.model, rate_limit_headers=headers
+            )
+
+    llm = ResilientLLM(
+        [Provider("openai", "m")], clock=FakeClock(), adapter_factory=lambda p: Quoted("openai")
+    )
+    assert llm.snapshot()["openai"].provider_quota is None
+    llm.chat("hi")
+    quota = llm.snapshot()["openai"].provider_quota
+    assert quota is not None
+    assert (quota.remaining_requests, quota.reset_tokens) == (41, 360.0)
