@@ -119,7 +119,12 @@ class ResilientLLM:
     def _route(self, provider: Provider) -> Route:
         breaker = CircuitBreaker(self.breaker_policy, name=provider.name)
         breaker.add_listener(self._on_breaker_change)
-        return Route(provider.name, Limiter(provider.rate_limit), breaker)
+        return Route(
+            provider.name,
+            Limiter(provider.rate_limit),
+            breaker,
+            attempt_timeout=provider.timeout,
+        )
 
     def _on_breaker_change(self, change: StateChange) -> None:
         self._emit(

@@ -149,7 +149,11 @@ def call_flow(
         state.attempts += 1
         emit(AttemptStarted(route.name, now, state.attempts))
         started = now
-        timeout = min(deadline - now, policy.attempt_timeout or math.inf)
+        timeout = min(
+            deadline - now,
+            policy.attempt_timeout or math.inf,
+            route.attempt_timeout or math.inf,
+        )
         try:
             outcome = yield Call(route, timeout, state.attempts)
         except BaseException:

@@ -33,10 +33,18 @@ class RouteSnapshot:
 class Route:
     """Shared state of one provider endpoint. Methods take ``now``; none waits."""
 
-    def __init__(self, name: str, limiter: Limiter, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        name: str,
+        limiter: Limiter,
+        breaker: CircuitBreaker,
+        *,
+        attempt_timeout: float | None = None,
+    ) -> None:
         self.name = name
         self.limiter = limiter
         self.breaker = breaker
+        self.attempt_timeout = attempt_timeout
         self._lock = threading.Lock()
         self._paused_until = -math.inf
         self._disabled: str | None = None

@@ -360,3 +360,14 @@ def test_no_call_outlives_its_deadline_or_leaks(
     for route in routes:
         assert route.limiter.snapshot(clock.now()).queue_length == 0
         assert route.breaker.snapshot(clock.now()).probes_in_flight == 0
+
+
+def test_a_routes_own_attempt_timeout_bounds_its_attempts(mode: str) -> None:
+    clock = FakeClock()
+    routes = make_routes("a", "b")
+    routes[0].attempt_timeout = 1.5
+    policy = FlowPolicy(retry=RetryPolicy(max_retries=0))
+    script = Script(clock, {"a": [Slow(1000.0)], "b": [Slow(5.0, "late")]})
+    value, _ = drive(mode, flow_for(routes, clock, deadline=100, policy=policy), clock, script)
+    assert value == "b:late"  # b has no attempt timeout of its own: only the deadline
+    assert script.log == [("a", 0.0), ("b", 1.5)]
