@@ -244,4 +244,4 @@ def test_async_clients_are_closed_with_their_loop(route: Route) -> None:
         assert asyncio.run(adapter.achat(FRANCE, timeout=5)).content == PARIS
     # asyncio.run finalised each loop's keeper, which closed that loop's client: no dead
     # loop (and no pool bound to one) stays referenced.
-    assert len(adapter._async._clients) == 0  # type: ignore[attr-defined]
+    assert len(adapter._clients._async._clients) == 0  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ escape the SDKs' own types.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -32,6 +33,7 @@ __all__ = [
     "error_from_status",
     "header_items",
     "loads_arguments",
+    "parsed",
     "redact",
     "require_key",
     "says_context_length",
@@ -260,3 +262,8 @@ def body_error(body: object) -> tuple[str | None, str | None, str | None]:
         text(error.get("type")) or text(error.get("status")),
         str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
     )
+
+
+async def parsed(value: Any) -> Any:
+    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
+    return await value if inspect.isawaitable(value) else value

@@ -15,12 +15,64 @@ from typing import Generic, Protocol, TypeVar
 
 from ..errors import ResilientLLMError
 from ..messages import ChatChunk
+from ..secrets import Secret
+from ._common import require_key
+from .base import Provider
 
-__all__ = ["PerLoop", "StreamState", "aiterate_stream", "iterate_stream"]
+__all__ = ["Clients", "PerLoop", "StreamState", "aiterate_stream", "iterate_stream"]
 
 _CLIENT = TypeVar("_CLIENT")
+_SYNC = TypeVar("_SYNC", bound="_Closable")
 _EVENT = TypeVar("_EVENT")
 _EVENT_contra = TypeVar("_EVENT_contra", contravariant=True)
+
+
+class _Closable(Protocol):
+    def close(self) -> object: ...
+
+
+class Clients(Generic[_SYNC, _CLIENT]):
+    """An adapter's SDK clients: the sync one made on first use and kept, async ones per loop.
+
+    Both are built from the provider's key when first needed, so a missing key is an
+    ``AuthError`` at call time, not at construction. ``secret`` is the key last used, for
+    redacting it out of provider messages.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        make_sync: Callable[[str], _SYNC],
+        make_async: Callable[[str], _CLIENT],
+        close_async: Callable[[_CLIENT], Awaitable[object]],
+    ) -> None:
+        self._provider = provider
+        self._make_sync = make_sync
+        self._lock = threading.Lock()
+        self._sync: _SYNC | None = None
+        self.secret: Secret | None = None
+        self._async = PerLoop(lambda: make_async(self._key()), close_async)
+
+    def _key(self) -> str:
+        self.secret = require_key(self._provider)
+        return self.secret.reveal()
+
+    def sync(self) -> _SYNC:
+        with self._lock:
+            if self._sync is None:
+                self._sync = self._make_sync(self._key())
+            return self._sync
+
+    async def aget(self) -> _CLIENT:
+        return await self._async.get()
+
+    def close(self) -> None:
+        """Close the sync client; close async clients whose loop still runs."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+        self._async.close()
 
 
 class PerLoop(Generic[_CLIENT]):

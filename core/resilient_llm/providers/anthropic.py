@@ -9,8 +9,6 @@ is a 529, ``rate_limit_error`` a 429, and so on.
 
 from __future__ import annotations
 
-import inspect
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -29,14 +27,14 @@ from ._common import (
     body_error,
     error_from_status,
     header_items,
+    parsed,
     redact,
-    require_key,
     says_context_length,
     status_for_error_type,
     transport_errors,
     unavailable_from_transport,
 )
-from ._drivers import PerLoop, aiterate_stream, iterate_stream
+from ._drivers import Clients, aiterate_stream, iterate_stream
 from .base import Provider
 
 __all__ = ["AnthropicAdapter", "map_anthropic_error"]
@@ -93,11 +91,6 @@ def map_anthropic_error(
     raise exc
 
 
-async def _parsed(value: Any) -> Any:
-    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
-    return await value if inspect.isawaitable(value) else value
-
-
 async def _aclose(client: anthropic.AsyncAnthropic) -> None:
     await client.close()
 
@@ -107,41 +100,26 @@ class AnthropicAdapter:
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self._lock = threading.Lock()
-        self._client: anthropic.Anthropic | None = None
-        self._secret: Secret | None = None
-        self._async: PerLoop[anthropic.AsyncAnthropic] = PerLoop(self._make_async, _aclose)
-
-    def __repr__(self) -> str:
-        return f"AnthropicAdapter({self.provider!r})"
-
-    def _key(self) -> str:
-        secret = require_key(self.provider)
-        self._secret = secret
-        return secret.reveal()
-
-    def _sync_client(self) -> anthropic.Anthropic:
-        with self._lock:
-            if self._client is None:
-                self._client = anthropic.Anthropic(
-                    api_key=self._key(), base_url=self.provider.base_url, max_retries=0
-                )
-            return self._client
-
-    def _make_async(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+        url = provider.base_url
+        self._clients: Clients[anthropic.Anthropic, anthropic.AsyncAnthropic] = Clients(
+            provider,
+            lambda key: anthropic.Anthropic(api_key=key, base_url=url, max_retries=0),
+            lambda key: anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0),
+            _aclose,
         )
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.provider!r})"
+
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_anthropic_error(exc, self.provider.name, self._secret)
+        return map_anthropic_error(exc, self.provider.name, self._clients.secret)
 
     def _state(self, request: ChatRequest) -> AnthropicStreamState:
         return AnthropicStreamState(self.provider.name, wrapped=wraps_schema(request))
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         params = build_params(request, self.provider)
-        client = self._sync_client()
+        client = self._clients.sync()
         try:
             raw = client.messages.with_raw_response.create(**params, timeout=timeout)
             message = raw.parse()
@@ -153,10 +131,10 @@ class AnthropicAdapter:
 
     async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         params = build_params(request, self.provider)
-        client = await self._async.get()
+        client = await self._clients.aget()
         try:
             raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
-            message = await _parsed(raw.parse())
+            message = await parsed(raw.parse())
         except _errors() as exc:
             raise self._map(exc) from exc
         return response_from_message(
@@ -167,7 +145,7 @@ class AnthropicAdapter:
         params = build_params(request, self.provider)
 
         def open_stream() -> anthropic.Stream[Any]:
-            client = self._sync_client()
+            client = self._clients.sync()
             return client.messages.create(**params, stream=True, timeout=timeout)  # type: ignore[no-any-return]
 
         return iterate_stream(
@@ -182,7 +160,7 @@ class AnthropicAdapter:
         params = build_params(request, self.provider)
 
         async def open_stream() -> anthropic.AsyncStream[Any]:
-            client = await self._async.get()
+            client = await self._clients.aget()
             return await client.messages.create(**params, stream=True, timeout=timeout)  # type: ignore[no-any-return]
 
         async def close(events: AsyncIterator[Any]) -> None:
@@ -192,8 +170,4 @@ class AnthropicAdapter:
 
     def close(self) -> None:
         """Close the sync client; close async clients whose loop still runs."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        self._async.close()
+        self._clients.close()

@@ -10,7 +10,6 @@ structured output). The sync client is made on first use and kept (a dropped gen
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -27,13 +26,12 @@ from ._common import (
     error_from_status,
     header_items,
     redact,
-    require_key,
     says_context_length,
     status_for_error_type,
     transport_errors,
     unavailable_from_transport,
 )
-from ._drivers import PerLoop, aiterate_stream, iterate_stream
+from ._drivers import Clients, aiterate_stream, iterate_stream
 from ._gemini_convert import (
     GeminiStreamState,
     build_config,
@@ -91,6 +89,15 @@ def _http_options(timeout: float) -> dict[str, Any]:
     return {"timeout": max(1, math.ceil(timeout * 1000)), "retry_options": {"attempts": 1}}
 
 
+def _make_client(provider: Provider, key: str) -> genai.Client:
+    options = types.HttpOptions(
+        base_url=provider.base_url,
+        api_version=API_VERSION,
+        retry_options=types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(vertexai=False, api_key=key, http_options=options)
+
+
 async def _aclose(client: genai.Client) -> None:
     await client.aio.aclose()
     client.close()  # each per-loop Client also made a sync pool
@@ -101,32 +108,18 @@ class GeminiAdapter:
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self._lock = threading.Lock()
-        self._client: genai.Client | None = None
-        self._secret: Secret | None = None
-        self._async: PerLoop[genai.Client] = PerLoop(self._make_client, _aclose)
+        self._clients: Clients[genai.Client, genai.Client] = Clients(
+            provider,
+            lambda key: _make_client(provider, key),
+            lambda key: _make_client(provider, key),
+            _aclose,
+        )
 
     def __repr__(self) -> str:
-        return f"GeminiAdapter({self.provider!r})"
-
-    def _make_client(self) -> genai.Client:
-        secret = require_key(self.provider)
-        self._secret = secret
-        options = types.HttpOptions(
-            base_url=self.provider.base_url,
-            api_version=API_VERSION,
-            retry_options=types.HttpRetryOptions(attempts=1),
-        )
-        return genai.Client(vertexai=False, api_key=secret.reveal(), http_options=options)
-
-    def _sync_client(self) -> genai.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = self._make_client()
-            return self._client
+        return f"{type(self).__name__}({self.provider!r})"
 
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_gemini_error(exc, self.provider.name, self._secret)
+        return map_gemini_error(exc, self.provider.name, self._clients.secret)
 
     def _arguments(self, request: ChatRequest, timeout: float) -> dict[str, Any]:
         system, contents = build_contents(request.messages)
@@ -143,7 +136,7 @@ class GeminiAdapter:
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         arguments = self._arguments(request, timeout)
-        client = self._sync_client()
+        client = self._clients.sync()
         try:
             response = client.models.generate_content(**arguments)
         except _errors() as exc:
@@ -152,7 +145,7 @@ class GeminiAdapter:
 
     async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         arguments = self._arguments(request, timeout)
-        client = await self._async.get()
+        client = await self._clients.aget()
         try:
             response = await client.aio.models.generate_content(**arguments)
         except _errors() as exc:
@@ -163,7 +156,7 @@ class GeminiAdapter:
         arguments = self._arguments(request, timeout)
 
         def open_stream() -> Iterator[types.GenerateContentResponse]:
-            return self._sync_client().models.generate_content_stream(**arguments)
+            return self._clients.sync().models.generate_content_stream(**arguments)
 
         def close(events: Iterator[Any]) -> None:
             closer = getattr(events, "close", None)
@@ -177,7 +170,7 @@ class GeminiAdapter:
         arguments = self._arguments(request, timeout)
 
         async def open_stream() -> AsyncIterator[types.GenerateContentResponse]:
-            client = await self._async.get()
+            client = await self._clients.aget()
             return await client.aio.models.generate_content_stream(**arguments)
 
         async def close(events: AsyncIterator[Any]) -> None:
@@ -190,8 +183,4 @@ class GeminiAdapter:
 
     def close(self) -> None:
         """Close the sync client; close async clients whose loop still runs."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        self._async.close()
+        self._clients.close()

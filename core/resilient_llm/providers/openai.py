@@ -6,8 +6,6 @@ client is made on first use and reused; async clients are kept per event loop.
 
 from __future__ import annotations
 
-import inspect
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,14 +18,14 @@ from ._common import (
     body_error,
     error_from_status,
     header_items,
+    parsed,
     redact,
-    require_key,
     says_context_length,
     status_for_error_type,
     transport_errors,
     unavailable_from_transport,
 )
-from ._drivers import PerLoop, aiterate_stream, iterate_stream
+from ._drivers import Clients, aiterate_stream, iterate_stream
 from ._openai_convert import OpenAIStreamState, build_params, response_from_completion
 from .base import Provider
 
@@ -88,11 +86,6 @@ def map_openai_error(
     raise exc
 
 
-async def _parsed(value: Any) -> Any:
-    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
-    return await value if inspect.isawaitable(value) else value
-
-
 async def _aclose(client: openai.AsyncOpenAI) -> None:
     await client.close()
 
@@ -102,34 +95,18 @@ class OpenAIAdapter:
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self._lock = threading.Lock()
-        self._client: openai.OpenAI | None = None
-        self._secret: Secret | None = None
-        self._async: PerLoop[openai.AsyncOpenAI] = PerLoop(self._make_async, _aclose)
-
-    def __repr__(self) -> str:
-        return f"OpenAIAdapter({self.provider!r})"
-
-    def _key(self) -> str:
-        secret = require_key(self.provider)
-        self._secret = secret
-        return secret.reveal()
-
-    def _sync_client(self) -> openai.OpenAI:
-        with self._lock:
-            if self._client is None:
-                self._client = openai.OpenAI(
-                    api_key=self._key(), base_url=self.provider.base_url, max_retries=0
-                )
-            return self._client
-
-    def _make_async(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=self._key(), base_url=self.provider.base_url, max_retries=0
+        self._clients: Clients[openai.OpenAI, openai.AsyncOpenAI] = Clients(
+            provider,
+            lambda key: openai.OpenAI(api_key=key, base_url=provider.base_url, max_retries=0),
+            lambda key: openai.AsyncOpenAI(api_key=key, base_url=provider.base_url, max_retries=0),
+            _aclose,
         )
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.provider!r})"
+
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_openai_error(exc, self.provider.name, self._secret)
+        return map_openai_error(exc, self.provider.name, self._clients.secret)
 
     def _stream_params(self, request: ChatRequest) -> dict[str, Any]:
         params = build_params(request, self.provider)
@@ -139,7 +116,7 @@ class OpenAIAdapter:
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         params = build_params(request, self.provider)
-        client = self._sync_client()
+        client = self._clients.sync()
         try:
             raw = client.chat.completions.with_raw_response.create(**params, timeout=timeout)
             completion = raw.parse()
@@ -149,10 +126,10 @@ class OpenAIAdapter:
 
     async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
         params = build_params(request, self.provider)
-        client = await self._async.get()
+        client = await self._clients.aget()
         try:
             raw = await client.chat.completions.with_raw_response.create(**params, timeout=timeout)
-            completion = await _parsed(raw.parse())
+            completion = await parsed(raw.parse())
         except _errors() as exc:
             raise self._map(exc) from exc
         return response_from_completion(completion, self.provider.name, header_items(raw.headers))
@@ -161,7 +138,7 @@ class OpenAIAdapter:
         params = self._stream_params(request)
 
         def open_stream() -> openai.Stream[Any]:
-            client = self._sync_client()
+            client = self._clients.sync()
             return client.chat.completions.create(**params, timeout=timeout)  # type: ignore[no-any-return]
 
         return iterate_stream(
@@ -176,7 +153,7 @@ class OpenAIAdapter:
         params = self._stream_params(request)
 
         async def open_stream() -> openai.AsyncStream[Any]:
-            client = await self._async.get()
+            client = await self._clients.aget()
             return await client.chat.completions.create(**params, timeout=timeout)  # type: ignore[no-any-return]
 
         async def close(events: AsyncIterator[Any]) -> None:
@@ -188,8 +165,4 @@ class OpenAIAdapter:
 
     def close(self) -> None:
         """Close the sync client; close async clients whose loop still runs."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        self._async.close()
+        self._clients.close()
