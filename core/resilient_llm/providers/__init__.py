@@ -7,6 +7,9 @@ application that never builds a Gemini route never imports google-genai, and imp
 
 from __future__ import annotations
 
+import threading
+
+from ._common import transport_errors
 from .base import ENV_KEYS, ChatAdapter, Provider, ProviderKind, rate_limit_headers
 
 __all__ = [
@@ -19,8 +22,20 @@ __all__ = [
 ]
 
 
+_IMPORTS = threading.Lock()
+
+
 def create_adapter(provider: Provider) -> ChatAdapter:
     """The adapter for ``provider.kind``, importing its SDK now (not at package import)."""
+    with _IMPORTS:
+        # Import the transports before any SDK call can run: the openai SDK inspects
+        # ``sys.modules["httpx"]`` on every response, and a half-imported httpx in another
+        # thread would break it.
+        transport_errors()
+        return _create(provider)
+
+
+def _create(provider: Provider) -> ChatAdapter:
     if provider.kind == "openai":
         from .openai import OpenAIAdapter
 
