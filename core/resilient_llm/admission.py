@@ -21,7 +21,7 @@ from typing import Any
 
 from .breaker import Permit
 from .errors import AttemptRecord
-from .events import EventHandler, Settled
+from .events import AttemptFinished, EventHandler, RouteSkipped, Settled
 from .limiter import Reservation
 from .routes import Route
 
@@ -85,6 +85,28 @@ class CallReport:
     waits: list[tuple[str, str, float]] = field(default_factory=list)
     failovers: list[tuple[str, str, str]] = field(default_factory=list)
     admission: Admission | None = None
+    _skips: set[tuple[str, str]] = field(default_factory=set, repr=False)
+
+    def finished(
+        self,
+        route: str,
+        attempt: int,
+        outcome: str,
+        started: float,
+        now: float,
+        status: int | None,
+        emit: EventHandler,
+    ) -> None:
+        self.attempts.append(AttemptRecord(route, outcome, started, now - started, status))
+        emit(AttemptFinished(route, now, attempt, outcome, now - started, status))
+
+    def skipped(self, route: str, reason: str, now: float, emit: EventHandler) -> None:
+        """Note a route passed over, once per reason: a call may look at it many times."""
+        if (route, reason) in self._skips:
+            return
+        self._skips.add((route, reason))
+        self.attempts.append(AttemptRecord(route, "skipped", now, detail=reason))
+        emit(RouteSkipped(route, now, reason))
 
     def metadata(self) -> dict[str, Any]:
         """The reply's ``metadata``: plain data, safe to log or serialise."""

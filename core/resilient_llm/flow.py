@@ -38,7 +38,6 @@ from .admission import Admission, CallReport
 from .effects import Call, Effect, Failed, FlowPolicy, Outcome, Succeeded, Wait
 from .errors import (
     AllProvidersFailed,
-    AttemptRecord,
     AuthError,
     CircuitOpen,
     DeadlineExceeded,
@@ -47,7 +46,6 @@ from .errors import (
     ResilientLLMError,
 )
 from .events import (
-    AttemptFinished,
     AttemptStarted,
     EventHandler,
     Failover,
@@ -55,7 +53,6 @@ from .events import (
     RetryScheduled,
     RouteDisabled,
     RoutePaused,
-    RouteSkipped,
 )
 from .routes import Route
 
@@ -81,7 +78,6 @@ class _CallState:
         self.retries = [0] * size
         self.backoff_until = [-math.inf] * size
         self.out: dict[int, ResilientLLMError] = {}
-        self.noted_skips: set[tuple[int, str]] = set()
         self.sticky: int | None = None
         self.last_route: int | None = None
         self.last_reason = ""
@@ -164,7 +160,7 @@ def call_flow(
             raise TypeError(f"a Call must be answered with Succeeded or Failed, not {outcome!r}")
         now = outcome.now
         if isinstance(outcome, Succeeded):
-            _record(report, route, "ok", started, now, None, emit, state.attempts)
+            report.finished(route.name, state.attempts, "ok", started, now, None, emit)
             report.route = route.name
             if stream:
                 report.admission = admission
@@ -172,15 +168,8 @@ def call_flow(
                 admission.succeed(now, outcome.usage_tokens)
             return report
         error = outcome.error
-        _record(
-            report,
-            route,
-            type(error).__name__,
-            started,
-            now,
-            error.status_code,
-            emit,
-            state.attempts,
+        report.finished(
+            route.name, state.attempts, type(error).__name__, started, now, error.status_code, emit
         )
         _on_failure(route, index, admission, error, now, state, policy, rng, emit)
 
@@ -199,36 +188,6 @@ def _wait(
     return max(float(sent), sleep.until)
 
 
-def _record(
-    report: CallReport,
-    route: Route,
-    outcome: str,
-    started: float,
-    now: float,
-    status: int | None,
-    emit: EventHandler,
-    attempt: int,
-) -> None:
-    report.attempts.append(AttemptRecord(route.name, outcome, started, now - started, status))
-    emit(AttemptFinished(route.name, now, attempt, outcome, now - started, status))
-
-
-def _skip(
-    state: _CallState,
-    report: CallReport,
-    index: int,
-    route: Route,
-    reason: str,
-    now: float,
-    emit: EventHandler,
-) -> None:
-    if (index, reason) in state.noted_skips:
-        return
-    state.noted_skips.add((index, reason))
-    report.attempts.append(AttemptRecord(route.name, "skipped", now, detail=reason))
-    emit(RouteSkipped(route.name, now, reason))
-
-
 def _note_disabled(
     routes: Sequence[Route],
     state: _CallState,
@@ -240,7 +199,7 @@ def _note_disabled(
         reason = route.disabled
         if reason is not None and index not in state.out:
             state.out[index] = AuthError(f"route {route.name!r} is disabled: {reason}")
-            _skip(state, report, index, route, f"disabled: {reason}", now, emit)
+            report.skipped(route.name, f"disabled: {reason}", now, emit)
 
 
 def _choose(
@@ -275,7 +234,7 @@ def _choose(
             continue
         if route.breaker.ready_at(now) > now:
             state.blocked_by_breaker = True
-            _skip(state, report, index, route, "circuit open", now, emit)
+            report.skipped(route.name, "circuit open", now, emit)
             continue
         gate, reason = max(
             (route.paused_until(), "retry-after"), (state.backoff_until[index], "backoff")
@@ -288,7 +247,7 @@ def _choose(
             ready.append((index, route.limiter.peek(estimates[index], now)))
         except RequestTooLarge as exc:
             state.out[index] = exc
-            _skip(state, report, index, route, "request larger than its token limit", now, emit)
+            report.skipped(route.name, "request larger than its token limit", now, emit)
 
     in_time = [(index, wait) for index, wait in ready if now + wait <= deadline]
     for index, wait in in_time:
