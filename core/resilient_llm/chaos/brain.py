@@ -6,8 +6,10 @@ The rules, in order:
 - the last turn is a tool result: ``"The tool returned: <results>"``;
 - tools are offered (and ``tool_choice`` is not ``"none"``) and the last turn is the
   user's: a call to the forced tool, else the first, with arguments filled from its schema;
-- structured output is asked for: a JSON object matching the schema (``{"answer": ...}``
-  for schema-less JSON mode) as the text;
+- structured output is asked for: a JSON object matching the schema as the text; with no
+  schema (JSON mode, or a free-form object: no properties, ``additionalProperties``) an
+  object keyed by the prompt's quoted identifiers ("use the keys 'setup' and
+  'punchline'"), else ``{"answer": ...}``;
 - otherwise a fact ("capital of France", "Paris" vs "Lyon") or ``"Echo: <last user text>"``.
 
 Arguments are filled from the last user text: integer/number fields take its numbers in
@@ -132,7 +134,7 @@ def answer(ask: Ask) -> Answer:
     elif ask.schema is not None:
         text = json.dumps(_fill(ask.schema, _Source(prompt), ask.schema, 0))
     elif ask.json_mode:
-        text = json.dumps({"answer": _fact(prompt)})
+        text = json.dumps(_free_object(prompt))
     else:
         text = _fact(prompt)
     stop: Literal["stop", "tool", "length"] = "tool" if calls else "stop"
@@ -168,6 +170,7 @@ class _Source:
     """The values a prompt offers, each handed out once, in order."""
 
     def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
         self.numbers: Iterator[str] = iter(_NUMBER_RE.findall(prompt))
         quoted = [next(g for g in m if g) for m in _QUOTED_RE.findall(prompt)]
         self.strings: Iterator[str] = iter(quoted + _words(prompt))
@@ -178,6 +181,15 @@ class _Source:
 
     def string(self) -> str:
         return next(self.strings, "value")
+
+
+def _free_object(prompt: str) -> dict[str, Any]:
+    """Schema-less JSON: the keys the prompt names in quotes, else a single answer."""
+    quoted = [next(g for g in m if g) for m in _QUOTED_RE.findall(prompt)]
+    keys = [k for k in quoted if k.isidentifier()]
+    if not keys:
+        return {"answer": _fact(prompt)}
+    return {key: f"{key} for: {prompt[:80]}" for key in dict.fromkeys(keys)}
 
 
 def _words(prompt: str) -> list[str]:
@@ -228,6 +240,8 @@ def _fill(schema: Any, source: _Source, root: Mapping[str, Any], depth: int) -> 
         props = schema.get("properties")
         props = props if isinstance(props, Mapping) else {}
         required = schema.get("required")
+        if depth == 0 and not props and not required and schema.get("additionalProperties"):
+            return _free_object(source.prompt)
         names = list(props) + [
             r for r in (required if isinstance(required, list) else []) if r not in props
         ]

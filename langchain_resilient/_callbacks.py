@@ -1,0 +1,192 @@
+"""Carry the engine's events to the LangChain run that caused them.
+
+An engine's event handlers are fixed when it is built, and one engine serves every call
+of every ``ChatResilientLLM`` sharing it. So the engine gets one handler,
+:func:`forward`, which looks up the current call in a :class:`~contextvars.ContextVar`.
+Each ``_generate`` / ``_stream`` sets a :class:`CallScope` for the duration of the engine
+call (and, for streams, around each step), so concurrent calls in threads or tasks never
+see each other's events.
+
+Sync runs get ``on_custom_event("resilient_llm.<kind>", data)`` as each event happens.
+Async handlers cannot be awaited from the engine's synchronous emit, so async calls
+collect the events and dispatch them after each awaited step (after the reply, after
+each stream chunk), in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.callbacks.manager import ahandle_event, handle_event
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+
+from resilient_llm import ResilientLLM
+from resilient_llm.events import Event
+
+__all__ = [
+    "EVENT_PREFIX",
+    "CallScope",
+    "attach",
+    "current_stream_run",
+    "forward",
+    "scope",
+    "stream_run",
+    "stream_run_manager",
+]
+
+EVENT_PREFIX = "resilient_llm."
+_CURRENT: ContextVar[CallScope | None] = ContextVar("langchain_resilient_call", default=None)
+RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
+# BaseChatModel.stream() calls _stream() without its run manager; ChatResilientLLM.stream()
+# names the run (config["run_id"]) and leaves a manager for that run here.
+_STREAM_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
+_ATTACHED = "_langchain_resilient_forwarding"
+
+
+class CallScope:
+    """One LangChain call: its run manager and the events the engine emitted for it."""
+
+    def __init__(
+        self, run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None
+    ) -> None:
+        self.run_manager = run_manager
+        self.events: list[Event] = []
+        self._sent = 0
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(self.run_manager, CallbackManagerForLLMRun):
+            self._sent = len(self.events)
+            manager = self.run_manager
+            if manager.handlers:
+                name, data = _payload(event)
+                handle_event(
+                    manager.handlers,
+                    "on_custom_event",
+                    "ignore_custom_event",
+                    name,
+                    data,
+                    run_id=manager.run_id,
+                    tags=manager.tags,
+                    metadata=manager.metadata,
+                )
+
+    async def aflush(self) -> None:
+        """Dispatch the events collected since the last flush to an async run's handlers."""
+        manager = self.run_manager
+        pending, self._sent = self.events[self._sent :], len(self.events)
+        if not isinstance(manager, AsyncCallbackManagerForLLMRun) or not manager.handlers:
+            return
+        for event in pending:
+            name, data = _payload(event)
+            await ahandle_event(
+                manager.handlers,
+                "on_custom_event",
+                "ignore_custom_event",
+                name,
+                data,
+                run_id=manager.run_id,
+                tags=manager.tags,
+                metadata=manager.metadata,
+            )
+
+
+def _payload(event: Event) -> tuple[str, dict[str, Any]]:
+    # Events carry route names, numbers and error class names only, never keys or content.
+    return EVENT_PREFIX + event.kind, dataclasses.asdict(event)
+
+
+def forward(event: Event) -> None:
+    """The engine-level handler: hand ``event`` to the call in progress, if any."""
+    current = _CURRENT.get()
+    if current is not None:
+        current.add(event)
+
+
+@contextlib.contextmanager
+def scope(current: CallScope) -> Iterator[CallScope]:
+    """Make ``current`` the call that receives the engine's events, in this context."""
+    token = _CURRENT.set(current)
+    try:
+        yield current
+    finally:
+        _CURRENT.reset(token)
+
+
+def stream_run_manager(
+    config: RunnableConfig, model: BaseChatModel, *, is_async: bool
+) -> tuple[RunnableConfig, RunManager]:
+    """A run manager for the LLM run ``stream()`` is about to start, and its config.
+
+    The manager has the handlers, tags and metadata LangChain will give the run, and the
+    run's id (set in the returned config), so custom events land on the right run.
+    """
+    run_id = config.get("run_id") or uuid.uuid4()
+    config = {**config, "run_id": run_id}
+    args = (
+        config.get("callbacks"),
+        model.callbacks,
+        model.verbose,
+        config.get("tags"),
+        model.tags,
+        config.get("metadata"),
+        model.metadata,
+    )
+    manager: BaseCallbackManager = (
+        AsyncCallbackManager.configure(*args) if is_async else CallbackManager.configure(*args)
+    )
+    cls = AsyncCallbackManagerForLLMRun if is_async else CallbackManagerForLLMRun
+    return config, cls(
+        run_id=run_id,
+        handlers=manager.handlers,
+        inheritable_handlers=manager.inheritable_handlers,
+        parent_run_id=manager.parent_run_id,
+        tags=manager.tags,
+        inheritable_tags=manager.inheritable_tags,
+        metadata=manager.metadata,
+        inheritable_metadata=manager.inheritable_metadata,
+    )
+
+
+@contextlib.contextmanager
+def stream_run(manager: RunManager | None) -> Iterator[None]:
+    token = _STREAM_RUN.set(manager)
+    try:
+        yield
+    finally:
+        _STREAM_RUN.reset(token)
+
+
+def current_stream_run() -> RunManager | None:
+    return _STREAM_RUN.get()
+
+
+def attach(engine: ResilientLLM) -> None:
+    """Make a user-built engine forward its events too (once per engine).
+
+    ``ResilientLLM`` has no public way to add a handler after construction, so this wraps
+    its emitter; the engine looks ``_emit`` up at every call, so wrapping it once is enough.
+    """
+    if getattr(engine, _ATTACHED, False):
+        return
+    inner = engine._emit
+
+    def emit(event: Event) -> None:
+        inner(event)
+        forward(event)
+
+    engine._emit = emit
+    setattr(engine, _ATTACHED, True)

@@ -1,0 +1,402 @@
+"""``ChatResilientLLM``: a LangChain chat model over the resilient-llm engine.
+
+The model converts and delegates: LangChain messages become neutral ``Message`` objects,
+the engine does rate limiting, retries, circuit breaking and failover, and the neutral
+reply becomes an ``AIMessage``. Tools, tool choice and structured output travel as the
+engine's neutral ``tools`` / ``tool_choice`` / ``response_schema`` / ``json_mode``, so
+they keep working when a call fails over from one provider family to another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.base import OutputParserLike
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableMap,
+    RunnablePassthrough,
+    ensure_config,
+)
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from resilient_llm import BreakerPolicy, ChatChunk, Clock, Provider, ResilientLLM, RetryPolicy
+
+from . import _callbacks, _convert, _streaming
+
+__all__ = ["ChatResilientLLM"]
+
+_CALL_OPTIONS = frozenset(
+    {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
+    | {"model", "timeout"}
+)
+_ENGINE_FIELDS = ("providers", "retry", "breaker", "spill_over", "seed", "clock", "max_retries")
+
+
+class ChatResilientLLM(BaseChatModel):
+    """A chat model that retries, rate-limits and fails over across providers.
+
+    Build it from the engine's keyword arguments::
+
+        ChatResilientLLM(
+            providers=[Provider("openai", model="gpt-4o-mini"), Provider("anthropic", ...)],
+            retry=RetryPolicy(max_retries=3),
+            timeout=60.0,
+        )
+
+    or share an engine (its limiters and breakers) with other code: ``engine=ResilientLLM(...)``.
+
+    ``max_retries`` is the engine's ``RetryPolicy.max_retries`` (per route, per call):
+    there is no second retry layer here, and the SDKs' own retries are off. ``timeout`` is
+    the engine's one deadline for a whole call (waits, attempts and backoff together).
+    ``model`` (or ``model=`` per call) overrides the first route's model only.
+
+    Every engine event (attempts, retries, waits, failovers, breaker changes) reaches the
+    run's callbacks as ``on_custom_event("resilient_llm.<kind>", data)``; each reply's
+    ``response_metadata`` names the ``provider`` that answered, the ``attempts`` and the
+    ``failovers``.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    providers: list[Provider] = Field(default_factory=list)
+    """The routes, in order of preference (ignored when ``engine`` is given)."""
+    engine: ResilientLLM | None = Field(default=None, exclude=True)
+    """An existing engine to share; otherwise one is built from the fields above."""
+    retry: RetryPolicy | None = None
+    breaker: BreakerPolicy | None = None
+    spill_over: float | None = None
+    seed: int | None = None
+    clock: Clock | None = Field(default=None, exclude=True)
+    max_retries: int | None = None
+    """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
+    timeout: float | None = None
+    """The deadline of one call, in seconds (the engine's default when ``None``)."""
+    model: str | None = None
+    """A model for the first route, instead of its provider's model."""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    streaming: bool = False
+    """Whether ``invoke`` streams under the hood (LangChain's ``streaming`` switch)."""
+
+    _engine: ResilientLLM = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        if self.engine is not None:
+            given = [f for f in _ENGINE_FIELDS if getattr(self, f)]
+            if given:
+                raise ValueError(
+                    f"ChatResilientLLM: pass either engine= or {given}, not both "
+                    "(the engine's own settings apply)"
+                )
+            _callbacks.attach(self.engine)
+            self._engine = self.engine
+            return
+        if not self.providers:
+            raise ValueError("ChatResilientLLM needs providers=[Provider(...)] or engine=")
+        engine_options: dict[str, Any] = {}
+        if self.timeout is not None:
+            engine_options["timeout"] = self.timeout
+        if self.spill_over is not None:
+            engine_options["spill_over"] = self.spill_over
+        self._engine = ResilientLLM(
+            self.providers,
+            retry=self._retry_policy(),
+            breaker=self.breaker,
+            seed=self.seed,
+            clock=self.clock,
+            on_event=_callbacks.forward,
+            **engine_options,
+        )
+
+    def _retry_policy(self) -> RetryPolicy | None:
+        if self.max_retries is None:
+            return self.retry
+        if self.retry is None:
+            return RetryPolicy(max_retries=self.max_retries)
+        if self.retry.max_retries != self.max_retries:
+            raise ValueError(
+                f"ChatResilientLLM: max_retries={self.max_retries} contradicts "
+                f"retry=RetryPolicy(max_retries={self.retry.max_retries})"
+            )
+        return self.retry
+
+    @property
+    def resilient_engine(self) -> ResilientLLM:
+        """The engine this model delegates to (for ``snapshot()``, ``close()``...)."""
+        return self._engine
+
+    @property
+    def _llm_type(self) -> str:
+        return "resilient-llm"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "providers": [repr(p) for p in self._engine.providers],
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="resilient-llm",
+            ls_model_name=kwargs.get("model") or self.model or self._engine.providers[0].model,
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop = stop or self.stop
+        if stop:
+            params["ls_stop"] = list(stop)
+        return params
+
+    # -- tools and structured output --------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[Mapping[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | Mapping[str, Any] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (anything ``convert_to_openai_tool`` accepts).
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"`` / ``"required"`` / ``True``
+        (call some tool) or a tool's name. Every provider family gets the same neutral
+        tools, so a call that fails over keeps its tools.
+        """
+        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        choice = _convert.tool_choice(tool_choice, names)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Structured output as BaseChatModel defines it, over the engine's neutral options.
+
+        ``function_calling`` forces a call of a tool built from ``schema``;
+        ``json_schema`` asks each provider for its native structured output;
+        ``json_mode`` asks for any JSON object (describe the keys in the prompt).
+        """
+        if kwargs:
+            raise ValueError(f"Received unsupported arguments {kwargs}")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        trace = {
+            "ls_structured_output_format": {
+                "kwargs": {"method": method, "strict": strict},
+                "schema": schema,
+            }
+        }
+        parser: OutputParserLike[Any]
+        if method == "function_calling":
+            name = convert_to_openai_tool(schema)["function"]["name"]
+            llm = self.bind_tools([schema], tool_choice=name, strict=strict, **trace)
+            if is_pydantic:
+                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            else:
+                parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                llm = self.bind(response_schema=convert_to_json_schema(schema), **trace)
+            else:
+                llm = self.bind(json_mode=True, **trace)
+            if is_pydantic:
+                parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+            else:
+                parser = JsonOutputParser()
+        else:
+            raise ValueError(
+                f"method must be 'function_calling', 'json_schema' or 'json_mode', got {method!r}"
+            )
+        if not include_raw:
+            return llm | parser
+        parse = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parse.with_fallbacks(
+            [no_parse], exception_key="parsing_error"
+        )
+
+    # -- streaming entry points: only to name the run for the engine's events ----------
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        # BaseChatModel.stream() gives _stream() no run manager; give the events one.
+        config, manager = _callbacks.stream_run_manager(ensure_config(config), self, is_async=False)
+        inner = super().stream(input, config, stop=stop, **kwargs)
+        while True:
+            with _callbacks.stream_run(manager):
+                chunk = next(inner, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        config, manager = _callbacks.stream_run_manager(ensure_config(config), self, is_async=True)
+        inner = super().astream(input, config, stop=stop, **kwargs)
+        while True:
+            with _callbacks.stream_run(manager):
+                try:
+                    chunk: AIMessageChunk | None = await anext(inner)
+                except StopAsyncIteration:
+                    chunk = None
+            if chunk is None:
+                return
+            yield chunk
+
+    # -- the four calls: convert, delegate, convert back ------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        neutral, options = self._call(messages, stop, kwargs)
+        with _callbacks.scope(_callbacks.CallScope(run_manager)):
+            reply = self._engine.chat(neutral, **options)
+        return ChatResult(generations=[ChatGeneration(message=_convert.to_ai_message(reply))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        neutral, options = self._call(messages, stop, kwargs)
+        with _callbacks.scope(_callbacks.CallScope(run_manager)) as current:
+            try:
+                reply = await self._engine.achat(neutral, **options)
+            finally:
+                await current.aflush()
+        return ChatResult(generations=[ChatGeneration(message=_convert.to_ai_message(reply))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        neutral, options = self._call(messages, stop, kwargs)
+        current = _callbacks.CallScope(run_manager or _callbacks.current_stream_run())
+        # The context variable is set around each step only: between steps the caller's
+        # code runs, and it may be another call of this model.
+        with _callbacks.scope(current):
+            chunks = self._engine.stream(neutral, **options)
+        tally = _streaming.StreamTally()
+        try:
+            while True:
+                with _callbacks.scope(current):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                out = tally.chunk(chunk)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(chunk.delta, chunk=out)
+                yield out
+        finally:
+            with _callbacks.scope(current):
+                _streaming.close(chunks)
+        yield tally.last(current)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        neutral, options = self._call(messages, stop, kwargs)
+        current = _callbacks.CallScope(run_manager or _callbacks.current_stream_run())
+        with _callbacks.scope(current):
+            chunks = self._engine.astream(neutral, **options)
+        tally = _streaming.StreamTally()
+        try:
+            while True:
+                with _callbacks.scope(current):
+                    try:
+                        chunk: ChatChunk | None = await anext(chunks)
+                    except StopAsyncIteration:
+                        chunk = None
+                    finally:
+                        await current.aflush()
+                if chunk is None:
+                    break
+                out = tally.chunk(chunk)
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(chunk.delta, chunk=out)
+                yield out
+        finally:
+            with _callbacks.scope(current):
+                await _streaming.aclose(chunks)
+                await current.aflush()
+        yield tally.last(current)
+
+    def _call(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The neutral messages and the engine's keyword options for one call."""
+        unknown = set(kwargs) - _CALL_OPTIONS - {"stream"}
+        if unknown:
+            raise TypeError(f"ChatResilientLLM got unexpected call options {sorted(unknown)}")
+        options: dict[str, Any] = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "model": self.model,
+            "timeout": self.timeout,
+        }
+        options |= {k: v for k, v in kwargs.items() if k != "stream"}
+        options["stop"] = stop if stop is not None else self.stop
+        return _convert.to_messages(messages), options
