@@ -1,1 +1,36 @@
-"""LlamaIndex integration for resilient-llm."""
+"""resilient-llm for LlamaIndex: ``ResilientLLM``, a ``FunctionCallingLLM`` over the engine.
+
+::
+
+    from resilient_llm import Provider
+    from llamaindex_resilient import ResilientLLM
+
+    llm = ResilientLLM(providers=[Provider("openai", model="gpt-4o-mini"),
+                                  Provider("anthropic", model="claude-haiku-4-5")])
+    llm.complete("What is the capital of France?").text
+"""
+
+from __future__ import annotations
+
+from .base import ResilientLLM, model_limits
+from .events import (
+    ResilientAttemptEvent,
+    ResilientBreakerEvent,
+    ResilientEngineEvent,
+    ResilientEvent,
+    ResilientFailoverEvent,
+    ResilientRetryEvent,
+    dispatch_event,
+)
+
+__all__ = [
+    "ResilientAttemptEvent",
+    "ResilientBreakerEvent",
+    "ResilientEngineEvent",
+    "ResilientEvent",
+    "ResilientFailoverEvent",
+    "ResilientLLM",
+    "ResilientRetryEvent",
+    "dispatch_event",
+    "model_limits",
+]

@@ -159,10 +159,15 @@ def _trailing_results(turns: Sequence[Turn]) -> list[Turn]:
 
 def _fact(prompt: str) -> str:
     low = prompt.lower()
-    if "paris" in low and "lyon" in low:
+    both = "paris" in low and "lyon" in low
+    # A question about the capital wins over context that merely mentions Lyon (a RAG
+    # prompt carries retrieved documents), unless a comparison is asked for.
+    if both and "compar" in low:
         return _COMPARE
     if "capital of france" in low:
         return _PARIS
+    if both:
+        return _COMPARE
     return "Echo: " + prompt[:200]
 
 

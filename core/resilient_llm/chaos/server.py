@@ -311,12 +311,12 @@ def serve(
     """Serve until interrupted (Ctrl-C); for ``resilient-llm chaos serve --plan FILE``."""
     server = ChaosServer(plans, port=port)
     server._host = _loopback(host)
-    with server:
+    # Ctrl-C may come as soon as the URLs are printed: be ready for it before printing.
+    with server, contextlib.suppress(KeyboardInterrupt):
         names = sorted(plans or {}) or ["openai", "anthropic", "gemini"]
         print(f"chaos providers on {server.url} (any prefix works):", flush=True)
         for name in names:
             print(f"  {name:<12} {protocol_of(name):<10} {server.base_url(name)}", flush=True)
         stop = threading.Event()
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5):
-                pass
+        while not stop.wait(0.5):
+            pass

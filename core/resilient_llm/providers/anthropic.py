@@ -9,6 +9,8 @@ is a 529, ``rate_limit_error`` a 429, and so on.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -91,6 +93,24 @@ def map_anthropic_error(
     raise exc
 
 
+@functools.cache
+def _sdk_takes(name: str) -> bool:
+    return name in inspect.signature(anthropic.resources.messages.Messages.create).parameters
+
+
+def _params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
+    """The SDK's keyword arguments, leaving out sampling options this SDK no longer takes.
+
+    Recent ``anthropic`` releases dropped ``temperature`` from ``messages.create`` (the
+    newest models fix their own sampling); passing it would be a ``TypeError``, so it is
+    sent only to an SDK that still accepts it.
+    """
+    params = build_params(request, provider)
+    if "temperature" in params and not _sdk_takes("temperature"):
+        del params["temperature"]
+    return params
+
+
 async def _aclose(client: anthropic.AsyncAnthropic) -> None:
     await client.close()
 
@@ -118,7 +138,7 @@ class AnthropicAdapter:
         return AnthropicStreamState(self.provider.name, wrapped=wraps_schema(request))
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
-        params = build_params(request, self.provider)
+        params = _params(request, self.provider)
         client = self._clients.sync()
         try:
             raw = client.messages.with_raw_response.create(**params, timeout=timeout)
@@ -130,7 +150,7 @@ class AnthropicAdapter:
         )
 
     async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse:
-        params = build_params(request, self.provider)
+        params = _params(request, self.provider)
         client = await self._clients.aget()
         try:
             raw = await client.messages.with_raw_response.create(**params, timeout=timeout)
@@ -142,7 +162,7 @@ class AnthropicAdapter:
         )
 
     def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]:
-        params = build_params(request, self.provider)
+        params = _params(request, self.provider)
 
         def open_stream() -> anthropic.Stream[Any]:
             client = self._clients.sync()
@@ -157,7 +177,7 @@ class AnthropicAdapter:
         )
 
     def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]:
-        params = build_params(request, self.provider)
+        params = _params(request, self.provider)
 
         async def open_stream() -> anthropic.AsyncStream[Any]:
             client = await self._clients.aget()

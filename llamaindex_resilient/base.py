@@ -1,0 +1,348 @@
+"""``ResilientLLM``: the resilient-llm engine as a LlamaIndex ``FunctionCallingLLM``.
+
+Every method only converts (``_convert``) and delegates to the engine, which is the one
+rate-limit, retry, breaker and failover authority. Two LlamaIndex habits would undermine
+that, and both are designed out:
+
+- LlamaIndex's ``rate_limiter`` is refused (the engine limits per route, with real token
+  counts, and a second limiter in front would only add waits it cannot account for);
+- each public method is the only decorated method on its path: ``complete`` does not
+  call ``chat`` (both carry LlamaIndex's callback decorator, which acquires the limiter
+  and emits start/end events), so a public call emits exactly one start event.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+    ToolCallBlock,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+
+from resilient_llm import ChatChunk, ConfigurationError, Message, Provider
+from resilient_llm import ResilientLLM as Engine
+from resilient_llm.events import Event, EventHandler
+
+from ._convert import (
+    StreamState,
+    to_chat_response,
+    to_completion_response,
+    to_messages,
+    to_tool,
+    to_tool_choice,
+    tool_selections,
+)
+from .events import dispatch_event
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+__all__ = ["ResilientLLM", "model_limits"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Engine keyword arguments (besides ``providers``), read from its signature so a new
+# engine option works here without a change.
+_ENGINE_OPTIONS = frozenset(inspect.signature(Engine.__init__).parameters) - {
+    "self",
+    "providers",
+}
+# Per-call options the engine takes; anything else LlamaIndex passes along is ignored.
+_CALL_OPTIONS = frozenset(
+    {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
+    | {"stop", "model", "timeout"}
+)
+
+# (model-name prefix, context window, output tokens); first match wins.
+_MODEL_LIMITS: tuple[tuple[str, int, int], ...] = (
+    ("gpt-4o", 128_000, 16_384),
+    ("gpt-4.1", 1_047_576, 32_768),
+    ("claude-", 200_000, 8_192),
+    ("gemini-2.5-", 1_048_576, 65_536),
+)
+_DEFAULT_LIMITS = (128_000, 4_096)
+
+
+def model_limits(model: str) -> tuple[int, int]:
+    """``(context_window, num_output)`` for a model name, from a small table of families.
+
+    Unknown models get 128k / 4096; pass ``context_window=`` / ``num_output=`` to override.
+    """
+    name = model.lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" on OpenAI-compatible routers
+    for prefix, window, output in _MODEL_LIMITS:
+        if name.startswith(prefix):
+            return window, output
+    return _DEFAULT_LIMITS
+
+
+def _chat_callback(f: _F) -> _F:
+    return cast(_F, llm_chat_callback()(f))
+
+
+def _completion_callback(f: _F) -> _F:
+    return cast(_F, llm_completion_callback()(f))
+
+
+class ResilientLLM(FunctionCallingLLM):
+    """A LlamaIndex LLM whose every call goes through a resilient-llm engine.
+
+    Build it from the engine's keyword arguments (``ResilientLLM(providers=[...],
+    retry=..., breaker=..., timeout=...)``) or around an engine (``engine=...``). Replies
+    carry the engine's account in ``raw`` (``provider``, ``model``, ``attempts``,
+    ``failovers``, ``waits``, ``usage``) and token usage in ``additional_kwargs``
+    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``); streamed chunks carry
+    ``provider``, ``model`` and ``usage``.
+
+    Rate limiting is the engine's: ``rate_limiter`` must stay ``None``. Engine events are
+    re-emitted as LlamaIndex instrumentation events (see :mod:`llamaindex_resilient.events`)
+    when the engine is built here; an engine passed in needs ``on_event=dispatch_event``.
+    """
+
+    model: str = Field(default="", description="The primary route's model.")
+    temperature: float | None = Field(default=None, description="Default temperature.")
+    max_tokens: int | None = Field(default=None, description="Default output token limit.")
+    context_window: int | None = Field(
+        default=None, description="Override the model table's context window."
+    )
+    num_output: int | None = Field(
+        default=None, description="Override the model table's output size."
+    )
+
+    _engine: Engine = PrivateAttr()
+
+    def __init__(
+        self,
+        providers: Sequence[Provider] | Provider | None = None,
+        *,
+        engine: Engine | None = None,
+        **kwargs: Any,
+    ) -> None:
+        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENGINE_OPTIONS}
+        if engine is not None and (providers is not None or engine_kwargs):
+            raise ConfigurationError(
+                "ResilientLLM takes either engine= or the engine's keyword arguments "
+                f"(providers, {', '.join(sorted(_ENGINE_OPTIONS))}), not both"
+            )
+        if engine is None:
+            if providers is None:
+                raise ConfigurationError("ResilientLLM needs providers=[Provider(...)] or engine=")
+            handlers = engine_kwargs.pop("on_event", ())
+            engine_kwargs["on_event"] = [*_handlers(handlers), dispatch_event]
+            engine = Engine(
+                [providers] if isinstance(providers, Provider) else providers, **engine_kwargs
+            )
+        kwargs.setdefault("model", engine.providers[0].model)
+        super().__init__(**kwargs)
+        self._engine = engine
+
+    @field_validator("rate_limiter")
+    @classmethod
+    def _no_rate_limiter(cls, value: object) -> None:
+        _refuse_rate_limiter(value)
+        return None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # LlamaIndex models do not validate assignment; a limiter set later is refused too.
+        if name == "rate_limiter":
+            _refuse_rate_limiter(value)
+        super().__setattr__(name, value)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ResilientLLM"
+
+    @property
+    def engine(self) -> Engine:
+        """The resilient-llm engine behind this LLM (for ``snapshot()``, ``close()``)."""
+        return self._engine
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        window, output = model_limits(self.model)
+        return LLMMetadata(
+            context_window=self.context_window or window,
+            num_output=self.num_output or self.max_tokens or output,
+            is_chat_model=True,
+            is_function_calling_model=True,
+            model_name=self.model,
+        )
+
+    # -- chat ---------------------------------------------------------------------------
+
+    @_chat_callback
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        reply = self._engine.chat(to_messages(messages), **self._options(kwargs))
+        return to_chat_response(reply)
+
+    @_chat_callback
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        reply = await self._engine.achat(to_messages(messages), **self._options(kwargs))
+        return to_chat_response(reply)
+
+    @_chat_callback
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return _chat_gen(self._engine.stream(to_messages(messages), **self._options(kwargs)))
+
+    @_chat_callback
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        chunks = self._engine.astream(to_messages(messages), **self._options(kwargs))
+        return _achat_gen(chunks)
+
+    # -- complete (never via the decorated chat methods) ---------------------------------
+
+    @_completion_callback
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        reply = self._engine.chat(_prompt(prompt), **self._options(kwargs))
+        return to_completion_response(reply)
+
+    @_completion_callback
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        reply = await self._engine.achat(_prompt(prompt), **self._options(kwargs))
+        return to_completion_response(reply)
+
+    @_completion_callback
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        return _completion_gen(self._engine.stream(_prompt(prompt), **self._options(kwargs)))
+
+    @_completion_callback
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        chunks = self._engine.astream(_prompt(prompt), **self._options(kwargs))
+        return _acompletion_gen(chunks)
+
+    # -- tools ----------------------------------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` arguments offering ``tools``: neutral tools and a tool choice."""
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        specs = [to_tool(t) for t in tools]
+        return {
+            "messages": messages,
+            "tools": specs,
+            "tool_choice": to_tool_choice(tool_choice, tool_required, specs),
+            **kwargs,
+        }
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Keep only the first tool call unless parallel calls were allowed."""
+        if allow_parallel_tool_calls:
+            return response
+        calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
+        if len(calls) > 1:
+            first = calls[0]
+            blocks = response.message.blocks
+            response.message.blocks = [
+                b for b in blocks if not isinstance(b, ToolCallBlock) or b is first
+            ]
+            legacy = response.message.additional_kwargs.get("tool_calls")
+            if legacy:
+                response.message.additional_kwargs["tool_calls"] = legacy[:1]
+        return response
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls of a reply, as LlamaIndex ``ToolSelection`` s."""
+        selections = tool_selections(response)
+        if not selections and error_on_no_tool_call:
+            raise ValueError("Expected at least one tool call, but got 0 tool calls.")
+        return selections
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _options(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's per-call options: this LLM's defaults, then the call's own."""
+        options: dict[str, Any] = {}
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            options["max_tokens"] = self.max_tokens
+        options.update({k: v for k, v in kwargs.items() if k in _CALL_OPTIONS and v is not None})
+        return options
+
+
+def _refuse_rate_limiter(value: object) -> None:
+    if value is not None:
+        raise ValueError(
+            "ResilientLLM does not take a LlamaIndex rate_limiter: the engine limits each "
+            "route itself (Provider(rate_limit=RateLimit(...)))"
+        )
+
+
+def _handlers(value: object) -> list[EventHandler]:
+    if callable(value):
+        return [cast(EventHandler, value)]
+    return list(cast("Sequence[Callable[[Event], None]]", value or ()))
+
+
+def _prompt(prompt: str) -> list[Message]:
+    return [Message("user", prompt)]
+
+
+def _chat_gen(chunks: Iterator[ChatChunk]) -> ChatResponseGen:
+    state = StreamState()
+    for chunk in chunks:
+        yield state.chat(chunk)
+
+
+async def _achat_gen(chunks: AsyncIterator[ChatChunk]) -> ChatResponseAsyncGen:
+    state = StreamState()
+    async for chunk in chunks:
+        yield state.chat(chunk)
+
+
+def _completion_gen(chunks: Iterator[ChatChunk]) -> CompletionResponseGen:
+    state = StreamState()
+    for chunk in chunks:
+        yield state.completion(chunk)
+
+
+async def _acompletion_gen(chunks: AsyncIterator[ChatChunk]) -> CompletionResponseAsyncGen:
+    state = StreamState()
+    async for chunk in chunks:
+        yield state.completion(chunk)

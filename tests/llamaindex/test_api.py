@@ -1,0 +1,118 @@
+"""The package's public names, metadata, and the pure converters."""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ImageBlock,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+
+import llamaindex_resilient
+from llamaindex_resilient import ResilientLLM, model_limits
+from llamaindex_resilient._convert import to_messages, tool_selections
+from resilient_llm import ConfigurationError, Message, ToolCall
+
+from .conftest import Routes
+
+
+def test_exported_names() -> None:
+    assert sorted(llamaindex_resilient.__all__) == [
+        "ResilientAttemptEvent",
+        "ResilientBreakerEvent",
+        "ResilientEngineEvent",
+        "ResilientEvent",
+        "ResilientFailoverEvent",
+        "ResilientLLM",
+        "ResilientRetryEvent",
+        "dispatch_event",
+        "model_limits",
+    ]
+    for name in llamaindex_resilient.__all__:
+        assert getattr(llamaindex_resilient, name) is not None
+    assert issubclass(ResilientLLM, FunctionCallingLLM)
+    assert ResilientLLM.class_name() == "ResilientLLM"
+
+
+@pytest.mark.parametrize(
+    ("model", "limits"),
+    [
+        ("gpt-4o-mini", (128_000, 16_384)),
+        ("gpt-4.1-nano", (1_047_576, 32_768)),
+        ("claude-haiku-4-5", (200_000, 8_192)),
+        ("gemini-2.5-flash", (1_048_576, 65_536)),
+        ("openai/gpt-4o", (128_000, 16_384)),
+        ("llama-3.3-70b", (128_000, 4_096)),
+    ],
+)
+def test_model_limits(model: str, limits: tuple[int, int]) -> None:
+    assert model_limits(model) == limits
+
+
+def test_metadata(routes: Routes) -> None:
+    llm = routes.llm()
+    meta = llm.metadata
+    assert meta.is_chat_model
+    assert meta.is_function_calling_model
+    assert meta.model_name == llm.model
+    assert (meta.context_window, meta.num_output) == model_limits(llm.model)
+    custom = routes.llm(context_window=1000, max_tokens=10).metadata
+    assert (custom.context_window, custom.num_output) == (1000, 10)
+    assert "ResilientLLM" in repr(llm.engine)
+    assert "chaos-test" not in repr(llm) + str(llm.to_dict())  # no key in dumps
+
+
+def test_messages_convert_with_tool_calls_and_results() -> None:
+    call = ToolCallBlock(tool_call_id="c1", tool_name="multiply", tool_kwargs='{"a": 2}')
+    messages = [
+        ChatMessage(role=MessageRole.SYSTEM, content="Be brief."),
+        ChatMessage(role=MessageRole.USER, content="Multiply 2"),
+        ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text="ok"), call]),
+        ChatMessage(role=MessageRole.TOOL, content="4", additional_kwargs={"tool_call_id": "c1"}),
+        ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=None,
+            additional_kwargs={
+                "tool_calls": [{"id": "c2", "function": {"name": "f", "arguments": "{}"}}]
+            },
+        ),
+    ]
+    assert to_messages(messages) == [
+        Message("system", "Be brief."),
+        Message("user", "Multiply 2"),
+        Message("assistant", "ok", tool_calls=(ToolCall("c1", "multiply", {"a": 2}),)),
+        Message("tool", "4", tool_call_id="c1"),
+        Message("assistant", "", tool_calls=(ToolCall("c2", "f", {}),)),
+    ]
+
+
+def test_non_text_blocks_are_refused() -> None:
+    image = ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="http://x/y.png")])
+    with pytest.raises(ConfigurationError, match="ImageBlock"):
+        to_messages([image])
+
+
+def test_tool_selections_from_legacy_additional_kwargs() -> None:
+    legacy = ChatResponse(
+        message=ChatMessage(
+            role=MessageRole.ASSISTANT,
+            additional_kwargs={
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"x": 1}'}}]
+            },
+        )
+    )
+    (selection,) = tool_selections(legacy)
+    assert (selection.tool_id, selection.tool_name, selection.tool_kwargs) == ("c", "f", {"x": 1})
+
+
+def test_single_tool_call_unless_parallel_allowed(routes: Routes) -> None:
+    llm = routes.llm()
+    blocks = [ToolCallBlock(tool_call_id=str(i), tool_name="f", tool_kwargs={}) for i in range(2)]
+    response = ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=list(blocks)))
+    kept = llm._validate_chat_with_tools_response(response, [], allow_parallel_tool_calls=False)
+    assert [s.tool_id for s in llm.get_tool_calls_from_response(kept)] == ["0"]
