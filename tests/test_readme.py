@@ -44,3 +44,17 @@ def test_usage_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_chaos_example_runs() -> None:
     (block,) = python_blocks("### The chaos providers")
     exec(compile(block, str(README), "exec"), {})
+
+
+def test_langchain_example_runs() -> None:
+    (block,) = python_blocks("## LangChain")
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["answer"] == "The capital of France is Paris."
+
+
+def test_llamaindex_example_runs() -> None:
+    (block,) = python_blocks("## LlamaIndex")
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert str(namespace["answer"]) == "The capital of France is Paris."
