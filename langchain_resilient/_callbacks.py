@@ -53,7 +53,6 @@ RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 # BaseChatModel.stream() calls _stream() without its run manager; ChatResilientLLM.stream()
 # names the run (config["run_id"]) and leaves a manager for that run here.
 _STREAM_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
-_ATTACHED = "_langchain_resilient_forwarding"
 
 
 class CallScope:
@@ -175,18 +174,5 @@ def current_stream_run() -> RunManager | None:
 
 
 def attach(engine: ResilientLLM) -> None:
-    """Make a user-built engine forward its events too (once per engine).
-
-    ``ResilientLLM`` has no public way to add a handler after construction, so this wraps
-    its emitter; the engine looks ``_emit`` up at every call, so wrapping it once is enough.
-    """
-    if getattr(engine, _ATTACHED, False):
-        return
-    inner = engine._emit
-
-    def emit(event: Event) -> None:
-        inner(event)
-        forward(event)
-
-    engine._emit = emit
-    setattr(engine, _ATTACHED, True)
+    """Make an engine forward its events to the current LangChain run (once per engine)."""
+    engine.add_event_handler(forward)

@@ -36,7 +36,6 @@ from llama_index.core.llms.llm import ToolSelection
 
 from resilient_llm import ChatChunk, ConfigurationError, Message, Provider
 from resilient_llm import ResilientLLM as Engine
-from resilient_llm.events import Event, EventHandler
 
 from ._convert import (
     StreamState,
@@ -109,8 +108,8 @@ class ResilientLLM(FunctionCallingLLM):
     ``provider``, ``model`` and ``usage``.
 
     Rate limiting is the engine's: ``rate_limiter`` must stay ``None``. Engine events are
-    re-emitted as LlamaIndex instrumentation events (see :mod:`llamaindex_resilient.events`)
-    when the engine is built here; an engine passed in needs ``on_event=dispatch_event``.
+    re-emitted as LlamaIndex instrumentation events (see :mod:`llamaindex_resilient.events`),
+    whether the engine is built here or passed in.
     """
 
     model: str = Field(default="", description="The primary route's model.")
@@ -141,11 +140,10 @@ class ResilientLLM(FunctionCallingLLM):
         if engine is None:
             if providers is None:
                 raise ConfigurationError("ResilientLLM needs providers=[Provider(...)] or engine=")
-            handlers = engine_kwargs.pop("on_event", ())
-            engine_kwargs["on_event"] = [*_handlers(handlers), dispatch_event]
             engine = Engine(
                 [providers] if isinstance(providers, Provider) else providers, **engine_kwargs
             )
+        engine.add_event_handler(dispatch_event)
         kwargs.setdefault("model", engine.providers[0].model)
         super().__init__(**kwargs)
         self._engine = engine
@@ -312,12 +310,6 @@ def _refuse_rate_limiter(value: object) -> None:
             "ResilientLLM does not take a LlamaIndex rate_limiter: the engine limits each "
             "route itself (Provider(rate_limit=RateLimit(...)))"
         )
-
-
-def _handlers(value: object) -> list[EventHandler]:
-    if callable(value):
-        return [cast(EventHandler, value)]
-    return list(cast("Sequence[Callable[[Event], None]]", value or ()))
 
 
 def _prompt(prompt: str) -> list[Message]:

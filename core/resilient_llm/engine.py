@@ -23,7 +23,7 @@ from .clock import Clock, SystemClock
 from .drivers import Flow, run_async, run_async_stream, run_sync, run_sync_stream
 from .effects import Call, FlowPolicy
 from .errors import ConfigurationError
-from .events import BreakerStateChanged, EventHandler, emitter
+from .events import BreakerStateChanged, Emitter, EventHandler
 from .flow import call_flow
 from .hints import hints_from_headers
 from .limiter import Limiter
@@ -107,7 +107,7 @@ class ResilientLLM:
             )
         self.clock: Clock = clock or SystemClock()
         handlers = [on_event] if callable(on_event) else list(on_event)
-        self._emit = emitter(handlers)
+        self._emit = Emitter(handlers)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._factory = adapter_factory or _default_factory
@@ -209,6 +209,13 @@ class ResilientLLM:
         return run_async_stream(flow, self.clock, open_stream)
 
     # -- state ------------------------------------------------------------------------
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        """Receive every event from now on (adding the same handler twice is a no-op)."""
+        self._emit.add(handler)
+
+    def remove_event_handler(self, handler: EventHandler) -> None:
+        self._emit.remove(handler)
 
     def snapshot(self) -> Snapshot:
         """Every route's limiter, breaker, pause and health, at this moment."""

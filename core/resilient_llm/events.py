@@ -16,6 +16,7 @@ __all__ = [
     "AttemptFinished",
     "AttemptStarted",
     "BreakerStateChanged",
+    "Emitter",
     "Event",
     "EventHandler",
     "Failover",
@@ -25,7 +26,6 @@ __all__ = [
     "RoutePaused",
     "RouteSkipped",
     "Settled",
-    "emitter",
 ]
 
 logger = logging.getLogger("resilient_llm")
@@ -118,21 +118,29 @@ EventHandler = Callable[[Event], None]
 _WARN = (Failover, BreakerStateChanged, RouteDisabled, RoutePaused)
 
 
-def emitter(handlers: Iterable[EventHandler] = ()) -> EventHandler:
-    """One function that logs an event and passes it to each handler.
+class Emitter:
+    """Logs each event and passes it to every handler; handlers may come and go at any time.
 
     A handler that raises is logged and skipped: observability must never fail a call.
+    The handler tuple is replaced, never mutated, so emitting needs no lock.
     """
-    callbacks = tuple(handlers)
 
-    def emit(event: Event) -> None:
+    def __init__(self, handlers: Iterable[EventHandler] = ()) -> None:
+        self._handlers = tuple(handlers)
+
+    def add(self, handler: EventHandler) -> None:
+        if handler not in self._handlers:
+            self._handlers = (*self._handlers, handler)
+
+    def remove(self, handler: EventHandler) -> None:
+        self._handlers = tuple(h for h in self._handlers if h != handler)
+
+    def __call__(self, event: Event) -> None:
         level = logging.WARNING if isinstance(event, _WARN) else logging.DEBUG
         if logger.isEnabledFor(level):
             logger.log(level, "%s", event.describe())
-        for callback in callbacks:
+        for callback in self._handlers:
             try:
                 callback(event)
             except Exception:
                 logger.exception("event handler %r failed on %s", callback, event.kind)
-
-    return emit

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from resilient_llm.events import Event, Failover, LimiterWait, emitter
+from resilient_llm.events import Emitter, Event, Failover, LimiterWait
 
 
 def test_emitter_logs_and_calls_every_handler_even_after_one_fails(
@@ -15,7 +15,7 @@ def test_emitter_logs_and_calls_every_handler_even_after_one_fails(
     def broken(event: Event) -> None:
         raise RuntimeError("handler bug")
 
-    emit = emitter([broken, seen.append])
+    emit = Emitter([broken, seen.append])
     with caplog.at_level(logging.DEBUG, logger="resilient_llm"):
         emit(Failover("openai", 1.0, "anthropic", "rate limited"))
         emit(LimiterWait("openai", 2.0, 0.5, "limiter"))
@@ -24,3 +24,15 @@ def test_emitter_logs_and_calls_every_handler_even_after_one_fails(
     assert "failover" in warnings[0].getMessage()
     assert "anthropic" in warnings[0].getMessage()
     assert any("handler" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_handlers_can_be_added_and_removed_at_any_time() -> None:
+    first: list[Event] = []
+    second: list[Event] = []
+    emit = Emitter([first.append])
+    emit.add(second.append)
+    emit.add(second.append)  # once only
+    emit(LimiterWait("a", 0.0, 1.0, "limiter"))
+    emit.remove(first.append)
+    emit(LimiterWait("a", 1.0, 1.0, "limiter"))
+    assert (len(first), len(second)) == (1, 2)

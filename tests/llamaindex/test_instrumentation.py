@@ -27,7 +27,6 @@ from llamaindex_resilient import (
     ResilientFailoverEvent,
     ResilientLLM,
     ResilientRetryEvent,
-    dispatch_event,
 )
 from resilient_llm import ConfigurationError, FakeClock, Provider
 from resilient_llm import ResilientLLM as Engine
@@ -155,7 +154,6 @@ def test_events_go_through_our_dispatcher(openai_routes: Routes) -> None:
 def test_an_engine_passed_in_is_used_as_is(server: ChaosServer, collector: Collector) -> None:
     engine = Engine(
         [Provider("gemini", "gemini-2.5-pro", base_url=server.base_url("gemini-own"), api_key="x")],
-        on_event=dispatch_event,
         clock=FakeClock(),
     )
     with engine:
