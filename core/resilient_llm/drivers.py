@@ -15,6 +15,7 @@ reservation and breaker permit are returned.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import TypeVar
 
@@ -103,7 +104,9 @@ class _Tally:
         self.route = report.route
         self.text = ""
         self.usage: Usage | None = None
-        self.add(first)
+        self.first = dataclasses.replace(
+            self.add(first), metadata={**first.metadata, **report.metadata()}
+        )
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
         self.text += chunk.delta
@@ -142,7 +145,7 @@ def run_sync_stream(
     (first, chunks), report = run_sync(flow, clock, first_chunk)
     tally = _Tally(report, first)
     try:
-        yield first
+        yield tally.first
         for chunk in chunks:
             yield tally.add(chunk)
     except ResilientLLMError as error:
@@ -174,7 +177,7 @@ async def run_async_stream(
     (first, chunks), report = await run_async(flow, clock, first_chunk)
     tally = _Tally(report, first)
     try:
-        yield first
+        yield tally.first
         async for chunk in chunks:
             yield tally.add(chunk)
     except ResilientLLMError as error:

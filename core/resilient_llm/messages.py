@@ -140,7 +140,11 @@ class ChatResponse:
 
 @dataclass(frozen=True)
 class ChatChunk:
-    """One piece of a streamed reply; the last chunk usually carries ``usage``."""
+    """One piece of a streamed reply; the last chunk usually carries ``usage``.
+
+    The first chunk a caller receives carries the engine's account of the call so far in
+    ``metadata`` (provider, attempts, waits, failovers): after it, nothing is retried.
+    """
 
     delta: str = ""
     provider: str = ""
@@ -148,6 +152,7 @@ class ChatChunk:
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage | None = None
     finish_reason: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def to_messages(items: Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:

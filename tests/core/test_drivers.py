@@ -228,3 +228,14 @@ def test_sync_and_async_drivers_decide_alike() -> None:
         return [(a.route, a.outcome) for a in report.attempts] + [("sleeps", str(clock.sleeps))]
 
     assert history("sync") == history("async")
+
+
+def test_the_first_chunk_carries_the_calls_account() -> None:
+    clock = FakeClock()
+    routes = make_routes("a", "b")
+    script = Script(clock, {"a": [ProviderUnavailable("down", status_code=503)] * 4})
+    stream = run_sync_stream(flow_for(routes, clock, stream=True), clock, script.stream)
+    first = next(stream)
+    assert first.metadata["provider"] == "b"
+    assert first.metadata["failovers"][0]["from"] == "a"
+    assert all(not chunk.metadata for chunk in stream)
