@@ -22,7 +22,7 @@ from .breaker import BreakerPolicy, CircuitBreaker, StateChange
 from .clock import Clock, SystemClock
 from .drivers import Flow, run_async, run_async_stream, run_sync, run_sync_stream
 from .effects import Call, FlowPolicy
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
 from .flow import call_flow
 from .hints import hints_from_headers
@@ -172,7 +172,8 @@ class ResilientLLM:
         flow = self._flow(request, timeout, stream=False)
 
         def send(call: Call) -> tuple[ChatResponse, int | None]:
-            reply = self._adapter(call).chat(self._for_route(request, call), call.timeout)
+            adapter, timeout = self._adapter(call)
+            reply = adapter.chat(self._for_route(request, call), timeout)
             return reply, _observe(call, reply)
 
         reply, report = run_sync(flow, self.clock, send)
@@ -183,8 +184,8 @@ class ResilientLLM:
         flow = self._flow(request, timeout, stream=False)
 
         async def send(call: Call) -> tuple[ChatResponse, int | None]:
-            adapter = self._adapter(call)
-            reply = await adapter.achat(self._for_route(request, call), call.timeout)
+            adapter, timeout = self._adapter(call)
+            reply = await adapter.achat(self._for_route(request, call), timeout)
             return reply, _observe(call, reply)
 
         reply, report = await run_async(flow, self.clock, send)
@@ -195,7 +196,8 @@ class ResilientLLM:
         flow = self._flow(request, timeout, stream=True)
 
         def open_stream(call: Call) -> Iterator[ChatChunk]:
-            return self._adapter(call).stream(self._for_route(request, call), call.timeout)
+            adapter, timeout = self._adapter(call)
+            return adapter.stream(self._for_route(request, call), timeout)
 
         return run_sync_stream(flow, self.clock, open_stream)
 
@@ -204,7 +206,8 @@ class ResilientLLM:
         flow = self._flow(request, timeout, stream=True)
 
         def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
-            return self._adapter(call).astream(self._for_route(request, call), call.timeout)
+            adapter, timeout = self._adapter(call)
+            return adapter.astream(self._for_route(request, call), timeout)
 
         return run_async_stream(flow, self.clock, open_stream)
 
@@ -271,7 +274,13 @@ class ResilientLLM:
             return dataclasses.replace(request, model=None)
         return request
 
-    def _adapter(self, call: Call) -> ChatAdapter:
+    def _adapter(self, call: Call) -> tuple[ChatAdapter, float]:
+        """The route's adapter, and the attempt's time left once it exists.
+
+        The first call on a route imports its SDK and builds its client, which can take a
+        second: that time comes out of the attempt's budget, not on top of the deadline.
+        """
+        started = self.clock.now()
         name = call.route.name
         adapter = self._adapters.get(name)
         if adapter is None:
@@ -280,7 +289,12 @@ class ResilientLLM:
                 if adapter is None:
                     provider = next(p for p in self.providers if p.name == name)
                     adapter = self._adapters[name] = self._factory(provider)
-        return adapter
+        left = call.timeout - (self.clock.now() - started)
+        if left <= 0:
+            raise ProviderUnavailable(
+                f"no time left for attempt {call.attempt} on {name!r}", provider=name
+            )
+        return adapter, left
 
 
 def _tool(tool: Tool | Mapping[str, Any]) -> Tool:

@@ -118,7 +118,7 @@ def call_flow(
         index = choice.index
         route = routes[index]
         reservation = route.limiter.reserve(estimates[index], now)
-        if now + reservation.wait > deadline:
+        if now + reservation.wait >= deadline:
             # Another caller took the slot between our look and our reservation.
             reservation.cancel()
             continue
@@ -218,9 +218,9 @@ def _choose(
         if route.breaker.ready_at(now) <= now and route.paused_until() <= now:
             until = state.backoff_until[sticky]
             if until > now:
-                if until <= deadline:
+                if until < deadline:
                     return _Sleep(until, "backoff", route.name)
-            elif now + route.limiter.peek(estimates[sticky], now) <= deadline:
+            elif now + route.limiter.peek(estimates[sticky], now) < deadline:
                 return _Go(sticky)
             # A backoff or queue that would outlive the deadline is not begun: fail over if
             # another route can go, else the free choice below raises DeadlineExceeded.
@@ -249,13 +249,13 @@ def _choose(
             state.out[index] = exc
             report.skipped(route.name, "request larger than its token limit", now, emit)
 
-    in_time = [(index, wait) for index, wait in ready if now + wait <= deadline]
+    in_time = [(index, wait) for index, wait in ready if now + wait < deadline]
     for index, wait in in_time:
         if wait <= policy.spill_over:
             return _Go(index)
     if in_time:
         return _Go(min(in_time, key=lambda item: item[1])[0])
-    if soonest is not None and soonest.until <= deadline:
+    if soonest is not None and soonest.until < deadline:
         return soonest
     if soonest is not None:
         raise _deadline(

@@ -185,6 +185,7 @@ def test_rate_limit_is_per_route() -> None:
     llm = ResilientLLM(
         [Provider("openai", "m", rate_limit=RateLimit(requests_per_minute=1))],
         clock=FakeClock(),
+        timeout=61.0,  # the queue takes 60 s: a call needs time left after it
         adapter_factory=lambda p: ScriptedAdapter("openai"),
     )
     llm.chat("one")
