@@ -10,35 +10,25 @@ they keep working when a call fails over from one provider family to another.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.base import OutputParserLike
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
-    RunnableMap,
-    RunnablePassthrough,
     ensure_config,
 )
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from resilient_llm import BreakerPolicy, ChatChunk, Clock, Provider, ResilientLLM, RetryPolicy
 
-from . import _callbacks, _convert, _streaming
+from . import _callbacks, _convert, _streaming, _structured
 
 __all__ = ["ChatResilientLLM"]
 
@@ -215,43 +205,7 @@ class ChatResilientLLM(BaseChatModel):
         """
         if kwargs:
             raise ValueError(f"Received unsupported arguments {kwargs}")
-        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        trace = {
-            "ls_structured_output_format": {
-                "kwargs": {"method": method, "strict": strict},
-                "schema": schema,
-            }
-        }
-        parser: OutputParserLike[Any]
-        if method == "function_calling":
-            name = convert_to_openai_tool(schema)["function"]["name"]
-            llm = self.bind_tools([schema], tool_choice=name, strict=strict, **trace)
-            if is_pydantic:
-                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
-            else:
-                parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-        elif method in ("json_schema", "json_mode"):
-            if method == "json_schema":
-                llm = self.bind(response_schema=convert_to_json_schema(schema), **trace)
-            else:
-                llm = self.bind(json_mode=True, **trace)
-            if is_pydantic:
-                parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-            else:
-                parser = JsonOutputParser()
-        else:
-            raise ValueError(
-                f"method must be 'function_calling', 'json_schema' or 'json_mode', got {method!r}"
-            )
-        if not include_raw:
-            return llm | parser
-        parse = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-        )
-        no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parse.with_fallbacks(
-            [no_parse], exception_key="parsing_error"
-        )
+        return _structured.structured_output(self, schema, method, include_raw, strict)
 
     # -- streaming entry points: only to name the run for the engine's events ----------
 
