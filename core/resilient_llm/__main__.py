@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .errors import ConfigurationError
+
 __all__ = ["main"]
 
 
@@ -29,8 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .chaos import Plan
     from .chaos import serve as serve_chaos
 
-    plans = Plan.load(args.plan) if args.plan else {}
-    serve_chaos(plans, port=args.port)
+    try:
+        plans = Plan.load(args.plan) if args.plan else {}
+        serve_chaos(plans, port=args.port)
+    except ConfigurationError as error:
+        parser.error(str(error))  # a user's mistake: one line, no traceback
     return 0
 
 
