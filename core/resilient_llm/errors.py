@@ -150,8 +150,8 @@ class CircuitOpen(ResilientLLMError):
     """The route's circuit breaker is open; the call was not sent."""
 
 
-class DeadlineExceeded(ResilientLLMError):
-    """The call's overall deadline ran out (waits, attempts and backoff together)."""
+class _WithAttempts(ResilientLLMError):
+    """An error that ends a whole call, carrying the call's history as ``attempts``."""
 
     def __init__(
         self,
@@ -174,36 +174,18 @@ class DeadlineExceeded(ResilientLLMError):
 
     def _fields(self) -> dict[str, Any]:
         return {**super()._fields(), "attempts": self.attempts}
+
+
+class DeadlineExceeded(_WithAttempts):
+    """The call's overall deadline ran out (waits, attempts and backoff together)."""
 
 
 class RequestTooLarge(ResilientLLMError):
     """The request's estimated tokens exceed a route's whole per-minute token budget."""
 
 
-class AllProvidersFailed(ResilientLLMError):
+class AllProvidersFailed(_WithAttempts):
     """Every route failed or was skipped; ``attempts`` records each try and skip in order."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        attempts: Sequence[AttemptRecord] = (),
-        provider: str | None = None,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            provider=provider,
-            status_code=status_code,
-            retry_after=retry_after,
-            retryable=retryable,
-        )
-        self.attempts = tuple(attempts)
-
-    def _fields(self) -> dict[str, Any]:
-        return {**super()._fields(), "attempts": self.attempts}
 
 
 class ConfigurationError(ResilientLLMError, ValueError):
