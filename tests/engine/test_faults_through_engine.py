@@ -36,6 +36,7 @@ attempt timeout, the call's deadline cuts them (``DeadlineExceeded``).
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -49,6 +50,7 @@ from resilient_llm import (
     ContextLengthExceeded,
     DeadlineExceeded,
     FakeClock,
+    Provider,
     ProviderUnavailable,
     RateLimit,
     RateLimited,
@@ -418,3 +420,32 @@ def test_the_local_limiter_spills_over_before_the_provider_quota_says_429(
     assert calls == [(primary.name, 200, "ok")] * 2 + [(fallback.name, 200, "ok")] * 3
     assert all(status != 429 for _, status, _ in calls)
     assert llm.snapshot()[primary.name].limiter.requests_used == 2
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_connection_refused_fails_over(bench: Bench, kind: str, mode: str) -> None:
+    refused = Provider(
+        kind,  # type: ignore[arg-type]
+        "chaos-model",
+        base_url=f"http://127.0.0.1:{_closed_port()}/v1",
+        api_key="test-key",
+        name=f"{kind}-{bench.tag}-refused",
+    )
+    fallback = bench.route(FALLBACK[kind], "fallback")
+    llm = bench.engine(refused, fallback)
+
+    result = bench.run(llm, mode)
+
+    assert result.text == ANSWER
+    assert result.providers == {fallback.name}
+    failovers = [(e.route, e.to_route) for e in bench.of(Failover)]
+    assert failovers == [(refused.name, fallback.name)]
+    assert bench.calls(1) == [(fallback.name, 200, "ok")]
