@@ -91,7 +91,9 @@ class ChatResilientLLM(BaseChatModel):
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
         if self.engine is not None:
-            given = [f for f in _ENGINE_FIELDS if getattr(self, f)]
+            # `is not None`, not truthiness: max_retries=0 or seed=0 given with an engine
+            # would otherwise be silently ignored. An empty providers list is "not given".
+            given = [f for f in _ENGINE_FIELDS if getattr(self, f) not in (None, [])]
             if given:
                 raise ValueError(
                     f"ChatResilientLLM: pass either engine= or {given}, not both "

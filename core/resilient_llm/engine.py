@@ -10,6 +10,7 @@ waits and failovers.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import threading
 import time
@@ -45,9 +46,17 @@ def _default_factory(provider: Provider) -> ChatAdapter:
     return create_adapter(provider)
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"ResilientLLM.{name} must be a number > 0, got {value!r}")
+def _number(name: str, value: object, *, minimum: float, inclusive: bool) -> float:
+    """A finite number above ``minimum`` (or equal, if ``inclusive``), else an error naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < minimum
+        or (value == minimum and not inclusive)
+    ):
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
 
 
@@ -73,7 +82,13 @@ class ResilientLLM:
         seed: int | None = None,
         adapter_factory: AdapterFactory | None = None,
     ) -> None:
-        providers = list(providers) if not isinstance(providers, Provider) else [providers]
+        if isinstance(providers, Provider):
+            providers = [providers]
+        if isinstance(providers, str | bytes | Mapping) or not isinstance(providers, Iterable):
+            raise ConfigurationError(
+                f"ResilientLLM.providers must be a list of Provider, got {type(providers).__name__}"
+            )
+        providers = list(providers)
         if not providers:
             raise ConfigurationError("ResilientLLM.providers must name at least one Provider")
         for index, provider in enumerate(providers):
@@ -96,17 +111,16 @@ class ResilientLLM:
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
-        self.timeout = _positive("timeout", timeout)
-        if (
-            isinstance(spill_over, bool)
-            or not isinstance(spill_over, int | float)
-            or (spill_over < 0)
-        ):
-            raise ConfigurationError(
-                f"ResilientLLM.spill_over must be a number >= 0, got {spill_over!r}"
-            )
+        self.timeout = _number("ResilientLLM.timeout", timeout, minimum=0, inclusive=False)
+        spill = _number("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
         self.clock: Clock = clock or SystemClock()
-        handlers = [on_event] if callable(on_event) else list(on_event)
+        handlers = (
+            [on_event] if callable(on_event) else list(_iterable("ResilientLLM.on_event", on_event))
+        )
+        if not all(callable(h) for h in handlers):
+            raise ConfigurationError("ResilientLLM.on_event must be a callable or callables")
         self._emit = Emitter(handlers)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -114,7 +128,7 @@ class ResilientLLM:
         self._adapters: dict[str, ChatAdapter] = {}
         self._adapters_lock = threading.Lock()
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
-        self._policy = FlowPolicy(retry=self.retry, spill_over=float(spill_over))
+        self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
 
     def _route(self, provider: Provider) -> Route:
         breaker = CircuitBreaker(self.breaker_policy, name=provider.name)
@@ -153,10 +167,12 @@ class ResilientLLM:
             return messages
         if isinstance(messages, str):
             messages = [Message("user", messages)]
+        if stop is not None and not isinstance(stop, str):
+            stop = tuple(_iterable("stop", stop))
         return ChatRequest(
             messages=to_messages(messages),
             model=model,
-            tools=tuple(_tool(t) for t in tools),
+            tools=tuple(_tool(t) for t in _iterable("tools", tools)),
             tool_choice=tool_choice,
             response_schema=response_schema,
             json_mode=json_mode,
@@ -245,7 +261,9 @@ class ResilientLLM:
 
     def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
         timeout = options.pop("timeout", None)
-        timeout = self.timeout if timeout is None else _positive("timeout", timeout)
+        if timeout is not None:
+            timeout = _number("the call's timeout", timeout, minimum=0, inclusive=False)
+        timeout = self.timeout if timeout is None else timeout
         return self.request(messages, **options), timeout
 
     def _flow(self, request: ChatRequest, timeout: float, *, stream: bool) -> Flow:
@@ -297,12 +315,20 @@ class ResilientLLM:
         return adapter, left
 
 
+def _iterable(name: str, value: object) -> Iterable[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{name} must be a list, got {type(value).__name__}")
+    return value
+
+
 def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
     if isinstance(tool, Tool):
         return tool
     if not isinstance(tool, Mapping):
         raise ConfigurationError(f"tools entries must be Tool or dict, got {type(tool).__name__}")
     spec = tool.get("function", tool)
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError("a tool dict's 'function' must be a dict")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigurationError("a tool dict needs a 'name' (or function.name)")

@@ -10,7 +10,7 @@ whatever is wrong with one that cannot be converted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -109,10 +109,23 @@ class ChatRequest:
     def __post_init__(self) -> None:
         if not self.messages:
             raise ConfigurationError("ChatRequest.messages must not be empty")
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise ConfigurationError(f"max_tokens must be positive, got {self.max_tokens!r}")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise ConfigurationError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        _check("max_tokens", self.max_tokens, lambda v: _is_int(v) and v > 0, "an int > 0")
+        _check(
+            "temperature",
+            self.temperature,
+            lambda v: _is_number(v) and 0 <= v <= 2,
+            "a number in [0, 2]",
+        )
+        _check("model", self.model, lambda v: isinstance(v, str) and bool(v), "a model name")
+        _check("tool_choice", self.tool_choice, lambda v: isinstance(v, str), "a str")
+        _check("response_schema", self.response_schema, lambda v: isinstance(v, Mapping), "a dict")
+        if not isinstance(self.json_mode, bool):
+            raise ConfigurationError(f"json_mode must be a bool, got {self.json_mode!r}")
+        if not all(isinstance(s, str) for s in self.stop):
+            raise ConfigurationError(f"stop must be strings, got {list(self.stop)!r}")
+        for tool in self.tools:
+            if not isinstance(tool, Tool) or not isinstance(tool.parameters, Mapping):
+                raise ConfigurationError(f"tools must be Tools with a dict schema, got {tool!r}")
         names = {t.name for t in self.tools}
         if self.tool_choice not in (None, "auto", "none", "required") and (
             self.tool_choice not in names
@@ -155,14 +168,41 @@ class ChatChunk:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _check(name: str, value: object, ok: Callable[[Any], bool], what: str) -> None:
+    """Raise a ConfigurationError naming ``name`` unless ``value`` is None or ``ok``."""
+    if value is not None and not ok(value):
+        raise ConfigurationError(f"{name} must be {what}, got {value!r}")
+
+
 def to_messages(items: Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
-    """Convert neutral messages and OpenAI-style dicts to a tuple of :class:`Message`."""
+    """Convert neutral messages and OpenAI-style dicts to a tuple of :class:`Message`.
+
+    Anything that cannot be converted raises :class:`ConfigurationError` naming the
+    message (``messages[2]...``) and what is wrong with it.
+    """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ConfigurationError(
+            f"messages must be a list of Message or dicts, got {type(items).__name__}"
+        )
     out: list[Message] = []
     for index, item in enumerate(items):
         if isinstance(item, Message):
             out.append(item)
         elif isinstance(item, Mapping):
-            out.append(_from_dict(item, index))
+            try:
+                out.append(_from_dict(item, index))
+            except ConfigurationError as exc:
+                prefix = f"messages[{index}]"
+                text = exc.message if exc.message.startswith(prefix) else f"{prefix}: {exc}"
+                raise ConfigurationError(text) from None
         else:
             raise ConfigurationError(
                 f"messages[{index}] must be a Message or a dict, got {type(item).__name__}"
@@ -172,7 +212,7 @@ def to_messages(items: Iterable[Message | Mapping[str, Any]]) -> tuple[Message, 
 
 def _from_dict(item: Mapping[str, Any], index: int) -> Message:
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise ConfigurationError(
             f"messages[{index}].role must be one of {sorted(_ROLES)}, got {role!r}"
         )
@@ -188,11 +228,21 @@ def _from_dict(item: Mapping[str, Any], index: int) -> Message:
             f"messages[{index}].content must be a str or a list of parts, "
             f"got {type(content).__name__}"
         )
-    calls = tuple(_tool_call(c, index) for c in item.get("tool_calls") or ())
+    raw_calls = item.get("tool_calls") or ()
+    if not isinstance(raw_calls, list | tuple):
+        raise ConfigurationError(
+            f"messages[{index}].tool_calls must be a list, got {type(raw_calls).__name__}"
+        )
+    for field_name in ("tool_call_id", "name"):
+        value = item.get(field_name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"messages[{index}].{field_name} must be a str, got {type(value).__name__}"
+            )
     return Message(
         role=cast(Role, role),
         content=content,
-        tool_calls=calls,
+        tool_calls=tuple(_tool_call(c, index) for c in raw_calls),
         tool_call_id=item.get("tool_call_id"),
         name=item.get("name"),
     )
@@ -204,6 +254,8 @@ def _tool_call(raw: Any, index: int) -> ToolCall:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"messages[{index}].tool_calls holds a {type(raw).__name__}")
     fn = raw.get("function", raw)
+    if not isinstance(fn, Mapping):
+        raise ConfigurationError(f"messages[{index}].tool_calls entry's function must be a dict")
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"messages[{index}].tool_calls entry has no function name")
@@ -211,7 +263,7 @@ def _tool_call(raw: Any, index: int) -> ToolCall:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ConfigurationError(
                 f"messages[{index}].tool_calls[{name!r}].arguments is not valid JSON: {exc}"
             ) from None

@@ -128,7 +128,8 @@ def answer(ask: Ask) -> Answer:
     elif ask.tools and ask.tool_choice != "none" and last.role == "user":
         tool = next((t for t in ask.tools if t.name == ask.tool_choice), ask.tools[0])
         args = _fill(tool.schema, _Source(prompt), tool.schema, 0)
-        digest = hashlib.sha256(f"{tool.name}{json.dumps(args, sort_keys=True)}{prompt}".encode())
+        seed = f"{tool.name}{json.dumps(args, sort_keys=True)}{prompt}"
+        digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass"))
         calls = (Call(digest.hexdigest()[:24], tool.name, args if isinstance(args, dict) else {}),)
         text = ""
     elif ask.schema is not None:
@@ -248,7 +249,9 @@ def _fill(schema: Any, source: _Source, root: Mapping[str, Any], depth: int) -> 
         if depth == 0 and not props and not required and schema.get("additionalProperties"):
             return _free_object(source.prompt)
         names = list(props) + [
-            r for r in (required if isinstance(required, list) else []) if r not in props
+            r
+            for r in (required if isinstance(required, list) else [])
+            if isinstance(r, str) and r not in props
         ]
         return {str(n): _fill(props.get(n, {}), source, root, depth + 1) for n in names}
     if kind == "array":

@@ -254,7 +254,7 @@ class ChaosServer:
         try:
             if request.method != "POST":
                 raise WireError(f"Method {request.method} not allowed here", "not_found")
-            ex = wire.parse(request.match_info["tail"], request.query, body)
+            ex = _parse(wire, request, body)
         except WireError as exc:
             status, payload = wire.error(exc.kind, None, None, exc.message)
             self._record(request, None, status=status, fault="invalid", at=at, tokens=0)
@@ -276,6 +276,17 @@ class ChaosServer:
         if seconds > 0 and self._closing is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
+
+
+def _parse(wire: Wire, request: web.Request, body: bytes) -> Exchange:
+    """The request as an exchange; any shape the parser did not expect is the client's
+    malformed request (a 400 with the provider's error body), never a server error."""
+    try:
+        return wire.parse(request.match_info["tail"], request.query, body)
+    except WireError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+        raise WireError(f"The request is malformed: {type(exc).__name__}") from None
 
 
 def _name(provider: str) -> str:
