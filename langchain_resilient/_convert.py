@@ -88,6 +88,10 @@ def _text(content: str | list[str | dict[Any, Any]], index: int) -> str:
             parts.append(block)
             continue
         kind = block.get("type")
+        if not isinstance(kind, str):
+            raise ValueError(
+                f"messages[{index}]: a content block's type must be a str, got {kind!r}"
+            )
         if kind == "text" and isinstance(block.get("text"), str):
             parts.append(block["text"])
         elif kind in _MEDIA_BLOCKS:

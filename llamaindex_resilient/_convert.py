@@ -82,7 +82,15 @@ def _message(message: ChatMessage, index: int) -> Message:
             )
     extra = message.additional_kwargs
     if not calls:
-        calls = [_legacy_call(c) for c in extra.get("tool_calls") or ()]
+        raw_calls = extra.get("tool_calls") or () if role == "assistant" else ()
+        if not isinstance(raw_calls, list | tuple):
+            raise ConfigurationError(
+                f"messages[{index}] additional_kwargs['tool_calls'] must be a list"
+            )
+        try:
+            calls = [_legacy_call(c) for c in raw_calls]
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"messages[{index}]: {exc}") from None
     if role != "assistant":
         calls = []
     tool_call_id = extra.get("tool_call_id") if role == "tool" else None
@@ -103,6 +111,8 @@ def _call(call_id: str | None, name: str, arguments: Mapping[str, Any] | str) ->
         except json.JSONDecodeError:
             parsed = {}
         arguments = parsed if isinstance(parsed, dict) else {}
+    if not isinstance(arguments, Mapping):
+        raise ConfigurationError(f"tool call {name!r} arguments must be a JSON object")
     return ToolCall(id=call_id or "", name=name, arguments=dict(arguments))
 
 
@@ -116,7 +126,9 @@ def _legacy_call(raw: Any) -> ToolCall:
         fn = getattr(raw, "function", None)
         raw = {"id": getattr(raw, "id", ""), "function": vars(fn) if fn is not None else {}}
     fn = raw.get("function", raw)
-    return _call(raw.get("id"), str(fn.get("name") or ""), fn.get("arguments") or {})
+    if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise ConfigurationError(f"a tool call needs a function name, got {raw!r}"[:200])
+    return _call(raw.get("id"), fn["name"], fn.get("arguments") or {})
 
 
 def to_tool(tool: BaseTool) -> Tool:

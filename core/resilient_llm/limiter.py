@@ -66,7 +66,7 @@ class RateLimit:
         if (
             isinstance(seconds, bool)
             or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
+            or not math.isfinite(float(seconds) if abs(seconds) < 1e300 else math.inf)
             or seconds <= 0
         ):
             raise ConfigurationError(

@@ -43,7 +43,10 @@ class Snapshot:
         return {route.name: dataclasses.asdict(route) for route in self.routes}
 
     def __str__(self) -> str:
-        header = "".join(title.ljust(width) for title, width in _COLUMNS)
+        # The route column grows to the longest name, so no name runs into the next column.
+        widest = max((len(r.name) for r in self.routes), default=0) + 2
+        columns = ((_COLUMNS[0][0], max(_COLUMNS[0][1], widest)), *_COLUMNS[1:])
+        header = "".join(title.ljust(width) for title, width in columns)
         lines = [header.rstrip(), "-" * len(header.rstrip())]
         for r in self.routes:
             rpm = r.limiter.requests_per_minute
@@ -59,6 +62,6 @@ class Snapshot:
                 f"{r.paused_for:.1f}",
             )
             lines.append(
-                "".join(c.ljust(w) for c, (_, w) in zip(cells, _COLUMNS, strict=True)).rstrip()
+                "".join(c.ljust(w) for c, (_, w) in zip(cells, columns, strict=True)).rstrip()
             )
         return "\n".join(lines)

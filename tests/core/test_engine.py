@@ -210,3 +210,15 @@ def test_quota_headers_are_fed_back_to_the_route() -> None:
     quota = llm.snapshot()["openai"].provider_quota
     assert quota is not None
     assert (quota.remaining_requests, quota.reset_tokens) == (41, 360.0)
+
+
+def test_snapshot_table_keeps_long_route_names_apart() -> None:
+    name = "anthropic-soak-primary"
+    llm = ResilientLLM(
+        [Provider("anthropic", "m", name=name)],
+        clock=FakeClock(),
+        adapter_factory=lambda p: ScriptedAdapter(name),
+    )
+    row = str(llm.snapshot()).splitlines()[2]
+    assert row.startswith(name + " ")
+    assert row.split()[:2] == [name, "closed"]

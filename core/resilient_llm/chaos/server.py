@@ -233,7 +233,15 @@ class ChaosServer:
             route = self._routes[name] = Route(Plan(), self._t0)
         return route
 
-    def _record(self, request: web.Request, ex: Exchange | None, **fields: Any) -> None:
+    def _record(
+        self, request: web.Request, ex: Exchange | None, **fields: Any
+    ) -> Callable[[int], None]:
+        """Log the request now, in arrival order; the returned function sets its status.
+
+        A streamed reply is read by the client before its handler ends, so the record is
+        made on arrival and its status filled in the moment the status is sent, never after
+        the client could have looked at the log.
+        """
         prefix = request.match_info["prefix"]
         record = RequestRecord(
             provider=prefix,
@@ -245,6 +253,14 @@ class ChaosServer:
         )
         with self._lock:
             self._log.append(record)
+            index = len(self._log) - 1
+
+        def set_status(status: int) -> None:
+            with self._lock:
+                if index < len(self._log) and self._log[index] is record:
+                    self._log[index] = replace(record, status=status)
+
+        return set_status
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         prefix = request.match_info["prefix"]
@@ -264,18 +280,27 @@ class ChaosServer:
             return web.json_response(wire.count(ex), headers=wire.headers(None, None))
         with self._lock:
             decision = self._route(prefix).decide(self._clock(), ex.ask.quota_tokens)
-        sent = [0]
-        try:
-            return await respond(request, wire, ex, decision, sent, self._pause)
-        finally:
-            fields = {"fault": decision.label, "at": at, "tokens": decision.charged}
-            self._record(request, ex, status=sent[0], **fields)
+        fields = {"fault": decision.label, "at": at, "tokens": decision.charged}
+        sent = _Status(self._record(request, ex, status=0, **fields))
+        return await respond(request, wire, ex, decision, sent, self._pause)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds`` of real time, or less if the server is stopping."""
         if seconds > 0 and self._closing is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
+
+
+class _Status(list[int]):
+    """The responder's ``sent[0] = status``, passed straight on to the request's record."""
+
+    def __init__(self, update: Callable[[int], None]) -> None:
+        super().__init__([0])
+        self._update = update
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._update(int(value))
 
 
 def _parse(wire: Wire, request: web.Request, body: bytes) -> Exchange:
