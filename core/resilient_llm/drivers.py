@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from typing import TypeVar
 
 from .admission import Admission, CallReport
@@ -129,7 +136,7 @@ class _Tally:
 
 def run_sync_stream(
     flow: Flow, clock: Clock, open_stream: Callable[[Call], Iterator[ChatChunk]]
-) -> Iterator[ChatChunk]:
+) -> Generator[ChatChunk, None, None]:
     """Stream with retry and failover until the first chunk, then relay."""
 
     def first_chunk(call: Call) -> tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]:
@@ -161,7 +168,7 @@ def run_sync_stream(
 
 async def run_async_stream(
     flow: Flow, clock: Clock, open_stream: Callable[[Call], AsyncIterator[ChatChunk]]
-) -> AsyncIterator[ChatChunk]:
+) -> AsyncGenerator[ChatChunk, None]:
     """The async twin of :func:`run_sync_stream`; the first chunk is bounded by the timeout."""
 
     async def first_chunk(call: Call) -> tuple[tuple[ChatChunk, AsyncIterator[ChatChunk]], None]:

@@ -14,7 +14,16 @@ import math
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 from .admission import CallReport
@@ -207,7 +216,8 @@ class ResilientLLM:
         reply, report = await run_async(flow, self.clock, send)
         return _with_report(reply, report)
 
-    def stream(self, messages: MessagesIn, **options: Any) -> Iterator[ChatChunk]:
+    def stream(self, messages: MessagesIn, **options: Any) -> Generator[ChatChunk, None, None]:
+        """Chunks as they arrive; ``close()`` an abandoned stream to free its route at once."""
         request, timeout = self._prepare(messages, options)
         flow = self._flow(request, timeout, stream=True)
 
@@ -217,7 +227,8 @@ class ResilientLLM:
 
         return run_sync_stream(flow, self.clock, open_stream)
 
-    def astream(self, messages: MessagesIn, **options: Any) -> AsyncIterator[ChatChunk]:
+    def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
+        """The async twin of :meth:`stream`; ``aclose()`` (or ``contextlib.aclosing``)."""
         request, timeout = self._prepare(messages, options)
         flow = self._flow(request, timeout, stream=True)
 
