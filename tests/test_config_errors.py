@@ -3,7 +3,7 @@
 One table: what is built, the exception type expected, and the text the message must
 contain (the field's qualified name, or the option). ``ConfigurationError`` is also a
 ``ValueError``, so callers catching either see these. Cases that raise a wrong type or
-an unclear message are left out with a ``# reported:`` comment until fixed.
+an unclear message, once fixed, are pinned in ``tests/test_reported_fixes.py``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("window bool", lambda: RateLimit(window=True), CE, "RateLimit.window"),
     ("window str", lambda: RateLimit(window="60"), CE, "RateLimit.window"),
     ("window timedelta 0", lambda: RateLimit(window=timedelta(0)), CE, "RateLimit.window"),
-    # reported: RateLimit(window=10**400) raises OverflowError, not ConfigurationError.
     # -- RetryPolicy ----------------------------------------------------------------------
     ("max_retries -1", lambda: RetryPolicy(max_retries=-1), CE, "RetryPolicy.max_retries"),
     ("max_retries bool", lambda: RetryPolicy(max_retries=True), CE, "RetryPolicy.max_retries"),
@@ -143,7 +142,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("base_url empty", lambda: _provider(base_url=""), CE, "Provider.base_url"),
     ("base_url no host", lambda: _provider(base_url="http://"), CE, "Provider.base_url"),
     ("base_url bytes", lambda: _provider(base_url=b"http://x"), CE, "Provider.base_url"),
-    # reported: base_url="http://x:abc" (a non-numeric port) is accepted.
     ("provider timeout 0", lambda: _provider(timeout=0), CE, "Provider.timeout"),
     ("provider timeout negative", lambda: _provider(timeout=-1), CE, "Provider.timeout"),
     ("provider timeout nan", lambda: _provider(timeout=NAN), CE, "Provider.timeout"),
@@ -160,8 +158,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("name empty", lambda: _provider(name=""), CE, "Provider.name"),
     ("name blank", lambda: _provider(name="  "), CE, "Provider.name"),
     ("name int", lambda: _provider(name=3), CE, "Provider.name"),
-    # reported: options=[1] / options="ab" raise a bare TypeError / ValueError from dict().
-    # reported: api_key=5 (not a str or Secret) is accepted.
     # -- ResilientLLM ---------------------------------------------------------------------
     ("providers empty", lambda: ResilientLLM([]), CE, "ResilientLLM.providers"),
     ("providers str", lambda: ResilientLLM("openai"), CE, "ResilientLLM.providers must be a list"),  # type: ignore[arg-type]
@@ -177,23 +173,18 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         CE,
         "duplicate names ['openai']",
     ),
-    # reported: ResilientLLM(None) / ResilientLLM(5) raise a bare TypeError "not iterable".
     ("engine timeout 0", lambda: _engine(timeout=0), CE, "ResilientLLM.timeout"),
     ("engine timeout -1", lambda: _engine(timeout=-1), CE, "ResilientLLM.timeout"),
     ("engine timeout nan", lambda: _engine(timeout=NAN), CE, "ResilientLLM.timeout"),
     ("engine timeout True", lambda: _engine(timeout=True), CE, "ResilientLLM.timeout"),
     ("engine timeout str", lambda: _engine(timeout="60"), CE, "ResilientLLM.timeout"),
-    # reported: timeout=inf is accepted (a call with no deadline).
     ("spill_over -1", lambda: _engine(spill_over=-1), CE, "ResilientLLM.spill_over"),
     ("spill_over bool", lambda: _engine(spill_over=True), CE, "ResilientLLM.spill_over"),
     ("spill_over str", lambda: _engine(spill_over="1"), CE, "ResilientLLM.spill_over"),
-    # reported: spill_over=NaN and spill_over=inf are accepted.
     ("retry dict", lambda: _engine(retry={"max_retries": 1}), CE, "ResilientLLM.retry"),
     ("retry int", lambda: _engine(retry=3), CE, "ResilientLLM.retry"),
     ("breaker dict", lambda: _engine(breaker={"failure_threshold": 1}), CE, "ResilientLLM.breaker"),
     ("breaker RetryPolicy", lambda: _engine(breaker=RetryPolicy()), CE, "ResilientLLM.breaker"),
-    # reported: on_event=5 raises a bare TypeError; clock=5, seed="x", adapter_factory=5
-    # are accepted and fail only at the first call.
     # -- per call -------------------------------------------------------------------------
     ("call timeout 0", _call(timeout=0), CE, "timeout"),
     ("call timeout -1", _call(timeout=-1), CE, "timeout"),
@@ -206,9 +197,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("call tool_choice unknown", _call(tool_choice="lookup"), CE, "tool_choice"),
     ("call tools non-dict", _call(tools=[5]), CE, "tools"),
     ("call tool without name", _call(tools=[{"description": "x"}]), CE, "'name'"),
-    # reported: max_tokens="5" / temperature="1" raise a bare TypeError from a comparison;
-    # tools=5 / stop=5 raise "not iterable"; tool_choice=["x"] raises "unhashable type".
-    # reported: the per-call timeout's message says "ResilientLLM.timeout", not the call's.
     # -- ChatResilientLLM (LangChain) -----------------------------------------------------
     (
         "lc engine and providers",
@@ -222,8 +210,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         ValueError,
         "engine=",
     ),
-    # reported: engine= with a falsy engine field (max_retries=0, spill_over=0, seed=0) is
-    # silently ignored: model_post_init tests truthiness, not "is not None".
     ("lc neither", lambda: ChatResilientLLM(), ValueError, "providers"),
     (
         "lc unknown field",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from resilient_llm import ConfigurationError, FakeClock, Provider, ResilientLLM
+from resilient_llm import ConfigurationError, FakeClock, Provider, RateLimit, ResilientLLM
 from resilient_llm.chaos import ChaosServer
 from resilient_llm.messages import to_messages
 
@@ -149,3 +149,23 @@ def test_langchain_refuses_engine_settings_beside_an_engine_even_when_falsy() ->
 
     with pytest.raises(ValueError, match="max_retries"):
         ChatResilientLLM(engine=_engine(), max_retries=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: Provider("openai", "m", base_url="http://x:abc"), "Provider.base_url"),
+        (lambda: Provider("openai", "m", base_url="http://:80/v1"), "Provider.base_url"),
+        (lambda: Provider("openai", "m", api_key=5), "Provider.api_key"),  # type: ignore[arg-type]
+        (lambda: Provider("openai", "m", options=[1]), "Provider.options"),  # type: ignore[arg-type]
+        (lambda: Provider("openai", "m", options="ab"), "Provider.options"),  # type: ignore[arg-type]
+        (lambda: _engine(seed="x"), "ResilientLLM.seed"),
+        (lambda: RateLimit(window=10**400), "RateLimit.window"),
+        (lambda: _engine(adapter_factory=5), "ResilientLLM.adapter_factory"),
+    ],
+)
+def test_bad_provider_and_engine_values_name_the_field(
+    make: Callable[[], object], needle: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=needle.replace(".", r"\.")):
+        make()

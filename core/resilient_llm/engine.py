@@ -124,6 +124,10 @@ class ResilientLLM:
         spill = _number("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigurationError(f"ResilientLLM.seed must be an int or None, got {seed!r}")
+        if adapter_factory is not None and not callable(adapter_factory):
+            raise ConfigurationError("ResilientLLM.adapter_factory must be callable")
         self.clock: Clock = clock or SystemClock()
         handlers = (
             [on_event] if callable(on_event) else list(_iterable("ResilientLLM.on_event", on_event))

@@ -75,12 +75,16 @@ class Provider:
         route = kind if name is None else name
         if not isinstance(route, str) or not route.strip():
             raise ConfigurationError(f"Provider.name must be a non-empty str, got {name!r}")
-        if base_url is not None:
-            parsed = urlparse(base_url) if isinstance(base_url, str) else None
-            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise ConfigurationError(
-                    f"Provider.base_url must be an http(s) URL, got {base_url!r}"
-                )
+        if base_url is not None and not _is_http_url(base_url):
+            raise ConfigurationError(f"Provider.base_url must be an http(s) URL, got {base_url!r}")
+        if api_key is not None and not isinstance(api_key, str | Secret):
+            raise ConfigurationError(
+                f"Provider.api_key must be a str or a Secret, got {type(api_key).__name__}"
+            )
+        if options is not None and not isinstance(options, Mapping):
+            raise ConfigurationError(
+                f"Provider.options must be a dict, got {type(options).__name__}"
+            )
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
@@ -124,6 +128,17 @@ class Provider:
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Provider({', '.join(parts)})"
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parsed = urlparse(value)
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
 
 
 class ChatAdapter(Protocol):
