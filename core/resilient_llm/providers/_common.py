@@ -33,6 +33,7 @@ __all__ = [
     "error_from_status",
     "header_items",
     "loads_arguments",
+    "map_generated_sdk_error",
     "parsed",
     "redact",
     "require_key",
@@ -267,3 +268,34 @@ def body_error(body: object) -> tuple[str | None, str | None, str | None]:
 async def parsed(value: Any) -> Any:
     """The parsed body: some SDK versions' async raw responses parse with ``await``."""
     return await value if inspect.isawaitable(value) else value
+
+
+def map_generated_sdk_error(
+    exc: BaseException, route: str, secret: Secret | None, sdk: Any, base: type[Exception]
+) -> ResilientLLMError:
+    """The branches the ``openai`` and ``anthropic`` SDKs share after their status errors.
+
+    Both SDKs come from one code generator, so ``sdk`` (either module) names the same
+    classes: a reply of the wrong shape, a connection or timeout error (whose transport
+    cause, if any, names the kind), a bare transport error, then ``base``, the SDK's root.
+    Anything else is a bug and is re-raised.
+    """
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return ProviderUnavailable(
+            f"{route}: the reply did not have the expected shape",
+            provider=route,
+            status_code=exc.status_code,
+        )
+    if isinstance(exc, sdk.APIConnectionError):  # includes APITimeoutError
+        cause = exc.__cause__
+        if isinstance(cause, transport_errors()):
+            return unavailable_from_transport(route, cause)
+        what = "timed out" if isinstance(exc, sdk.APITimeoutError) else "connection failed"
+        return ProviderUnavailable(f"{route}: {what} ({type(exc).__name__})", provider=route)
+    if isinstance(exc, transport_errors()):
+        return unavailable_from_transport(route, exc)
+    if isinstance(exc, base):
+        return ProviderUnavailable(
+            f"{route}: {type(exc).__name__}: {redact(str(exc), secret)}", provider=route
+        )
+    raise exc

@@ -16,7 +16,7 @@ from typing import Any
 
 import anthropic
 
-from ..errors import ProviderUnavailable, ResilientLLMError
+from ..errors import ResilientLLMError
 from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 from ._anthropic_convert import (
@@ -29,12 +29,12 @@ from ._common import (
     body_error,
     error_from_status,
     header_items,
+    map_generated_sdk_error,
     parsed,
     redact,
     says_context_length,
     status_for_error_type,
     transport_errors,
-    unavailable_from_transport,
 )
 from ._drivers import Clients, aiterate_stream, iterate_stream
 from .base import Provider
@@ -72,25 +72,7 @@ def map_anthropic_error(
             headers=None if prefix else header_items(exc.response.headers),
             context_length=says_context_length(code, kind, message),
         )
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return ProviderUnavailable(
-            f"{route}: the reply did not have the expected shape",
-            provider=route,
-            status_code=exc.status_code,
-        )
-    if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
-        cause = exc.__cause__
-        if isinstance(cause, transport_errors()):
-            return unavailable_from_transport(route, cause)
-        what = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "connection failed"
-        return ProviderUnavailable(f"{route}: {what} ({type(exc).__name__})", provider=route)
-    if isinstance(exc, transport_errors()):
-        return unavailable_from_transport(route, exc)
-    if isinstance(exc, anthropic.AnthropicError):
-        return ProviderUnavailable(
-            f"{route}: {type(exc).__name__}: {redact(str(exc), secret)}", provider=route
-        )
-    raise exc
+    return map_generated_sdk_error(exc, route, secret, anthropic, anthropic.AnthropicError)
 
 
 @functools.cache

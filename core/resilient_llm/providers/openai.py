@@ -11,19 +11,19 @@ from typing import Any
 
 import openai
 
-from ..errors import ProviderUnavailable, ResilientLLMError
+from ..errors import ResilientLLMError
 from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 from ._common import (
     body_error,
     error_from_status,
     header_items,
+    map_generated_sdk_error,
     parsed,
     redact,
     says_context_length,
     status_for_error_type,
     transport_errors,
-    unavailable_from_transport,
 )
 from ._drivers import Clients, aiterate_stream, iterate_stream
 from ._openai_convert import OpenAIStreamState, build_params, response_from_completion
@@ -34,6 +34,10 @@ __all__ = ["OpenAIAdapter", "map_openai_error"]
 
 def _errors() -> tuple[type[BaseException], ...]:
     return (openai.OpenAIError, *transport_errors())
+
+
+# APIError's subclasses that are not in-band stream errors; the shared mapping takes them.
+_NOT_IN_BAND = (openai.APIConnectionError, openai.APIResponseValidationError)
 
 
 def map_openai_error(
@@ -58,32 +62,15 @@ def map_openai_error(
             headers=header_items(exc.response.headers),
             context_length=says_context_length(code, kind, message),
         )
-    if isinstance(exc, openai.APIResponseValidationError):
-        return ProviderUnavailable(
-            f"{route}: the reply did not have the expected shape",
-            provider=route,
-            status_code=exc.status_code,
-        )
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        cause = exc.__cause__
-        if isinstance(cause, transport_errors()):
-            return unavailable_from_transport(route, cause)
-        what = "timed out" if isinstance(exc, openai.APITimeoutError) else "connection failed"
-        return ProviderUnavailable(f"{route}: {what} ({type(exc).__name__})", provider=route)
-    if isinstance(exc, openai.APIError):  # in-band: an error event inside a 200 stream
+    if isinstance(exc, openai.APIError) and not isinstance(exc, _NOT_IN_BAND):
+        # in-band: an error event inside a 200 stream
         message, kind, code = body_error(exc.body)
         status = status_for_error_type(kind, code)
         text = redact(f"in-band stream error: {message or exc.message}", secret)
         return error_from_status(
             route, status, text, context_length=says_context_length(code, kind, message)
         )
-    if isinstance(exc, transport_errors()):
-        return unavailable_from_transport(route, exc)
-    if isinstance(exc, openai.OpenAIError):
-        return ProviderUnavailable(
-            f"{route}: {type(exc).__name__}: {redact(str(exc), secret)}", provider=route
-        )
-    raise exc
+    return map_generated_sdk_error(exc, route, secret, openai, openai.OpenAIError)
 
 
 async def _aclose(client: openai.AsyncOpenAI) -> None:
