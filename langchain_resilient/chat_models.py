@@ -27,6 +27,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from resilient_llm import BreakerPolicy, ChatChunk, Clock, Provider, ResilientLLM, RetryPolicy
+from resilient_llm.backends import StateBackend
 
 from . import _callbacks, _convert, _streaming, _structured
 
@@ -36,7 +37,16 @@ _CALL_OPTIONS = frozenset(
     {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
     | {"model", "timeout"}
 )
-_ENGINE_FIELDS = ("providers", "retry", "breaker", "spill_over", "seed", "clock", "max_retries")
+_ENGINE_FIELDS = (
+    "providers",
+    "retry",
+    "breaker",
+    "spill_over",
+    "seed",
+    "clock",
+    "state",
+    "max_retries",
+)
 
 
 class ChatResilientLLM(BaseChatModel):
@@ -74,6 +84,8 @@ class ChatResilientLLM(BaseChatModel):
     spill_over: float | None = None
     seed: int | None = None
     clock: Clock | None = Field(default=None, exclude=True)
+    state: StateBackend | None = Field(default=None, exclude=True)
+    """Where routes keep limiter and breaker state: memory (default) or ``RedisState``."""
     max_retries: int | None = None
     """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
     timeout: float | None = None
@@ -115,6 +127,7 @@ class ChatResilientLLM(BaseChatModel):
             breaker=self.breaker,
             seed=self.seed,
             clock=self.clock,
+            state=self.state,
             on_event=_callbacks.forward,
             **engine_options,
         )

@@ -63,8 +63,10 @@ def test_sixteen_threads_share_one_quota_and_lose_nothing() -> None:
         granted: list[Reservation] = []
         reserve = limiter.reserve
 
-        def recording_reserve(tokens: int, now: float) -> Reservation:
-            reservation = reserve(tokens, now)
+        def recording_reserve(
+            tokens: int, now: float, not_before: float | None = None
+        ) -> Reservation:
+            reservation = reserve(tokens, now, not_before)
             with lock:
                 granted.append(reservation)
             return reservation

@@ -11,6 +11,8 @@ import logging
 
 from .backoff import RetryPolicy
 from .breaker import BreakerPolicy, CircuitState
+from .budget import RetryBudget
+from .capabilities import Capabilities
 from .clock import Clock, FakeClock, SystemClock
 from .engine import ResilientLLM
 from .errors import (
@@ -26,12 +28,14 @@ from .errors import (
     RateLimited,
     RequestTooLarge,
     ResilientLLMError,
+    StateUnavailable,
     StreamInterrupted,
 )
 from .events import Event
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
 from .providers.base import Provider
+from .stall import StreamTimeouts
 from .tokens import estimate_tokens
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "BreakerPolicy",
+    "Capabilities",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -59,8 +64,11 @@ __all__ = [
     "RequestTooLarge",
     "ResilientLLM",
     "ResilientLLMError",
+    "RetryBudget",
     "RetryPolicy",
+    "StateUnavailable",
     "StreamInterrupted",
+    "StreamTimeouts",
     "SystemClock",
     "Tool",
     "ToolCall",

@@ -1,6 +1,6 @@
 """What one attempt holds on a route, and the account of a whole call.
 
-An :class:`Admission` is the pair (limiter reservation, breaker permit) that an attempt
+An :class:`Admission` is the pair (limiter slot, breaker permit) that an attempt
 took. It is finished exactly once, in one of four ways, and each way says what the
 route's shared state learns from the attempt:
 
@@ -10,7 +10,8 @@ route's shared state learns from the attempt:
   returned without counting; the reservation stays, since the request went out.
 - ``withdraw``: the request was never sent: both the reservation and the permit go back.
 
-The decision core finishes admissions for whole replies; the streaming drivers finish
+Finishing also gives back the route's bulkhead slot, if the call took one. The decision
+core finishes admissions for whole replies; the streaming drivers finish
 them when the stream ends, through the same methods.
 """
 
@@ -20,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .breaker import Permit
+from .bulkhead import Bulkhead
 from .errors import AttemptRecord
 from .events import AttemptFinished, EventHandler, RouteSkipped, Settled
-from .limiter import Reservation
-from .routes import Route
+from .routes import Route, Slot
 
 __all__ = ["Admission", "CallReport"]
 
@@ -32,13 +33,15 @@ class Admission:
     def __init__(
         self,
         route: Route,
-        reservation: Reservation,
+        slot: Slot,
         permit: Permit,
         estimate: int,
         emit: EventHandler,
+        bulkhead: Bulkhead | None = None,
     ) -> None:
         self.route = route
-        self.reservation = reservation
+        self.bulkhead = bulkhead
+        self.slot = slot
         self.permit = permit
         self.estimate = estimate
         self._emit = emit
@@ -52,28 +55,28 @@ class Admission:
         if self._done:
             return False
         self._done = True
+        if self.bulkhead is not None:
+            self.bulkhead.leave()
         return True
 
     def succeed(self, now: float, usage_tokens: int | None) -> None:
         if not self._finish():
             return
-        self.route.breaker.record_success(self.permit, now)
+        self.route.succeed(self.slot, self.permit, now, usage_tokens)
         if usage_tokens is not None:
-            self.reservation.settle(usage_tokens)
             self._emit(Settled(self.route.name, now, self.estimate, usage_tokens))
 
     def fail(self, now: float) -> None:
         if self._finish():
-            self.route.breaker.record_failure(self.permit, now)
+            self.route.fail(self.slot, self.permit, now)
 
     def release(self) -> None:
         if self._finish():
-            self.route.breaker.release(self.permit)
+            self.route.release(self.permit)
 
     def withdraw(self) -> None:
         if self._finish():
-            self.reservation.cancel()
-            self.route.breaker.release(self.permit)
+            self.route.withdraw(self.slot, self.permit)
 
 
 @dataclass

@@ -28,14 +28,21 @@ from typing import TypeVar
 
 from .admission import Admission, CallReport
 from .clock import Clock
-from .effects import Call, Effect, Failed, Outcome, Succeeded, Wait
+from .effects import Call, Effect, Enter, Entered, Failed, Outcome, Succeeded, Wait
 from .errors import ProviderUnavailable, ResilientLLMError, StreamInterrupted
 from .messages import ChatChunk, Usage
+from .stall import Pump, Stalled, StreamTimeouts
 
-__all__ = ["run_async", "run_async_stream", "run_sync", "run_sync_stream"]
+__all__ = [
+    "discard_stream",
+    "run_async",
+    "run_async_stream",
+    "run_sync",
+    "run_sync_stream",
+]
 
 T = TypeVar("T")
-Flow = Generator[Effect, float | Outcome, CallReport]
+Flow = Generator[Effect, float | Outcome | Entered, CallReport]
 # An attempt returns its value and the tokens the provider reported (None if unknown).
 SyncSend = Callable[[Call], tuple[T, int | None]]
 AsyncSend = Callable[[Call], Awaitable[tuple[T, int | None]]]
@@ -50,6 +57,11 @@ def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport
             if isinstance(effect, Wait):
                 clock.sleep(effect.seconds)
                 effect = flow.send(clock.now())
+                continue
+            if isinstance(effect, Enter):
+                queued = not effect.bulkhead.try_enter()
+                entered = not queued or effect.bulkhead.enter(effect.timeout)
+                effect = flow.send(Entered(clock.now(), entered, queued))
                 continue
             try:
                 value, usage = send(effect)
@@ -72,6 +84,11 @@ async def run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, Ca
             if isinstance(effect, Wait):
                 await clock.asleep(effect.seconds)
                 effect = flow.send(clock.now())
+                continue
+            if isinstance(effect, Enter):
+                queued = not effect.bulkhead.try_enter()
+                entered = not queued or await effect.bulkhead.aenter(effect.timeout)
+                effect = flow.send(Entered(clock.now(), entered, queued))
                 continue
             try:
                 async with asyncio.timeout(effect.timeout):
@@ -135,9 +152,14 @@ class _Tally:
 
 
 def run_sync_stream(
-    flow: Flow, clock: Clock, open_stream: Callable[[Call], Iterator[ChatChunk]]
+    flow: Flow,
+    clock: Clock,
+    open_stream: Callable[[Call], Iterator[ChatChunk]],
+    timeouts: StreamTimeouts | None = None,
 ) -> Generator[ChatChunk, None, None]:
     """Stream with retry and failover until the first chunk, then relay."""
+    if timeouts is not None:
+        return _run_sync_stream_watched(flow, clock, open_stream, timeouts)
 
     def first_chunk(call: Call) -> tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]:
         chunks = open_stream(call)
@@ -149,6 +171,14 @@ def run_sync_stream(
             _close(chunks)
             raise
 
+    return _relay_sync(flow, clock, first_chunk)
+
+
+def _relay_sync(
+    flow: Flow,
+    clock: Clock,
+    first_chunk: Callable[[Call], tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]],
+) -> Generator[ChatChunk, None, None]:
     (first, chunks), report = run_sync(flow, clock, first_chunk)
     tally = _Tally(report, first)
     try:
@@ -166,26 +196,98 @@ def run_sync_stream(
         _close(chunks)
 
 
+def _run_sync_stream_watched(
+    flow: Flow,
+    clock: Clock,
+    open_stream: Callable[[Call], Iterator[ChatChunk]],
+    timeouts: StreamTimeouts,
+) -> Generator[ChatChunk, None, None]:
+    # A pump thread reads the stream, so waiting for a chunk can end on time even while
+    # the read itself blocks.
+    def first_chunk(call: Call) -> tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]:
+        pump = Pump(open_stream(call), call.route.name)
+        limit = _limit(timeouts.first_token, call.timeout)
+        try:
+            first = pump.next(limit)
+        except StopIteration:
+            pump.abandon()
+            raise _no_first_chunk(call) from None
+        except Stalled:
+            pump.abandon()
+            raise _no_first_chunk_in(call, limit) from None
+        except BaseException:
+            pump.abandon()
+            raise
+        return (first, _watched(pump, timeouts.idle, call.route.name)), None
+
+    return _relay_sync(flow, clock, first_chunk)
+
+
+def _watched(pump: Pump[ChatChunk], idle: float | None, route: str) -> Generator[ChatChunk]:
+    try:
+        while True:
+            try:
+                yield pump.next(idle)
+            except StopIteration:
+                return
+            except Stalled:
+                raise _stalled(route, idle) from None
+    finally:
+        pump.abandon()
+
+
+StreamStart = tuple[ChatChunk, AsyncIterator[ChatChunk]]
+FirstPhase = Callable[[Flow, AsyncSend[StreamStart]], Awaitable[tuple[StreamStart, CallReport]]]
+
+
 async def run_async_stream(
-    flow: Flow, clock: Clock, open_stream: Callable[[Call], AsyncIterator[ChatChunk]]
+    flow: Flow,
+    clock: Clock,
+    open_stream: Callable[[Call], AsyncIterator[ChatChunk]],
+    timeouts: StreamTimeouts | None = None,
+    first_phase: FirstPhase | None = None,
 ) -> AsyncGenerator[ChatChunk, None]:
-    """The async twin of :func:`run_sync_stream`; the first chunk is bounded by the timeout."""
+    """The async twin of :func:`run_sync_stream`; the first chunk is bounded by the timeout.
+
+    ``first_phase`` runs the flow up to the first chunk (default :func:`run_async`; a
+    hedged call races two flows there).
+    """
+    first_token = timeouts.first_token if timeouts else None
+    idle = timeouts.idle if timeouts else None
 
     async def first_chunk(call: Call) -> tuple[tuple[ChatChunk, AsyncIterator[ChatChunk]], None]:
         chunks = open_stream(call)
+        limit = _limit(first_token, call.timeout) if first_token is not None else None
         try:
-            return (await anext(chunks), chunks), None
+            async with asyncio.timeout(limit):
+                return (await anext(chunks), chunks), None
         except StopAsyncIteration:
+            await _aclose(chunks)
             raise _no_first_chunk(call) from None
+        except TimeoutError:
+            await _aclose(chunks)
+            if limit is None or limit >= call.timeout:
+                raise  # the attempt's own timeout: run_async reports it
+            raise _no_first_chunk_in(call, limit) from None
         except BaseException:
             await _aclose(chunks)
             raise
 
-    (first, chunks), report = await run_async(flow, clock, first_chunk)
+    if first_phase is None:
+        (first, chunks), report = await run_async(flow, clock, first_chunk)
+    else:
+        (first, chunks), report = await first_phase(flow, first_chunk)
     tally = _Tally(report, first)
     try:
         yield tally.first
-        async for chunk in chunks:
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise _stalled(report.route, idle) from None
             yield tally.add(chunk)
     except ResilientLLMError as error:
         raise tally.interrupted(error, clock.now()) from error
@@ -196,6 +298,29 @@ async def run_async_stream(
         tally.finished(clock.now())
     finally:
         await _aclose(chunks)
+
+
+async def discard_stream(start: StreamStart, report: CallReport) -> None:
+    """Drop a stream that got its first chunk but lost a race: close it, free its route."""
+    await _aclose(start[1])
+    if report.admission is not None:
+        report.admission.release()
+
+
+def _limit(first_token: float | None, attempt: float) -> float:
+    return attempt if first_token is None else min(first_token, attempt)
+
+
+def _no_first_chunk_in(call: Call, seconds: float) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"no first chunk from {call.route.name!r} within {seconds:.3g}s", provider=call.route.name
+    )
+
+
+def _stalled(route: str, idle: float | None) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"the stream from {route!r} stalled: no chunk for {idle:.3g}s", provider=route
+    )
 
 
 def _close(chunks: Iterator[ChatChunk]) -> None:

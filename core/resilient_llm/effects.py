@@ -1,6 +1,7 @@
 """The effects the decision core yields and the outcomes drivers send back.
 
-A driver answers ``Wait`` with the current time after sleeping, and ``Call`` with
+A driver answers ``Wait`` with the current time after sleeping, ``Enter`` with
+``Entered`` once it holds a bulkhead slot or gave up waiting, and ``Call`` with
 ``Succeeded`` or ``Failed`` after making the attempt. That is the whole protocol between
 :mod:`resilient_llm.flow` and the sync, async and streaming drivers.
 """
@@ -10,10 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .backoff import RetryPolicy
+from .bulkhead import Bulkhead
 from .errors import ResilientLLMError
 from .routes import Route
 
-__all__ = ["Call", "Effect", "Failed", "FlowPolicy", "Outcome", "Succeeded", "Wait"]
+__all__ = [
+    "Call",
+    "Effect",
+    "Enter",
+    "Entered",
+    "Failed",
+    "FlowPolicy",
+    "Outcome",
+    "Succeeded",
+    "Wait",
+]
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,24 @@ class Wait:
     seconds: float
     reason: str
     route: str
+
+
+@dataclass(frozen=True)
+class Enter:
+    """Take a slot of ``bulkhead``, waiting at most ``timeout`` seconds in its queue."""
+
+    bulkhead: Bulkhead
+    timeout: float
+    route: str
+
+
+@dataclass(frozen=True)
+class Entered:
+    """``ok``: a slot is held; ``queued``: the call had to wait in line for it (or in vain)."""
+
+    now: float
+    ok: bool
+    queued: bool
 
 
 @dataclass(frozen=True)
@@ -42,7 +72,7 @@ class Failed:
     error: ResilientLLMError
 
 
-Effect = Wait | Call
+Effect = Wait | Enter | Call
 Outcome = Succeeded | Failed
 
 

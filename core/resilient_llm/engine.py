@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
     Callable,
     Generator,
     Iterable,
@@ -24,28 +26,51 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .adaptive import ProviderCap
 from .admission import CallReport
+from .backends import MemoryState, StateBackend
 from .backoff import RetryPolicy
-from .breaker import BreakerPolicy, CircuitBreaker, StateChange
+from .breaker import BreakerPolicy, StateChange
+from .budget import RetryBudget, RetryLedger
+from .bulkhead import Bulkhead
+from .cache import CacheFront, CacheStore
+from .capabilities import capabilities_for, unfit_reason
 from .clock import Clock, SystemClock
-from .drivers import Flow, run_async, run_async_stream, run_sync, run_sync_stream
+from .drivers import (
+    AsyncSend,
+    FirstPhase,
+    Flow,
+    StreamStart,
+    discard_stream,
+    run_async,
+    run_async_stream,
+    run_sync,
+    run_sync_stream,
+)
 from .effects import Call, FlowPolicy
 from .errors import ConfigurationError, ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
 from .flow import call_flow
+from .hedge import Hedge, run_hedged
 from .hints import hints_from_headers
-from .limiter import Limiter
+from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, to_messages
 from .providers.base import ChatAdapter, Provider
 from .routes import Route
+from .scope import CallScope
 from .snapshot import Snapshot
+from .stall import StreamTimeouts
 from .tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from .telemetry import EngineTelemetry, Telemetry
 
 __all__ = ["AdapterFactory", "ResilientLLM"]
 
 AdapterFactory = Callable[[Provider], ChatAdapter]
+_DEFAULT_BUDGET = RetryBudget()
 MessagesIn = Sequence[Message | Mapping[str, Any]] | ChatRequest | str
 
 
@@ -74,8 +99,13 @@ class ResilientLLM:
 
     ``timeout`` is the one deadline of a call: limiter waits, attempts and backoff
     together. ``spill_over`` is how long a call may queue behind a route's own rate limit
-    while a later route could take it at once. ``on_event`` receives every
-    :class:`~resilient_llm.events.Event`.
+    while a later route could take it at once. ``retry_budget`` caps each route's retries
+    to a share of its recent requests (``None``: per-call limits only). ``stream_timeouts``
+    bounds a stream's wait for its first chunk and its silences between chunks. With
+    ``adaptive_limits`` a route holds back to what the provider's rate-limit headers say is
+    left, and a route with no configured limit adopts the one they state. ``state`` is where
+    routes keep limiter and breaker state (``MemoryState``, or ``RedisState`` shared by many
+    processes). ``on_event`` receives every :class:`~resilient_llm.events.Event`.
     """
 
     def __init__(
@@ -86,10 +116,17 @@ class ResilientLLM:
         breaker: BreakerPolicy | None = None,
         timeout: float = 60.0,
         spill_over: float = 1.0,
+        retry_budget: RetryBudget | None = _DEFAULT_BUDGET,
+        stream_timeouts: StreamTimeouts | None = None,
+        adaptive_limits: bool = True,
+        hedge: Hedge | None = None,
         on_event: EventHandler | Iterable[EventHandler] = (),
         clock: Clock | None = None,
         seed: int | None = None,
         adapter_factory: AdapterFactory | None = None,
+        state: StateBackend | None = None,
+        cache: CacheStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if isinstance(providers, Provider):
             providers = [providers]
@@ -117,6 +154,21 @@ class ResilientLLM:
             raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
         if breaker is not None and not isinstance(breaker, BreakerPolicy):
             raise ConfigurationError("ResilientLLM.breaker must be a BreakerPolicy")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise ConfigurationError("ResilientLLM.retry_budget must be a RetryBudget or None")
+        if stream_timeouts is not None and not isinstance(stream_timeouts, StreamTimeouts):
+            raise ConfigurationError(
+                "ResilientLLM.stream_timeouts must be a StreamTimeouts or None"
+            )
+        self.stream_timeouts = stream_timeouts
+        if not isinstance(adaptive_limits, bool):
+            raise ConfigurationError(
+                f"ResilientLLM.adaptive_limits must be True or False, got {adaptive_limits!r}"
+            )
+        self.adaptive_limits = adaptive_limits
+        if hedge is not None and not isinstance(hedge, Hedge):
+            raise ConfigurationError(f"ResilientLLM.hedge must be a Hedge or None, got {hedge!r}")
+        self.hedge = hedge
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
@@ -128,6 +180,12 @@ class ResilientLLM:
             raise ConfigurationError(f"ResilientLLM.seed must be an int or None, got {seed!r}")
         if adapter_factory is not None and not callable(adapter_factory):
             raise ConfigurationError("ResilientLLM.adapter_factory must be callable")
+        if state is not None and not isinstance(state, StateBackend):
+            raise ConfigurationError(
+                "ResilientLLM.state must be a state backend (MemoryState, RedisState), "
+                f"got {state!r}"
+            )
+        self.state: StateBackend = state or MemoryState()
         self.clock: Clock = clock or SystemClock()
         handlers = (
             [on_event] if callable(on_event) else list(_iterable("ResilientLLM.on_event", on_event))
@@ -141,17 +199,37 @@ class ResilientLLM:
         self._adapters: dict[str, ChatAdapter] = {}
         self._adapters_lock = threading.Lock()
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
+        self.retry_budget = retry_budget
+        self._ledgers = (
+            tuple(RetryLedger(retry_budget) for _ in self.routes) if retry_budget else ()
+        )
+        self._caps = tuple(capabilities_for(p.model, p.capabilities) for p in self.providers)
         self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
+        if cache is not None and not isinstance(cache, CacheStore):
+            raise ConfigurationError(
+                "ResilientLLM.cache must be a ResponseCache, a RedisCache or another "
+                f"CacheStore, got {cache!r}"
+            )
+        self.cache = cache
+        self._cache = (
+            None if cache is None else CacheFront(cache, self.providers, self._emit, self.clock.now)
+        )
+        self._telemetry = self._bind_telemetry(telemetry)
 
     def _route(self, provider: Provider) -> Route:
-        breaker = CircuitBreaker(self.breaker_policy, name=provider.name)
-        breaker.add_listener(self._on_breaker_change)
-        return Route(
+        route = self.state.route(
             provider.name,
-            Limiter(provider.rate_limit),
-            breaker,
+            provider.rate_limit or RateLimit(),
+            self.breaker_policy,
             attempt_timeout=provider.timeout,
+            emit=self._emit,
         )
+        route.add_breaker_listener(self._on_breaker_change)
+        if provider.max_concurrency is not None:
+            route.bulkhead = Bulkhead(provider.max_concurrency)
+        if self.adaptive_limits:
+            route.provider_cap = ProviderCap()
+        return route
 
     def _on_breaker_change(self, change: StateChange) -> None:
         self._emit(
@@ -198,49 +276,88 @@ class ResilientLLM:
 
     def chat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
         request, timeout = self._prepare(messages, options)
-        flow = self._flow(request, timeout, stream=False)
+        with self._scope(request, "chat") as scope:
+            if scope.hit is not None:
+                return scope.finish(scope.hit)
+            deadline = self.clock.now() + timeout
+            flow = self._flow(request, deadline, stream=False)
 
-        def send(call: Call) -> tuple[ChatResponse, int | None]:
-            adapter, timeout = self._adapter(call)
-            reply = adapter.chat(self._for_route(request, call), timeout)
-            return reply, _observe(call, reply)
+            def send(call: Call) -> tuple[ChatResponse, int | None]:
+                adapter, timeout = self._adapter(call)
+                reply = adapter.chat(self._for_route(request, call), timeout)
+                return reply, _observe(call, reply, self.clock.now())
 
-        reply, report = run_sync(flow, self.clock, send)
-        return _with_report(reply, report)
+            reply, report = run_sync(flow, self.clock, send)
+            return scope.finish(_with_report(reply, report))
 
     async def achat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
         request, timeout = self._prepare(messages, options)
-        flow = self._flow(request, timeout, stream=False)
+        with self._scope(request, "achat") as scope:
+            if scope.hit is not None:
+                return scope.finish(scope.hit)
+            deadline = self.clock.now() + timeout
+            flow = self._flow(request, deadline, stream=False)
 
-        async def send(call: Call) -> tuple[ChatResponse, int | None]:
-            adapter, timeout = self._adapter(call)
-            reply = await adapter.achat(self._for_route(request, call), timeout)
-            return reply, _observe(call, reply)
+            async def send(call: Call) -> tuple[ChatResponse, int | None]:
+                adapter, timeout = self._adapter(call)
+                reply = await adapter.achat(self._for_route(request, call), timeout)
+                return reply, _observe(call, reply, self.clock.now())
 
-        reply, report = await run_async(flow, self.clock, send)
-        return _with_report(reply, report)
+            if self.hedge is None:
+                reply, report = await run_async(flow, self.clock, send)
+            else:
+                reply, report = await run_hedged(
+                    flow,
+                    self._hedger(request, deadline, stream=False),
+                    self.clock,
+                    send,
+                    self.hedge.delay,
+                    self._emit,
+                )
+            return scope.finish(_with_report(reply, report))
 
     def stream(self, messages: MessagesIn, **options: Any) -> Generator[ChatChunk, None, None]:
         """Chunks as they arrive; ``close()`` an abandoned stream to free its route at once."""
         request, timeout = self._prepare(messages, options)
-        flow = self._flow(request, timeout, stream=True)
+        scope = self._scope(request, "stream")
+        if scope.hit is not None:
+            return scope.replay()
+        deadline = self.clock.now() + timeout
+        flow = self._flow(request, deadline, stream=True)
 
         def open_stream(call: Call) -> Iterator[ChatChunk]:
             adapter, timeout = self._adapter(call)
             return adapter.stream(self._for_route(request, call), timeout)
 
-        return run_sync_stream(flow, self.clock, open_stream)
+        return scope.relay(run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts))
 
     def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
         """The async twin of :meth:`stream`; ``aclose()`` (or ``contextlib.aclosing``)."""
         request, timeout = self._prepare(messages, options)
-        flow = self._flow(request, timeout, stream=True)
+        scope = self._scope(request, "astream")
+        if scope.hit is not None:
+            return scope.areplay()
+        deadline = self.clock.now() + timeout
+        flow = self._flow(request, deadline, stream=True)
 
         def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
             adapter, timeout = self._adapter(call)
             return adapter.astream(self._for_route(request, call), timeout)
 
-        return run_async_stream(flow, self.clock, open_stream)
+        first_phase: FirstPhase | None = None
+        if self.hedge is not None:
+            hedge, make = self.hedge, self._hedger(request, deadline, stream=True)
+
+            def first_phase(
+                flow: Flow, send: AsyncSend[StreamStart]
+            ) -> Awaitable[tuple[StreamStart, CallReport]]:
+                return run_hedged(
+                    flow, make, self.clock, send, hedge.delay, self._emit, discard_stream
+                )
+
+        return scope.arelay(
+            run_async_stream(flow, self.clock, open_stream, self.stream_timeouts, first_phase)
+        )
 
     # -- state ------------------------------------------------------------------------
 
@@ -281,24 +398,55 @@ class ResilientLLM:
         timeout = self.timeout if timeout is None else timeout
         return self.request(messages, **options), timeout
 
-    def _flow(self, request: ChatRequest, timeout: float, *, stream: bool) -> Flow:
+    def _flow(
+        self,
+        request: ChatRequest,
+        deadline: float,
+        *,
+        stream: bool,
+        skip: Route | None = None,
+    ) -> Flow:
+        """The decision core for one call over every route but ``skip``."""
         now = self.clock.now()
-        estimates = [
-            estimate_tokens(request, model=request.model if i == 0 and request.model else p.model)
-            for i, p in enumerate(self.providers)
+        keep = [i for i, route in enumerate(self.routes) if route is not skip]
+        models = [
+            request.model if i == 0 and request.model else self.providers[i].model for i in keep
+        ]
+        estimates = [estimate_tokens(request, model=model) for model in models]
+        caps = [
+            self._caps[i]
+            if model == self.providers[i].model
+            else capabilities_for(model, self.providers[i].capabilities)
+            for i, model in zip(keep, models, strict=True)
         ]
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         return call_flow(
-            self.routes,
+            [self.routes[i] for i in keep],
             estimates,
             self._policy,
             now=now,
-            deadline=now + timeout,
+            deadline=deadline,
             rng=rng,
             emit=self._emit,
             stream=stream,
+            unfit=[unfit_reason(c, request, e) for c, e in zip(caps, estimates, strict=True)],
+            windows=[c.context_window for c in caps],
+            budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
         )
+
+    def _hedger(
+        self, request: ChatRequest, deadline: float, *, stream: bool
+    ) -> Callable[[Route | None], Flow | None]:
+        """Builds the hedge of a call: the same request over the routes the call is not on."""
+
+        def make(current: Route | None) -> Flow | None:
+            if len(self.routes) < 2:
+                return None
+            skip = current or self.routes[0]
+            return self._flow(request, deadline, stream=stream, skip=skip)
+
+        return make
 
     def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
         # A per-call model override names a model of the first route; another family's
@@ -329,6 +477,27 @@ class ResilientLLM:
             )
         return adapter, left
 
+    # -- cache and telemetry ------------------------------------------------------------
+
+    def _scope(self, request: ChatRequest, mode: str) -> CallScope:
+        trace = None if self._telemetry is None else self._telemetry.call(request, mode)
+        return CallScope(request, self._cache, trace)
+
+    def _bind_telemetry(self, telemetry: object) -> EngineTelemetry | None:
+        if telemetry is None:
+            return None
+        # Looked up, not imported: that module needs opentelemetry, and whatever was passed
+        # here, if it is a Telemetry, has loaded it already.
+        module = sys.modules.get(f"{__package__}.telemetry")
+        if module is None or not isinstance(telemetry, module.Telemetry):
+            raise ConfigurationError(
+                "ResilientLLM.telemetry must be a resilient_llm.telemetry.Telemetry, "
+                f"got {type(telemetry).__name__}"
+            )
+        binding: EngineTelemetry = telemetry.bind(self)
+        self._emit.add(binding)
+        return binding
+
 
 def _iterable(name: str, value: object) -> Iterable[Any]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
@@ -354,11 +523,12 @@ def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
     )
 
 
-def _observe(call: Call, reply: ChatResponse) -> int | None:
+def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
     """Feed the reply's quota headers to its route; return the tokens to settle."""
     if reply.rate_limit_headers:
         # Anthropic's resets are wall-clock instants: the one place a wall clock is read.
-        call.route.observe(hints_from_headers(reply.rate_limit_headers, wall_now=time.time()))
+        hints = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
+        call.route.observe(hints, now)
     return reply.usage.total_tokens if reply.usage is not None else None
 
 

@@ -15,6 +15,8 @@ One tree, so callers catch what they mean::
     ├── CircuitOpen                    the route's breaker refused the call
     ├── DeadlineExceeded               the call's one deadline ran out
     ├── RequestTooLarge                the request can never fit a route's token limit
+    ├── StateUnavailable               the shared state store is down and the policy is
+    │                                  to fail closed                    retryable
     ├── AllProvidersFailed             every route was tried or skipped; ``attempts`` says how
     └── ConfigurationError             invalid settings (also a ``ValueError``)
 
@@ -43,6 +45,7 @@ __all__ = [
     "RateLimited",
     "RequestTooLarge",
     "ResilientLLMError",
+    "StateUnavailable",
     "StreamInterrupted",
 ]
 
@@ -186,6 +189,12 @@ class RequestTooLarge(ResilientLLMError):
 
 class AllProvidersFailed(_WithAttempts):
     """Every route failed or was skipped; ``attempts`` records each try and skip in order."""
+
+
+class StateUnavailable(ResilientLLMError):
+    """The shared state store (Redis) cannot be reached and the policy is to fail closed."""
+
+    retryable_default = True
 
 
 class ConfigurationError(ResilientLLMError, ValueError):

@@ -16,16 +16,22 @@ __all__ = [
     "AttemptFinished",
     "AttemptStarted",
     "BreakerStateChanged",
+    "CacheHit",
+    "CacheMiss",
+    "CacheUnavailable",
     "Emitter",
     "Event",
     "EventHandler",
     "Failover",
+    "Hedged",
     "LimiterWait",
     "RetryScheduled",
     "RouteDisabled",
     "RoutePaused",
     "RouteSkipped",
     "Settled",
+    "StateDown",
+    "StateRestored",
 ]
 
 logger = logging.getLogger("resilient_llm")
@@ -113,9 +119,69 @@ class BreakerStateChanged(Event):
     kind: str = field(init=False, default="breaker_state_changed")
 
 
+@dataclass(frozen=True)
+class StateDown(Event):
+    """The shared state store failed; ``policy`` says what the route does until it is back:
+    ``"fallback"`` (this process's memory state) or ``"fail"`` (calls fail)."""
+
+    error: str  # the error class name
+    policy: str
+    kind: str = field(init=False, default="state_down")
+
+
+@dataclass(frozen=True)
+class StateRestored(Event):
+    """The shared state store answers again; the route uses it from now on."""
+
+    down_for: float
+    kind: str = field(init=False, default="state_restored")
+
+
+@dataclass(frozen=True)
+class CacheHit(Event):
+    """A reply came from the response cache (``route`` is ``"cache"``); no provider was
+    called. ``provider`` is the route that gave the stored reply."""
+
+    provider: str
+    kind: str = field(init=False, default="cache_hit")
+
+
+@dataclass(frozen=True)
+class CacheMiss(Event):
+    """A cacheable request was not in the cache; the call goes upstream."""
+
+    kind: str = field(init=False, default="cache_miss")
+
+
+@dataclass(frozen=True)
+class CacheUnavailable(Event):
+    """The cache store failed (``operation`` ``"get"`` or ``"set"``); the call went on as
+    a miss, since a cache never fails a call."""
+
+    error: str  # the error class name
+    operation: str
+    kind: str = field(init=False, default="cache_unavailable")
+
+
+@dataclass(frozen=True)
+class Hedged(Event):
+    """The call on ``route`` had no answer after ``delay`` s: the next routes were asked too."""
+
+    delay: float
+    kind: str = field(init=False, default="hedged")
+
+
 EventHandler = Callable[[Event], None]
 
-_WARN = (Failover, BreakerStateChanged, RouteDisabled, RoutePaused)
+_WARN = (
+    Failover,
+    BreakerStateChanged,
+    RouteDisabled,
+    RoutePaused,
+    StateDown,
+    StateRestored,
+    CacheUnavailable,
+)
 
 
 class Emitter:

@@ -35,11 +35,16 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from .admission import Admission, CallReport
-from .effects import Call, Effect, Failed, FlowPolicy, Outcome, Succeeded, Wait
+from .breaker import Permit
+from .budget import RetryLedger
+from .bulkhead import Bulkhead
+from .effects import Call, Effect, Enter, Entered, Failed, FlowPolicy, Outcome, Succeeded, Wait
 from .errors import (
     AllProvidersFailed,
     AuthError,
+    BadRequest,
     CircuitOpen,
+    ContextLengthExceeded,
     DeadlineExceeded,
     RateLimited,
     RequestTooLarge,
@@ -54,9 +59,21 @@ from .events import (
     RouteDisabled,
     RoutePaused,
 )
-from .routes import Route
+from .routes import Route, Slot
 
-__all__ = ["Call", "Effect", "Failed", "FlowPolicy", "Outcome", "Succeeded", "Wait", "call_flow"]
+Answer = float | Outcome | Entered
+
+__all__ = [
+    "Call",
+    "Effect",
+    "Failed",
+    "FlowPolicy",
+    "Outcome",
+    "Succeeded",
+    "Unfit",
+    "Wait",
+    "call_flow",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,8 @@ class _CallState:
         self.last_error: ResilientLLMError | None = None
         self.attempts = 0
         self.blocked_by_breaker = False
+        self.tried: set[int] = set()
+        self.unfit: dict[int, BadRequest] = {}
 
 
 def call_flow(
@@ -96,17 +115,27 @@ def call_flow(
     rng: random.Random,
     emit: EventHandler,
     stream: bool = False,
-) -> Generator[Effect, float | Outcome, CallReport]:
+    unfit: Sequence[Unfit | None] = (),
+    windows: Sequence[int | None] = (),
+    budgets: Sequence[RetryLedger] = (),
+) -> Generator[Effect, Answer, CallReport]:
     """Run one call over ``routes`` (in preference order) until a reply or a final error.
 
     ``estimates[i]`` is the request's token estimate for ``routes[i]`` (models differ).
     With ``stream=True`` the returned report keeps the winning attempt's admission open
     (``report.admission``) for the streaming driver to finish when the stream ends.
+    ``unfit[i]`` says why ``routes[i]`` cannot take the request (it is skipped unasked),
+    ``windows[i]`` is its model's context window if known (a context-length error moves
+    the call to a larger one), ``budgets[i]`` its retry budget.
     """
-    if len(estimates) != len(routes):
-        raise ValueError("call_flow needs one token estimate per route")
+    for name, given in (("estimate", estimates), ("unfit", unfit), ("windows", windows)):
+        if given and len(given) != len(routes):
+            raise ValueError(f"call_flow needs one {name} per route")
+    if budgets and len(budgets) != len(routes):
+        raise ValueError("call_flow needs one budget per route")
     state = _CallState(len(routes))
     report = CallReport()
+    _skip_unfit(routes, unfit, state, report, now, emit)
     while True:
         _note_disabled(routes, state, report, now, emit)
         if now >= deadline:
@@ -117,32 +146,30 @@ def call_flow(
             continue
         index = choice.index
         route = routes[index]
-        reservation = route.limiter.reserve(estimates[index], now)
-        if now + reservation.wait >= deadline:
-            # Another caller took the slot between our look and our reservation.
-            reservation.cancel()
-            continue
+        bulkhead = route.bulkhead
+        if bulkhead is not None:
+            now = yield from _enter(bulkhead, route, now, deadline, state, report, emit)
         try:
-            if reservation.wait > 0:
-                queued = _Sleep(reservation.at, "limiter", route.name)
-                now = yield from _wait(report, queued, now, emit)
+            now, held = yield from _admit(route, estimates[index], now, deadline, report, emit)
         except BaseException:
-            reservation.cancel()
+            if bulkhead is not None:
+                bulkhead.leave()
             raise
-        permit = route.breaker.acquire(now)
-        if permit is None or route.paused_until() > now:
-            # The route changed while we queued (another call opened its breaker or got a
-            # 429): give the slot back and decide again.
-            reservation.cancel()
-            if permit is not None:
-                route.breaker.release(permit)
+        if held is None:
+            if bulkhead is not None:
+                bulkhead.leave()
             continue
-        admission = Admission(route, reservation, permit, estimates[index], emit)
+        slot, permit = held
+        admission = Admission(route, slot, permit, estimates[index], emit, bulkhead)
         if state.last_route is not None and state.last_route != index:
             previous = routes[state.last_route].name
             report.failovers.append((previous, route.name, state.last_reason))
             emit(Failover(previous, now, route.name, state.last_reason))
         state.attempts += 1
+        if index not in state.tried:
+            state.tried.add(index)
+            if budgets:
+                budgets[index].note_request(now)
         emit(AttemptStarted(route.name, now, state.attempts))
         started = now
         timeout = min(
@@ -171,17 +198,79 @@ def call_flow(
         report.finished(
             route.name, state.attempts, type(error).__name__, started, now, error.status_code, emit
         )
-        _on_failure(route, index, admission, error, now, state, policy, rng, emit)
+        ledger = budgets[index] if budgets else None
+        if isinstance(error, ContextLengthExceeded):
+            admission.release()
+            _too_long(routes, index, windows, error, state, report, now, emit)
+            continue
+        _on_failure(route, index, admission, error, now, state, policy, rng, emit, ledger, report)
+
+
+def _admit(
+    route: Route,
+    estimate: int,
+    now: float,
+    deadline: float,
+    report: CallReport,
+    emit: EventHandler,
+) -> Generator[Effect, Answer, tuple[float, tuple[Slot, Permit] | None]]:
+    """A limiter slot and a breaker permit on ``route``, queueing if need be; None (and
+    nothing held) when the route changed under us and the call must decide again."""
+    ticket = route.admit(estimate, now)
+    slot, permit = ticket.slot, ticket.permit
+    if slot is None:
+        # Another call opened the breaker or got a 429 since we looked.
+        return now, None
+    if permit is None:
+        if now + slot.wait >= deadline:
+            # Another caller took the slot between our look and our reservation.
+            route.cancel(slot)
+            return now, None
+        try:
+            now = yield from _wait(report, _Sleep(slot.at, "limiter", route.name), now, emit)
+        except BaseException:
+            route.cancel(slot)
+            raise
+        permit = route.acquire(now)
+        if permit is None:
+            # The route changed while we queued: give the slot back.
+            route.cancel(slot)
+            return now, None
+    return now, (slot, permit)
+
+
+def _enter(
+    bulkhead: Bulkhead,
+    route: Route,
+    now: float,
+    deadline: float,
+    state: _CallState,
+    report: CallReport,
+    emit: EventHandler,
+) -> Generator[Effect, Answer, float]:
+    """A slot of the route's bulkhead, queueing (FIFO) at most until the deadline."""
+    sent = yield Enter(bulkhead, deadline - now, route.name)
+    if not isinstance(sent, Entered):
+        raise TypeError("an Enter must be answered with Entered")
+    waited = max(0.0, sent.now - now)
+    if sent.queued:
+        report.waits.append((route.name, "bulkhead", waited))
+        emit(LimiterWait(route.name, now, waited, "bulkhead"))
+    if sent.ok and sent.now < deadline:
+        return sent.now
+    if sent.ok:
+        bulkhead.leave()
+    raise _deadline(state, report, f"{route.name!r} had no free slot before the deadline")
 
 
 def _wait(
     report: CallReport, sleep: _Sleep, now: float, emit: EventHandler
-) -> Generator[Effect, float | Outcome, float]:
+) -> Generator[Effect, Answer, float]:
     seconds = sleep.until - now
     report.waits.append((sleep.route, sleep.reason, seconds))
     emit(LimiterWait(sleep.route, now, seconds, sleep.reason))
     sent = yield Wait(seconds, sleep.reason, sleep.route)
-    if isinstance(sent, Succeeded | Failed):
+    if not isinstance(sent, float | int):
         raise TypeError("a Wait must be answered with the current time")
     # Having waited until `until`, it is at least `until`: float rounding in a clock's
     # `now + seconds` must not leave us a hair early, re-deciding to wait forever.
@@ -215,12 +304,13 @@ def _choose(
     sticky = state.sticky
     if sticky is not None and sticky not in state.out:
         route = routes[sticky]
-        if route.breaker.ready_at(now) <= now and route.paused_until() <= now:
+        look = route.look(estimates[sticky], now)
+        if look.ready_at <= now and look.paused_until <= now:
             until = state.backoff_until[sticky]
             if until > now:
                 if until < deadline:
                     return _Sleep(until, "backoff", route.name)
-            elif now + route.limiter.peek(estimates[sticky], now) < deadline:
+            elif now + look.wait < deadline:
                 return _Go(sticky)
             # A backoff or queue that would outlive the deadline is not begun: fail over if
             # another route can go, else the free choice below raises DeadlineExceeded.
@@ -232,22 +322,25 @@ def _choose(
     for index, route in enumerate(routes):
         if index in state.out:
             continue
-        if route.breaker.ready_at(now) > now:
+        try:
+            route.check_fits(estimates[index])
+        except RequestTooLarge as exc:
+            state.out[index] = exc
+            report.skipped(route.name, "request larger than its token limit", now, emit)
+            continue
+        look = route.look(estimates[index], now)
+        if look.ready_at > now:
             state.blocked_by_breaker = True
             report.skipped(route.name, "circuit open", now, emit)
             continue
         gate, reason = max(
-            (route.paused_until(), "retry-after"), (state.backoff_until[index], "backoff")
+            (look.paused_until, "retry-after"), (state.backoff_until[index], "backoff")
         )
         if gate > now:
             if soonest is None or gate < soonest.until:
                 soonest = _Sleep(gate, reason, route.name)
             continue
-        try:
-            ready.append((index, route.limiter.peek(estimates[index], now)))
-        except RequestTooLarge as exc:
-            state.out[index] = exc
-            report.skipped(route.name, "request larger than its token limit", now, emit)
+        ready.append((index, look.wait))
 
     in_time = [(index, wait) for index, wait in ready if now + wait < deadline]
     for index, wait in in_time:
@@ -279,6 +372,8 @@ def _on_failure(
     policy: FlowPolicy,
     rng: random.Random,
     emit: EventHandler,
+    ledger: RetryLedger | None,
+    report: CallReport,
 ) -> None:
     state.last_route = index
     state.last_error = error
@@ -287,7 +382,7 @@ def _on_failure(
         admission.release()
         state.retries[index] += 1
         delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
-        route.pause_until(now + delay)
+        route.pause(now, delay)
         emit(RoutePaused(route.name, now, delay, "rate limited"))
         state.last_reason = "rate limited"
         if state.retries[index] > policy.retry.max_retries:
@@ -306,18 +401,88 @@ def _on_failure(
         raise error
     admission.fail(now)
     state.retries[index] += 1
-    if route.breaker.ready_at(now) > now:
+    if route.ready_at(now) > now:
         state.last_reason = "circuit opened"
         return
     if state.retries[index] > policy.retry.max_retries:
         state.out[index] = error
         state.last_reason = "retries spent"
         return
+    if ledger is not None and not ledger.allow_retry(now):
+        state.out[index] = error
+        state.last_reason = "retry budget spent"
+        report.skipped(route.name, "retry budget spent", now, emit)
+        return
     delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
     state.backoff_until[index] = now + delay
     state.sticky = index
     state.last_reason = type(error).__name__
     emit(RetryScheduled(route.name, now, state.retries[index], delay, type(error).__name__))
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """Why a route cannot take a request; ``too_long`` when it is its context window."""
+
+    reason: str
+    too_long: bool = False
+
+
+def _skip_unfit(
+    routes: Sequence[Route],
+    unfit: Sequence[Unfit | None],
+    state: _CallState,
+    report: CallReport,
+    now: float,
+    emit: EventHandler,
+) -> None:
+    for index, why in enumerate(unfit):
+        if why is None:
+            continue
+        kind = ContextLengthExceeded if why.too_long else BadRequest
+        error = kind(f"{routes[index].name}: {why.reason}", provider=routes[index].name)
+        state.out[index] = state.unfit[index] = error
+        report.skipped(routes[index].name, f"cannot take the request: {why.reason}", now, emit)
+    if unfit and len(state.unfit) == len(routes):
+        reasons = list(state.unfit.values())
+        summary = "; ".join(e.message for e in reasons)
+        kind = (
+            ContextLengthExceeded
+            if all(isinstance(e, ContextLengthExceeded) for e in reasons)
+            else BadRequest
+        )
+        raise kind(f"no route can take this request: {summary}")
+
+
+def _too_long(
+    routes: Sequence[Route],
+    index: int,
+    windows: Sequence[int | None],
+    error: ContextLengthExceeded,
+    state: _CallState,
+    report: CallReport,
+    now: float,
+    emit: EventHandler,
+) -> None:
+    """A context-length error: go on to routes not known to have a window as small."""
+    state.last_route = index
+    state.last_error = error
+    state.last_reason = "context too long"
+    state.sticky = None
+    state.out[index] = error
+    window = windows[index] if windows else None
+    larger = []
+    for i, route in enumerate(routes):
+        if i in state.out:
+            continue
+        other = windows[i] if windows else None
+        if window is not None and other is not None and other <= window:
+            state.out[i] = error
+            report.skipped(route.name, "context window not larger", now, emit)
+        else:
+            larger.append(i)
+    if not larger:
+        raise error
 
 
 def _deadline(state: _CallState, report: CallReport, why: str) -> DeadlineExceeded:

@@ -186,26 +186,36 @@ class Limiter:
     def limit(self) -> RateLimit:
         return self._limit
 
-    def reserve(self, tokens: int, now: float) -> Reservation:
+    def reserve(self, tokens: int, now: float, not_before: float | None = None) -> Reservation:
         """Admit a request of ``tokens`` (estimated) and say when it may be sent.
 
+        ``not_before`` holds the admission back further (what the provider said is left).
         Raises :class:`RequestTooLarge` if ``tokens`` exceeds the whole token limit, since
         such a reservation could never be honoured.
         """
         self._check_tokens(tokens)
         with self._lock:
             self._prune(now)
-            at = self._admission_time(tokens, now)
+            at = self._admission_time(tokens, now, not_before)
             reservation = Reservation(self, tokens, at, at - now)
             self._log.append(reservation)
             return reservation
 
-    def peek(self, tokens: int, now: float) -> float:
+    def peek(self, tokens: int, now: float, not_before: float | None = None) -> float:
         """The wait :meth:`reserve` would give at ``now``, without reserving anything."""
         self._check_tokens(tokens)
         with self._lock:
             self._prune(now)
-            return self._admission_time(tokens, now) - now
+            return self._admission_time(tokens, now, not_before) - now
+
+    def learn(self, limit: RateLimit) -> None:
+        """Adopt ``limit`` for every dimension that was configured unlimited."""
+        with self._lock:
+            self._limit = RateLimit(
+                self._limit.requests_per_minute or limit.requests_per_minute,
+                self._limit.tokens_per_minute or limit.tokens_per_minute,
+                self._limit.window,
+            )
 
     def snapshot(self, now: float) -> LimiterSnapshot:
         """The state at ``now``; see :class:`LimiterSnapshot`."""
@@ -250,10 +260,12 @@ class Limiter:
             self._horizon = max(self._horizon, log[stale - 1].at + window)
             del log[:stale]
 
-    def _admission_time(self, tokens: int, now: float) -> float:
+    def _admission_time(self, tokens: int, now: float, not_before: float | None) -> float:
         log = self._log
         window = self._limit.window
         at = max(now, self._horizon, log[-1].at if log else now)
+        if not_before is not None:
+            at = max(at, not_before)
         rpm = self._limit.requests_per_minute
         if rpm is not None and len(log) >= rpm:
             at = max(at, log[-rpm].at + window)

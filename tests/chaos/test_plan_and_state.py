@@ -44,6 +44,11 @@ def test_plan_validation() -> None:
         {"outages": [(1,)]},
         {"seed": "x"},
         {"script": ["nope"]},
+        {"quota_window": 0},
+        {"quota_window": -1.0},
+        {"quota_window": math.inf},
+        {"quota_window": True},
+        {"quota_window": "60"},
     ]
     for fields in bad_plans:
         with pytest.raises(ConfigurationError):
@@ -81,6 +86,24 @@ def test_rpm_sliding_window() -> None:
     assert admitted.label == "ok"
     assert admitted.quota is not None
     assert admitted.quota.remaining_requests == 0
+
+
+def test_quota_window_sets_the_span_of_both_quotas() -> None:
+    assert Plan().quota_window == 60.0
+    assert Plan.from_dict({"quota_window": 2}).quota_window == 2.0
+    with pytest.raises(ConfigurationError, match=r"Plan\.quota_window"):
+        Plan(quota_window=0)
+    route = Route(Plan(rpm=1, tpm=10, quota_window=2.0), epoch=0.0)
+    assert route.decide(0.0, 10).label == "ok"
+    refused = route.decide(1.5, 1)
+    assert refused.label == "quota"
+    assert refused.fault.retry_after == pytest.approx(0.5)
+    assert refused.quota is not None
+    assert refused.quota.reset_requests == pytest.approx(0.5)
+    # The admission at 0 counts for (0, 2]: gone at exactly 2.
+    assert route.decide(2.0, 10).label == "ok"
+    assert route.decide(3.9, 10).label == "quota"
+    assert route.decide(4.0, 10).label == "ok"
 
 
 def test_tpm_waits_for_enough_tokens_to_leave() -> None:

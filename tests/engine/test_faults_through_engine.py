@@ -45,6 +45,7 @@ from resilient_llm import (
     AllProvidersFailed,
     AuthError,
     BadRequest,
+    Capabilities,
     ChatChunk,
     CircuitState,
     ContextLengthExceeded,
@@ -221,8 +222,10 @@ def test_a_stream_cut_after_its_first_chunk_is_interrupted_not_failed_over(
 def test_a_bad_request_is_raised_at_once_without_failover(
     bench: Bench, kind: str, mode: str, fault: str
 ) -> None:
-    primary = bench.route(kind, "primary")
-    fallback = bench.route(FALLBACK[kind], "fallback")
+    # For a context-length error, a fallback whose window is no larger is no way out.
+    same_window = Capabilities(context_window=100_000)
+    primary = bench.route(kind, "primary", capabilities=same_window)
+    fallback = bench.route(FALLBACK[kind], "fallback", capabilities=same_window)
     llm = bench.engine(primary, fallback)
     bench.script(primary, fault, fault)
 
@@ -235,6 +238,29 @@ def test_a_bad_request_is_raised_at_once_without_failover(
     assert info.value.status_code == 400
     assert bench.calls(1) == [(primary.name, 400, fault)]
     assert bench.of(Failover) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_context_length_error_moves_to_a_larger_window(
+    bench: Bench, kind: str, mode: str
+) -> None:
+    primary = bench.route(kind, "primary", capabilities=Capabilities(context_window=8_000))
+    smaller = bench.route(kind, "smaller", capabilities=Capabilities(context_window=4_000))
+    larger = bench.route(FALLBACK[kind], "larger", capabilities=Capabilities(context_window=9_000))
+    llm = bench.engine(primary, smaller, larger)
+    bench.script(primary, "context_length")
+
+    result = bench.run(llm, mode)
+
+    assert result.text == ANSWER
+    assert bench.calls(2) == [(primary.name, 400, "context_length"), (larger.name, 200, "ok")]
+    [failover] = bench.of(Failover)
+    assert (failover.route, failover.to_route, failover.reason) == (
+        primary.name,
+        larger.name,
+        "context too long",
+    )
 
 
 # case -> (the fault, scripted for ever; the error raised with one route; its cause's type;

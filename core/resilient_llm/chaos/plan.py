@@ -33,6 +33,7 @@ FaultKind = Literal[
     "truncate",
     "stream_error",
     "slow_first_token",
+    "stall",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 _RETRY_AFTER_KINDS = frozenset({"rate_limit", "overloaded", "unavailable"})
@@ -55,7 +56,7 @@ class Fault:
     (OpenAI, Anthropic) or a ``google.rpc.RetryInfo`` ``retryDelay`` (Gemini). ``delay`` is
     extra latency before answering; for ``hang`` it is how long to hang (default 3600 s, or
     until the client goes away), for ``slow_first_token`` the wait before the first stream
-    chunk (default 1 s).
+    chunk (default 1 s), for ``stall`` the silence after the first chunk (default 3600 s).
     """
 
     kind: FaultKind
@@ -101,8 +102,10 @@ class Plan:
     (answered 429), then takes the next scripted fault (FIFO); once the script is empty,
     ``error_rate`` draws seeded random faults from ``error_kinds``; otherwise it is ``ok``.
 
-    Quotas are sliding 60 s windows over *admitted* requests (ones that passed the outage
-    and quota checks, whatever fault they then get). A request's quota tokens are
+    Quotas are sliding windows of ``quota_window`` seconds (60 by default, as providers
+    count per minute) over *admitted* requests (ones that passed the outage and quota
+    checks, whatever fault they then get); a shorter window lets a test watch several
+    windows go by in seconds. A request's quota tokens are
     ``ceil(chars / 4)`` of all its message text (system prompt, messages, tool calls and
     tool results) plus its ``max_tokens`` (0 if absent). ``outages`` are ``(start, end)``
     seconds since the server started, or since this plan was set with ``set_plan``.
@@ -117,6 +120,7 @@ class Plan:
     latency: float = 0.0
     rpm: int | None = None
     tpm: int | None = None
+    quota_window: float = 60.0
     outages: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -138,6 +142,17 @@ class Plan:
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
             ):
                 raise ConfigurationError(f"Plan.{name} must be a positive int, got {value!r}")
+        window = self.quota_window
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not math.isfinite(window)
+            or window <= 0
+        ):
+            raise ConfigurationError(
+                f"Plan.quota_window must be a finite number of seconds > 0, got {window!r}"
+            )
+        self.quota_window = float(window)
         self.outages = [self._window(w) for w in self.outages]
 
     @staticmethod

@@ -7,7 +7,9 @@ garbage SSE frame after the stream's start; ``truncate`` sends half a body under
 ``Content-Length``, or the stream's start and half its content, then closes (FIN) without
 the terminal event; ``stream_error`` sends the first content then the protocol's in-band
 error (without a stream it answers ``overloaded``); ``slow_first_token`` sends the stream's
-headers at once and its first frame after ``delay`` (default 1 s).
+headers at once and its first frame after ``delay`` (default 1 s); ``stall`` sends the
+stream's start and first content, then nothing for ``delay`` (default 3600 s, or until the
+server stops), then the rest (without a stream it answers after ``delay``).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ async def respond(
 ) -> web.StreamResponse:
     """Answer ``ex`` as decided; ``sent[0]`` gets the HTTP status once one is sent."""
     fault, kind = d.fault, d.fault.kind
-    await pause(d.latency + (0.0 if kind in ("hang", "slow_first_token") else fault.delay))
+    quiet = kind in ("hang", "slow_first_token") or (kind == "stall" and ex.stream)
+    await pause(d.latency + (0.0 if quiet else fault.delay))
     if kind == "hang":
         await pause(fault.delay or _HANG)
         return _abort(request)
@@ -110,7 +113,9 @@ async def _stream(
         sent[0] = 200
         if fault.kind == "slow_first_token":
             await pause(fault.delay or _SLOW_FIRST_TOKEN)
-        for frame in frames_out:
+        for index, frame in enumerate(frames_out):
+            if fault.kind == "stall" and index == len(frames.head) + 1:
+                await pause(fault.delay or _HANG)
             await response.write(frame)
         if fault.kind == "truncate":
             return _close(request, response)

@@ -16,7 +16,7 @@ from .wire import QuotaView
 __all__ = ["WINDOW", "Decision", "Route"]
 
 WINDOW = 60.0
-"""Quota window, seconds."""
+"""The default quota window, seconds (``Plan.quota_window``)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Route:
         since = now - self.epoch
         if any(start <= since < end for start, end in plan.outages):
             return Decision(Fault("overloaded"), "outage", plan.latency, 0, self.view(now))
-        while self.window and self.window[0][0] <= now - WINDOW:
+        while self.window and self.window[0][0] <= now - plan.quota_window:
             self.window.popleft()
         refusal = self._refusal(now, tokens)
         if refusal is not None:
@@ -70,10 +70,10 @@ class Route:
 
     def _refusal(self, now: float, tokens: int) -> tuple[float, str] | None:
         """``(seconds until it would fit, message)`` when the quota refuses, else None."""
-        plan, window = self.plan, self.window
+        plan, window, span = self.plan, self.window, self.plan.quota_window
         if plan.rpm is not None and len(window) >= plan.rpm:
             # The slot frees when the admission `rpm` places back leaves the window.
-            wait = window[len(window) - plan.rpm][0] + WINDOW - now
+            wait = window[len(window) - plan.rpm][0] + span - now
             return wait, (
                 f"Rate limit reached on requests per min (RPM): Limit {plan.rpm}, "
                 f"Used {len(window)}, Requested 1. Please try again in {wait:.3f}s."
@@ -84,14 +84,14 @@ class Route:
         if used + tokens <= plan.tpm:
             return None
         if tokens > plan.tpm:
-            return WINDOW, (
+            return span, (
                 f"Request too large on tokens per min (TPM): Limit {plan.tpm}, Requested {tokens}."
             )
-        freed, wait = 0, WINDOW
+        freed, wait = 0, span
         for at, spent in window:
             freed += spent
             if used - freed + tokens <= plan.tpm:
-                wait = at + WINDOW - now
+                wait = at + span - now
                 break
         return wait, (
             f"Rate limit reached on tokens per min (TPM): Limit {plan.tpm}, Used {used}, "
@@ -100,11 +100,11 @@ class Route:
 
     def view(self, now: float) -> QuotaView | None:
         """Limits, what remains and when the window is fully replenished."""
-        plan, window = self.plan, self.window
+        plan, window, span = self.plan, self.window, self.plan.quota_window
         if plan.rpm is None and plan.tpm is None:
             return None
-        live = [(at, t) for at, t in window if at > now - WINDOW]
-        reset = max(0.0, live[-1][0] + WINDOW - now) if live else 0.0
+        live = [(at, t) for at, t in window if at > now - span]
+        reset = max(0.0, live[-1][0] + span - now) if live else 0.0
         if plan.rpm is None:
             requests: tuple[int | None, int | None, float | None] = (None, None, None)
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from functools import cache
@@ -29,6 +30,7 @@ from .base import ENV_KEYS, Provider
 
 __all__ = [
     "NO_KEY_PLACEHOLDER",
+    "async_http_client",
     "body_error",
     "error_from_status",
     "header_items",
@@ -181,12 +183,7 @@ def transport_errors() -> tuple[type[BaseException], ...]:
         found += [httpx.TransportError, httpx.DecodingError]
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import aiohttp
-
-        found += [aiohttp.ClientError]
-    except ImportError:  # pragma: no cover
-        pass
+    found += _aiohttp_errors()
     try:
         import pydantic
 
@@ -196,14 +193,39 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+@cache
+def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - a dependency, and google-genai's transport
+        return ()
+    return (aiohttp.ClientError,)
+
+
+def _aiohttp_cause(exc: BaseException) -> BaseException:
+    """The aiohttp error ``exc`` was raised from, if any, else ``exc``.
+
+    The SDKs' aiohttp transport re-raises aiohttp's errors as httpx2 ones through a coarse
+    table: openai's calls a refused or reset connection a ``ConnectTimeout``, and both call
+    a cut body a ``ReadError``. aiohttp's own error says what happened, so a failure reads
+    the same whichever transport carried the call.
+    """
+    cause = exc.__cause__
+    aiohttp_errors = _aiohttp_errors()
+    if isinstance(cause, aiohttp_errors) and not isinstance(exc, aiohttp_errors):
+        return cause
+    return exc
+
+
 def unavailable_from_transport(route: str, exc: BaseException) -> ProviderUnavailable:
     """A transport failure or unreadable body, named by kind only (no URL, no headers)."""
+    exc = _aiohttp_cause(exc)
     kind = type(exc).__name__
     if isinstance(exc, json.JSONDecodeError):
         what = "the reply was not valid JSON"
     elif "timeout" in kind.lower() or isinstance(exc, TimeoutError):
         what = "timed out"
-    elif "protocol" in kind.lower() or "payload" in kind.lower():
+    elif any(word in kind.lower() for word in ("protocol", "payload", "disconnected")):
         what = "the connection broke mid-reply"
     elif "validation" in kind.lower():
         what = "the reply did not have the expected shape"
@@ -263,6 +285,44 @@ def body_error(body: object) -> tuple[str | None, str | None, str | None]:
         text(error.get("type")) or text(error.get("status")),
         str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
     )
+
+
+def async_http_client(provider: Provider, sdk: Any) -> Any | None:
+    """The ``http_client`` for an ``openai`` or ``anthropic`` async client, or None.
+
+    Under concurrency both SDKs' default async stack (httpx2 over anyio) spends up to twice
+    the CPU per call of their aiohttp transport, which caps an engine's throughput on one
+    loop; so the SDK's ``DefaultAioHttpClient`` unless the route asks for ``"httpx"``. None
+    (the SDK's default) too when the installed SDK has no aiohttp transport: older
+    releases, or one installed without its ``aiohttp`` extra, whose stand-in raises
+    ``RuntimeError``.
+    """
+    if provider.options.get("async_transport", "aiohttp") != "aiohttp":
+        return None
+    make = getattr(sdk, "DefaultAioHttpClient", None)
+    if make is None:
+        return None
+    try:
+        return make(verify=_tls_context())
+    except RuntimeError:
+        return None
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context every aiohttp-backed client shares, built as httpx builds its own.
+
+    Loading the CA bundle costs tens of milliseconds of CPU, and an async client is made
+    per event loop, inside the first attempt's time budget. A context holds no loop or
+    connection state, so one serves every client.
+    """
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - SDK releases from before httpx2
+        import httpx
+
+        return httpx.create_ssl_context()
+    return httpx2.create_ssl_context()
 
 
 async def parsed(value: Any) -> Any:

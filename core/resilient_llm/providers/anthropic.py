@@ -1,10 +1,11 @@
 """The Anthropic adapter: the Messages API through the official ``anthropic`` SDK.
 
 SDK retries are off (``max_retries=0``): the engine is the one retry authority. The sync
-client is made on first use and reused; async clients are kept per event loop. An
-in-band stream error (``event: error`` inside a 200 stream, which the SDK raises as an
-``APIStatusError`` with status 200) is classified on its ``type``: ``overloaded_error``
-is a 529, ``rate_limit_error`` a 429, and so on.
+client is made on first use and reused; async clients are kept per event loop and ride
+the SDK's aiohttp transport unless the route's options ask for httpx. An in-band stream
+error (``event: error`` inside a 200 stream, which the SDK raises as an ``APIStatusError``
+with status 200) is classified on its ``type``: ``overloaded_error`` is a 529,
+``rate_limit_error`` a 429, and so on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._anthropic_convert import (
     wraps_schema,
 )
 from ._common import (
+    async_http_client,
     body_error,
     error_from_status,
     header_items,
@@ -106,7 +108,12 @@ class AnthropicAdapter:
         self._clients: Clients[anthropic.Anthropic, anthropic.AsyncAnthropic] = Clients(
             provider,
             lambda key: anthropic.Anthropic(api_key=key, base_url=url, max_retries=0),
-            lambda key: anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0),
+            lambda key: anthropic.AsyncAnthropic(
+                api_key=key,
+                base_url=url,
+                max_retries=0,
+                http_client=async_http_client(provider, anthropic),
+            ),
             _aclose,
         )
 

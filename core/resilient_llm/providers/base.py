@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 
+from ..capabilities import Capabilities
 from ..errors import ConfigurationError
 from ..limiter import RateLimit
 from ..messages import ChatChunk, ChatRequest, ChatResponse
@@ -42,6 +43,15 @@ class Provider:
 
     ``name`` defaults to ``kind`` and must be unique among an engine's providers; it is
     what events, snapshots and replies call the route. ``timeout`` bounds one attempt.
+    ``capabilities`` overrides what the built-in table says the model can take.
+    ``max_concurrency`` bounds this process's calls in flight on the route; later calls
+    queue in order (within their deadline) rather than pile onto a slow provider.
+
+    ``options`` holds per-family settings. ``options["async_transport"]`` picks the HTTP
+    stack of the ``openai`` and ``anthropic`` async clients: ``"aiohttp"`` (the default,
+    used where the installed SDK offers it) or ``"httpx"`` (the SDK's own default, slower
+    under load). google-genai picks its own (aiohttp when installed), so a Gemini route
+    takes no such option.
     """
 
     kind: ProviderKind
@@ -52,6 +62,8 @@ class Provider:
     rate_limit: RateLimit | None
     timeout: float | None
     options: Mapping[str, object] = field(default_factory=dict)
+    capabilities: Capabilities | None = None
+    max_concurrency: int | None = None
 
     def __init__(
         self,
@@ -64,6 +76,8 @@ class Provider:
         rate_limit: RateLimit | None = None,
         timeout: float | None = None,
         options: Mapping[str, object] | None = None,
+        capabilities: Capabilities | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         if kind not in _KINDS:
             raise ConfigurationError(
@@ -85,6 +99,8 @@ class Provider:
             raise ConfigurationError(
                 f"Provider.options must be a dict, got {type(options).__name__}"
             )
+        if options is not None:
+            _check_async_transport(kind, options)
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
@@ -96,6 +112,18 @@ class Provider:
             raise ConfigurationError(
                 f"Provider.rate_limit must be a RateLimit, got {type(rate_limit).__name__}"
             )
+        if capabilities is not None and not isinstance(capabilities, Capabilities):
+            raise ConfigurationError(
+                f"Provider.capabilities must be a Capabilities, got {type(capabilities).__name__}"
+            )
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"Provider.max_concurrency must be an int >= 1 or None, got {max_concurrency!r}"
+            )
         key = Secret(api_key) if isinstance(api_key, str) else api_key
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "model", model)
@@ -105,6 +133,8 @@ class Provider:
         object.__setattr__(self, "rate_limit", rate_limit)
         object.__setattr__(self, "timeout", None if timeout is None else float(timeout))
         object.__setattr__(self, "options", dict(options or {}))
+        object.__setattr__(self, "capabilities", capabilities)
+        object.__setattr__(self, "max_concurrency", max_concurrency)
 
     def resolve_key(self, environ: Mapping[str, str] | None = None) -> Secret | None:
         """The key to use: the one given, else the family's environment variable."""
@@ -128,6 +158,25 @@ class Provider:
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Provider({', '.join(parts)})"
+
+
+_ASYNC_TRANSPORTS = ("aiohttp", "httpx")
+
+
+def _check_async_transport(kind: str, options: Mapping[str, object]) -> None:
+    if "async_transport" not in options:
+        return
+    value = options["async_transport"]
+    if kind not in ("openai", "anthropic"):
+        raise ConfigurationError(
+            f"Provider.options['async_transport'] is for kinds 'openai' and 'anthropic' only; "
+            f"{kind!r} picks its own async transport"
+        )
+    if not isinstance(value, str) or value not in _ASYNC_TRANSPORTS:
+        raise ConfigurationError(
+            f"Provider.options['async_transport'] must be one of {list(_ASYNC_TRANSPORTS)}, "
+            f"got {value!r}"
+        )
 
 
 def _is_http_url(value: object) -> bool:

@@ -1,7 +1,8 @@
 """The OpenAI adapter: chat completions, for OpenAI and any OpenAI-compatible ``base_url``.
 
 SDK retries are off (``max_retries=0``): the engine is the one retry authority. The sync
-client is made on first use and reused; async clients are kept per event loop.
+client is made on first use and reused; async clients are kept per event loop and ride
+the SDK's aiohttp transport unless the route's options ask for httpx.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..errors import ResilientLLMError
 from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 from ._common import (
+    async_http_client,
     body_error,
     error_from_status,
     header_items,
@@ -85,7 +87,12 @@ class OpenAIAdapter:
         self._clients: Clients[openai.OpenAI, openai.AsyncOpenAI] = Clients(
             provider,
             lambda key: openai.OpenAI(api_key=key, base_url=provider.base_url, max_retries=0),
-            lambda key: openai.AsyncOpenAI(api_key=key, base_url=provider.base_url, max_retries=0),
+            lambda key: openai.AsyncOpenAI(
+                api_key=key,
+                base_url=provider.base_url,
+                max_retries=0,
+                http_client=async_http_client(provider, openai),
+            ),
             _aclose,
         )
 
