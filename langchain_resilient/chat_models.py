@@ -26,8 +26,18 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from resilient_llm import BreakerPolicy, ChatChunk, Clock, Provider, ResilientLLM, RetryPolicy
+from resilient_llm import (
+    BreakerPolicy,
+    ChatChunk,
+    Clock,
+    Provider,
+    ResilientLLM,
+    RetryBudget,
+    RetryPolicy,
+    StreamTimeouts,
+)
 from resilient_llm.backends import StateBackend
+from resilient_llm.hedge import Hedge
 
 from . import _callbacks, _convert, _streaming, _structured
 
@@ -46,6 +56,16 @@ _ENGINE_FIELDS = (
     "clock",
     "state",
     "max_retries",
+)
+# Engine options passed on only when set here, so an explicit None (no retry budget, no
+# stall limits) reaches the engine while an unset one keeps the engine's default.
+_PASSED_WHEN_SET = (
+    "retry_budget",
+    "stream_timeouts",
+    "adaptive_limits",
+    "hedge",
+    "cache",
+    "telemetry",
 )
 
 
@@ -86,6 +106,16 @@ class ChatResilientLLM(BaseChatModel):
     clock: Clock | None = Field(default=None, exclude=True)
     state: StateBackend | None = Field(default=None, exclude=True)
     """Where routes keep limiter and breaker state: memory (default) or ``RedisState``."""
+    retry_budget: RetryBudget | None = Field(default=None, exclude=True)
+    """Each route's retries as a share of its recent requests (``None`` when set: off)."""
+    stream_timeouts: StreamTimeouts | None = Field(default=None, exclude=True)
+    adaptive_limits: bool = True
+    hedge: Hedge | None = Field(default=None, exclude=True)
+    """Race a slow first route with the next one (async calls)."""
+    cache: Any = Field(default=None, exclude=True)
+    """A ``ResponseCache``, a ``RedisCache`` or another cache store."""
+    telemetry: Any = Field(default=None, exclude=True)
+    """A ``resilient_llm.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
     max_retries: int | None = None
     """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
     timeout: float | None = None
@@ -106,6 +136,7 @@ class ChatResilientLLM(BaseChatModel):
             # `is not None`, not truthiness: max_retries=0 or seed=0 given with an engine
             # would otherwise be silently ignored. An empty providers list is "not given".
             given = [f for f in _ENGINE_FIELDS if getattr(self, f) not in (None, [])]
+            given += [f for f in _PASSED_WHEN_SET if f in self.model_fields_set]
             if given:
                 raise ValueError(
                     f"ChatResilientLLM: pass either engine= or {given}, not both "
@@ -121,6 +152,9 @@ class ChatResilientLLM(BaseChatModel):
             engine_options["timeout"] = self.timeout
         if self.spill_over is not None:
             engine_options["spill_over"] = self.spill_over
+        for name in _PASSED_WHEN_SET:
+            if name in self.model_fields_set:
+                engine_options[name] = getattr(self, name)
         self._engine = ResilientLLM(
             self.providers,
             retry=self._retry_policy(),

@@ -12,6 +12,7 @@ import logging
 from .backoff import RetryPolicy
 from .breaker import BreakerPolicy, CircuitState
 from .budget import RetryBudget
+from .cache import ResponseCache
 from .capabilities import Capabilities
 from .clock import Clock, FakeClock, SystemClock
 from .engine import ResilientLLM
@@ -32,6 +33,7 @@ from .errors import (
     StreamInterrupted,
 )
 from .events import Event
+from .hedge import Hedge
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
 from .providers.base import Provider
@@ -56,6 +58,7 @@ __all__ = [
     "DeadlineExceeded",
     "Event",
     "FakeClock",
+    "Hedge",
     "Message",
     "Provider",
     "ProviderUnavailable",
@@ -64,6 +67,7 @@ __all__ = [
     "RequestTooLarge",
     "ResilientLLM",
     "ResilientLLMError",
+    "ResponseCache",
     "RetryBudget",
     "RetryPolicy",
     "StateUnavailable",

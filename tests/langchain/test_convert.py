@@ -19,10 +19,14 @@ from resilient_llm import (
     ChatResponse,
     Message,
     ResilientLLM,
+    RetryBudget,
     RetryPolicy,
+    StreamTimeouts,
     ToolCall,
     Usage,
 )
+from resilient_llm.cache import ResponseCache
+from resilient_llm.hedge import Hedge
 
 from ._chaos import MODELS
 
@@ -115,6 +119,29 @@ def test_a_shared_engine_is_used_as_given() -> None:
     assert ChatResilientLLM(engine=engine).resilient_engine is engine
     with pytest.raises(ValueError, match="either engine="):
         ChatResilientLLM(engine=engine, max_retries=2)
+
+
+def test_engine_options_reach_the_engine_only_when_set() -> None:
+    cache = ResponseCache()
+    model = ChatResilientLLM(
+        providers=[_provider()],
+        retry_budget=None,
+        hedge=Hedge(0.2),
+        stream_timeouts=StreamTimeouts(idle=5),
+        adaptive_limits=False,
+        cache=cache,
+    )
+    engine = model.resilient_engine
+    assert engine.retry_budget is None, "an explicit None turns the budget off"
+    assert engine.hedge == Hedge(0.2)
+    assert engine.stream_timeouts == StreamTimeouts(idle=5)
+    assert engine.adaptive_limits is False
+    assert engine.cache is cache
+    defaults = ChatResilientLLM(providers=[_provider()]).resilient_engine
+    assert defaults.retry_budget == RetryBudget()
+    assert (defaults.hedge, defaults.cache, defaults.adaptive_limits) == (None, None, True)
+    with pytest.raises(ValueError, match="either engine="):
+        ChatResilientLLM(engine=engine, hedge=Hedge(1))
 
 
 def test_unknown_keywords_are_errors() -> None:
