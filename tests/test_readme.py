@@ -24,21 +24,39 @@ def python_blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", body, flags=re.S)
 
 
+def _point_sdks_at(server: ChaosServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDKs' own environment variables: the example's code stays as printed."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url("openai"))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url("anthropic"))
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.base_url("gemini"))
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.setenv(variable, "readme-example")
+
+
 def test_usage_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     block = python_blocks("## Usage")[0]
     with ChaosServer() as server:
         server.script("openai", "rate_limit")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url("openai"))
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url("anthropic"))
-        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.base_url("gemini"))
-        for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY"):
-            monkeypatch.setenv(variable, "readme-example")
+        _point_sdks_at(server, monkeypatch)
         namespace: dict[str, object] = {}
         exec(compile(block, str(README), "exec"), namespace)
         reply = namespace["reply"]
         assert "Paris" in reply.content  # type: ignore[attr-defined]
         assert reply.provider == "anthropic"  # type: ignore[attr-defined]
         assert [r.provider for r in server.log] == ["openai", "anthropic"]
+
+
+def test_beyond_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = python_blocks("## Beyond retries and failover")
+    with ChaosServer() as server:
+        _point_sdks_at(server, monkeypatch)
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        llm = namespace["llm"]
+        assert namespace["reply"].metadata["cache"] == "miss"  # type: ignore[attr-defined]
+        again = llm.chat("What is the capital of France?", temperature=0)  # type: ignore[attr-defined]
+        assert again.metadata["cache"] == "hit"
+        assert [r.provider for r in server.log] == ["openai"]
 
 
 def test_chaos_example_runs() -> None:

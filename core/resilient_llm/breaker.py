@@ -46,7 +46,8 @@ class BreakerPolicy:
 
     It opens once ``failure_threshold`` failures fall in the last ``window`` seconds and, if
     ``failure_rate`` is set, make up at least that share of the window's calls. After
-    ``cooldown`` seconds up to ``half_open_probes`` concurrent calls decide whether it closes.
+    ``cooldown`` seconds up to ``half_open_probes`` concurrent calls decide whether it closes
+    (a probe not reported within another ``cooldown`` is forgotten and its place freed).
     Durations accept a :class:`~datetime.timedelta`; bad values raise ConfigurationError.
     """
 
@@ -137,6 +138,7 @@ class CircuitBreaker:
         self._outcomes: deque[tuple[float, bool]] = deque()  # (time, ok), closed state only
         self._failures = 0
         self._live: dict[int, Permit] = {}  # this generation's permits not yet handed back
+        self._probe_granted: dict[int, float] = {}  # live probes' grant times
         self._probes = 0
         self._next_id = 0
         self._last_now = -math.inf
@@ -172,7 +174,9 @@ class CircuitBreaker:
             self._next_id += 1
             permit = Permit(probe=probe, generation=self._generation, id=self._next_id)
             self._live[permit.id] = permit
-            self._probes += 1 if probe else 0
+            if probe:
+                self._probes += 1
+                self._probe_granted[permit.id] = now
             return permit
 
     def record_success(self, permit: Permit, now: float) -> None:
@@ -254,7 +258,9 @@ class CircuitBreaker:
         if self._live.get(permit.id) != permit:
             return False
         del self._live[permit.id]
-        self._probes -= 1 if permit.probe else 0
+        if permit.probe:
+            self._probes -= 1
+            del self._probe_granted[permit.id]
         return True
 
     def _maybe_open(self, now: float) -> list[StateChange]:
@@ -277,12 +283,21 @@ class CircuitBreaker:
             self._failures -= 0 if ok else 1
         if self._state is CircuitState.OPEN and now >= self._retry_at():
             return self._move(CircuitState.HALF_OPEN, now, "cooldown elapsed")
+        # A probe not reported within a cooldown is forgotten, so a call that never comes
+        # back (a hung thread, a dead process sharing the state) cannot hold the breaker
+        # half-open for ever.
+        cooldown = self._policy.cooldown
+        for permit_id, granted in list(self._probe_granted.items() if self._probe_granted else ()):
+            if granted + cooldown <= now:
+                del self._probe_granted[permit_id], self._live[permit_id]
+                self._probes -= 1
         return []
 
     def _move(self, new: CircuitState, now: float, reason: str) -> list[StateChange]:
         old, self._state = self._state, new
         self._generation += 1
         self._live.clear()
+        self._probe_granted.clear()
         self._probes = 0
         if new is CircuitState.OPEN:
             self._opened_at = now

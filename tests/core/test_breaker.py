@@ -577,6 +577,7 @@ class BreakerMachine(RuleBasedStateMachine):
         )
         self.now = 0.0
         self.held: list[Permit] = []  # permits we have not handed back
+        self.granted: dict[int, float] = {}  # when each permit was granted
         self.used: list[Permit] = []  # permits already handed back once
         self.policy = self.breaker.policy
 
@@ -593,6 +594,7 @@ class BreakerMachine(RuleBasedStateMachine):
         if permit is not None:
             assert permit.probe == (before is HALF_OPEN)
             self.held.append(permit)
+            self.granted[permit.id] = self.now
 
     @precondition(lambda self: self.held)
     @rule(index=st.integers(0, 100), outcome=st.sampled_from(["success", "failure", "release"]))
@@ -631,8 +633,10 @@ class BreakerMachine(RuleBasedStateMachine):
     @invariant()
     def outstanding_probes_per_generation_bounded(self) -> None:
         per_generation: dict[int, int] = {}
+        cooldown = self.policy.cooldown
         for permit in self.held:
-            if permit.probe:
+            # A probe not reported within a cooldown lapses and frees its place.
+            if permit.probe and self.granted[permit.id] + cooldown > self.now:
                 per_generation[permit.generation] = per_generation.get(permit.generation, 0) + 1
         assert all(n <= self.policy.half_open_probes for n in per_generation.values())
 

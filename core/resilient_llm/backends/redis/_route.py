@@ -26,7 +26,7 @@ from ...breaker import (
     StateChange,
 )
 from ...errors import StateUnavailable
-from ...events import EventHandler, StateDown, StateRestored
+from ...events import Event, EventHandler, StateDown, StateRestored
 from ...limiter import Limiter, LimiterSnapshot, RateLimit
 from ...routes import Look, Route, RouteSnapshot, Slot, Ticket, _memory
 
@@ -89,46 +89,60 @@ class RedisRoute(Route):
         ]
         self._listeners: list[BreakerListener] = []
         self._seen = CircuitState.CLOSED
-        self._health = threading.Lock()
+        self._turn = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = -math.inf
 
     # -- the one round trip --------------------------------------------------------
 
     def _run(self, op: str, now: float, *args: str | float | None) -> tuple[float, list[Any]]:
-        """Run ``op``; return the script's decision time and its result. Raises _Down."""
-        if self._state.clock.now() < self._retry_at:
-            raise _Down
-        when = "" if self._state.time == "server" else repr(now)
-        try:
-            reply = self._state.script(
-                keys=self._keys, args=[op, when, *self._args, *(_opt(a) for a in args)]
-            )
-        except redis.RedisError as exc:
-            self._went_down(exc, now)
-            raise _Down from exc
-        self._came_back(now)
-        t, state, changes, result = reply
-        t = float(_text(t))
-        self._announce(now, t, _text(state), changes)
+        """Run ``op``; return the script's decision time and its result. Raises _Down.
+
+        This process's calls on the route take turns (one short round trip each), so their
+        replies are read in the order Redis ran them and a reply older than one already read
+        is never taken for a change made by another process. Events go out after the turn,
+        so a listener may call back into the route.
+        """
+        notices: list[Event] = []
+        changes: list[StateChange] = []
+        with self._turn:
+            if self._state.clock.now() < self._retry_at:
+                raise _Down
+            when = "" if self._state.time == "server" else repr(now)
+            try:
+                reply = self._state.script(
+                    keys=self._keys, args=[op, when, *self._args, *(_opt(a) for a in args)]
+                )
+            except redis.RedisError as exc:
+                failure: redis.RedisError | None = exc
+                notices += self._went_down(exc, now)
+            else:
+                failure = None
+                notices += self._came_back(now)
+                t, state, made, result = reply
+                t = float(_text(t))
+                changes = self._changes(now, t, _text(state), made)
+        for notice in notices:
+            self._emit(notice)
+        if failure is not None:
+            raise _Down from failure
+        for change in changes:
+            for listener in tuple(self._listeners):
+                listener(change)
         return t, result
 
-    def _went_down(self, exc: Exception, now: float) -> None:
-        with self._health:
-            self._retry_at = self._state.clock.now() + self._state.retry_after
-            first = self._down_since is None
-            if first:
-                self._down_since = self._state.clock.now()
-        if first:
-            self._emit(StateDown(self.name, now, type(exc).__name__, self._state.on_unavailable))
+    def _went_down(self, exc: Exception, now: float) -> list[Event]:
+        self._retry_at = self._state.clock.now() + self._state.retry_after
+        if self._down_since is not None:
+            return []
+        self._down_since = self._state.clock.now()
+        return [StateDown(self.name, now, type(exc).__name__, self._state.on_unavailable)]
 
-    def _came_back(self, now: float) -> None:
+    def _came_back(self, now: float) -> list[Event]:
         if self._down_since is None:
-            return
-        with self._health:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            self._emit(StateRestored(self.name, now, self._state.clock.now() - since))
+            return []
+        since, self._down_since = self._down_since, None
+        return [StateRestored(self.name, now, self._state.clock.now() - since)]
 
     def _decide_locally(self) -> None:
         if self._state.on_unavailable == "fail":
@@ -138,11 +152,11 @@ class RedisRoute(Route):
                 provider=self.name,
             )
 
-    def _announce(self, now: float, t: float, state: str, changes: list[Any]) -> None:
+    def _changes(self, now: float, t: float, state: str, made: list[Any]) -> list[StateChange]:
         # Transitions this script made carry their reason; a state that differs from the
         # last one seen here was changed by another process.
         events = []
-        for old, new, at, reason in changes:
+        for old, new, at, reason in made:
             at_here = now + (float(_text(at)) - t)
             events.append(
                 StateChange(
@@ -154,24 +168,19 @@ class RedisRoute(Route):
                 )
             )
         current = CircuitState(state)
-        with self._health:
-            seen = self._seen
-            if events and events[0].old is not seen:
-                events.insert(
-                    0, StateChange(self.name, seen, events[0].old, now, "by another process")
-                )
-            elif not events and current is not seen:
-                events.append(StateChange(self.name, seen, current, now, "by another process"))
-            self._seen = current
-        for change in events:
-            for listener in tuple(self._listeners):
-                listener(change)
+        seen = self._seen
+        if events and events[0].old is not seen:
+            events.insert(0, StateChange(self.name, seen, events[0].old, now, "by another process"))
+        elif not events and current is not seen:
+            events.append(StateChange(self.name, seen, current, now, "by another process"))
+        self._seen = current
+        return events
 
     # -- decisions -----------------------------------------------------------------
 
     def look(self, tokens: int, now: float) -> Look:
         try:
-            t, (ready, paused, wait) = self._run("look", now, tokens)
+            t, (ready, paused, wait) = self._run("look", now, tokens, self._hold(tokens, now))
         except _Down:
             self._decide_locally()
             return super().look(tokens, now)
@@ -179,17 +188,30 @@ class RedisRoute(Route):
 
     def admit(self, tokens: int, now: float) -> Ticket:
         try:
-            t, result = self._run("admit", now, tokens)
+            t, result = self._run("admit", now, tokens, self._hold(tokens, now))
         except _Down:
             self._decide_locally()
             return super().admit(tokens, now)
         if not result:
             return Ticket(None, None)
         at = _here(result[1], now, t)
+        self._consumed(tokens, at)
         slot = RedisSlot(_text(result[0]), at, max(0.0, at - now))
         if len(result) == 2:
             return Ticket(slot, None)
         return Ticket(slot, _permit(result[2:]))
+
+    def learn(self, limit: RateLimit) -> None:
+        super().learn(limit)
+        learnt = self.rate_limit
+        with self._turn:
+            self._args[1] = _opt(learnt.requests_per_minute)
+            self._args[2] = _opt(learnt.tokens_per_minute)
+
+    def _hold(self, tokens: int, now: float) -> float | None:
+        """Seconds the provider's own account holds this request back, if it does."""
+        not_before = self._not_before(tokens, now)
+        return None if not_before is None else not_before - now
 
     def acquire(self, now: float) -> Permit | None:
         try:

@@ -6,7 +6,7 @@
 --
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
 --       -> 1 once settled), 3 meta (hash: horizon, total, seq), 4 breaker (hash),
---       5 outcomes (zset), 6 live (hash permit id -> 1 for a probe, 0 otherwise),
+--       5 outcomes (zset), 6 live (hash permit id -> a probe's grant time, else 0),
 --       7 pause (string: end time)
 -- ARGV: 1 op, 2 time ("" = the Redis server's clock), 3 window, 4 rpm, 5 tpm ("" = none),
 --       6 failure threshold, 7 failure rate ("" = none), 8 breaker window, 9 cooldown,
@@ -65,8 +65,9 @@ local function prune()
   if dropped ~= 0 then redis.call('HINCRBY', K_META, 'total', -dropped) end
 end
 
-local function admission_time(tokens)
+local function admission_time(tokens, not_before)
   local at = t
+  if not_before ~= nil and not_before > at then at = not_before end
   local horizon = num(redis.call('HGET', K_META, 'horizon'), nil)
   if horizon ~= nil and horizon > at then at = horizon end
   local n = redis.call('ZCARD', K_LOG)
@@ -175,6 +176,19 @@ local function advance()
     dirty = true
   end
   if state == 'open' and t >= opened_at + COOLDOWN then move('half_open', 'cooldown elapsed') end
+  -- A probe not reported within a cooldown is forgotten: a process that died holding
+  -- one must not keep the breaker half-open for every other process.
+  if state == 'half_open' and probes > 0 then
+    local live = redis.call('HGETALL', K_LIVE)
+    for i = 1, #live, 2 do
+      local stamp = live[i + 1]
+      if stamp ~= '0' and tonumber(stamp) + COOLDOWN <= t then
+        redis.call('HDEL', K_LIVE, live[i])
+        probes = probes - 1
+        dirty = true
+      end
+    end
+  end
 end
 
 local function ready_at()
@@ -187,8 +201,12 @@ local function acquire()
   if state == 'open' or (state == 'half_open' and probes >= PROBES) then return nil end
   local id = redis.call('HINCRBY', K_BRK, 'next_id', 1)
   local probe = 0
-  if state == 'half_open' then probe = 1 end
-  redis.call('HSET', K_LIVE, id, probe)
+  local stamp = '0'
+  if state == 'half_open' then
+    probe = 1
+    stamp = fmt(t)
+  end
+  redis.call('HSET', K_LIVE, id, stamp)
   probes = probes + probe
   dirty = true
   return {tostring(id), probe, redis.call('HGET', K_BRK, 'gen') or '0'}
@@ -196,12 +214,13 @@ end
 
 -- Only this generation's unused permits are live: stale or reused ones do nothing.
 local function take(id)
-  local probe = redis.call('HGET', K_LIVE, id)
-  if not probe then return false end
+  local stamp = redis.call('HGET', K_LIVE, id)
+  if not stamp then return false end
   redis.call('HDEL', K_LIVE, id)
-  probes = probes - tonumber(probe)
+  local probe = stamp ~= '0'
+  if probe then probes = probes - 1 end
   dirty = true
-  return true, probe == '1'
+  return true, probe
 end
 
 local function record(id, ok)
@@ -232,6 +251,14 @@ local function paused_until()
   return num(redis.call('GET', K_PAUSE), -math.huge)
 end
 
+-- What the provider's headers said is left holds admissions back (ARGV[12]: seconds from
+-- now, "" for no hold), as in the memory route.
+local function held_back()
+  local wait = tonumber(ARGV[12] or '')
+  if wait == nil then return nil end
+  return t + wait
+end
+
 -- ops ---------------------------------------------------------------------------------
 
 -- Giving back and pausing take no time of their own, as in the memory breaker: only the
@@ -240,11 +267,12 @@ if op ~= 'release' and op ~= 'cancel' and op ~= 'withdraw' and op ~= 'pause' the
 local result = {}
 if op == 'look' then
   prune()
-  result = {fmt(ready_at()), fmt(paused_until()), fmt(admission_time(tonumber(ARGV[11])) - t)}
+  local wait = admission_time(tonumber(ARGV[11]), held_back()) - t
+  result = {fmt(ready_at()), fmt(paused_until()), fmt(wait)}
 elseif op == 'admit' then
   prune()
   local tokens = tonumber(ARGV[11])
-  local at = admission_time(tokens)
+  local at = admission_time(tokens, held_back())
   if at > t then
     result = {reserve(tokens, at), fmt(at)}
   elseif paused_until() > t then
