@@ -437,14 +437,15 @@ class ResilientLLM:
 
     def _hedger(
         self, request: ChatRequest, deadline: float, *, stream: bool
-    ) -> Callable[[Route | None], Flow | None]:
-        """Builds the hedge of a call: the same request over the routes the call is not on."""
+    ) -> Callable[[Route | None], tuple[Flow, Route] | None]:
+        """Builds the hedge of a call: the same request over the routes the call is not on
+        (while it still queues for its first route, the routes after that one)."""
 
-        def make(current: Route | None) -> Flow | None:
+        def make(current: Route | None) -> tuple[Flow, Route] | None:
             if len(self.routes) < 2:
                 return None
             skip = current or self.routes[0]
-            return self._flow(request, deadline, stream=stream, skip=skip)
+            return self._flow(request, deadline, stream=stream, skip=skip), skip
 
         return make
 

@@ -45,7 +45,7 @@ class Hedge:
 
 async def run_hedged(
     primary: Flow,
-    make_hedge: Callable[[Route | None], Flow | None],
+    make_hedge: Callable[[Route | None], tuple[Flow, Route] | None],
     clock: Clock,
     send: AsyncSend[T],
     delay: float,
@@ -53,7 +53,8 @@ async def run_hedged(
     discard: Callable[[T, CallReport], Awaitable[None]] | None = None,
 ) -> tuple[T, CallReport]:
     """Run ``primary``; if it has not finished after ``delay``, race it against the flow
-    ``make_hedge(route the primary is on)`` returns (None: nothing left to hedge with).
+    ``make_hedge(route the primary is on, if any)`` returns with the route it leaves out
+    (None: nothing left to hedge with).
 
     The first success wins; a success that lands after it is handed to ``discard`` (a
     stream to close). If both fail, the primary's error is raised.
@@ -72,12 +73,12 @@ async def run_hedged(
         await asyncio.wait({first, timer}, return_when=asyncio.FIRST_COMPLETED)
         if first.done():
             return first.result()
-        current = trying[-1] if trying else None
-        hedge = make_hedge(current)
+        hedge = make_hedge(trying[-1] if trying else None)
         if hedge is None:
             return await first
-        emit(Hedged(current.name if current else "", clock.now(), delay))
-        tasks.append(asyncio.ensure_future(run_async(hedge, clock, send)))
+        flow, slow = hedge
+        emit(Hedged(slow.name, clock.now(), delay))
+        tasks.append(asyncio.ensure_future(run_async(flow, clock, send)))
         winner = await _first_success(tasks)
         return winner.result()
     finally:
