@@ -20,7 +20,6 @@ at most that much, once per ``retry_after``.
 
 from __future__ import annotations
 
-import inspect
 import math
 from importlib import resources
 from typing import Literal
@@ -35,6 +34,7 @@ from ...clock import Clock, SystemClock
 from ...errors import ConfigurationError
 from ...events import EventHandler
 from ...limiter import RateLimit
+from ._connect import connect, where
 from ._route import RedisRoute
 
 __all__ = ["RedisRoute", "RedisState"]
@@ -84,7 +84,7 @@ class RedisState:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"RedisState.clock must be a Clock, got {clock!r}")
         self._owned = isinstance(target, str)
-        self.client: redis.Redis = _client(target, float(timeout))
+        self.client: redis.Redis = connect("RedisState", target, float(timeout), decode=True)
         self.prefix = prefix
         self.on_unavailable: Policy = on_unavailable
         self.retry_after = float(retry_after)
@@ -119,38 +119,7 @@ class RedisState:
             self.client.close()
 
     def __repr__(self) -> str:
-        # The URL may carry a password: show the host only.
-        kwargs = self.client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        return f"RedisState({where!s}, prefix={self.prefix!r})"
+        return f"RedisState({where(self.client)}, prefix={self.prefix!r})"
 
 
 _PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause")
-
-
-def _client(target: object, timeout: float) -> redis.Redis:
-    if isinstance(target, str):
-        if not target.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(
-                "RedisState.target must be a redis://, rediss:// or unix:// URL or a redis-py "
-                f"client, got a string starting {target[:8]!r}"
-            )
-        return redis.Redis.from_url(
-            target, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
-        )
-    if isinstance(target, redis.asyncio.Redis):
-        # Each decision is one short round trip made inline by the decision core, which
-        # serves sync and async calls alike: an asyncio client's settings open a sync pool.
-        kwargs = dict(target.connection_pool.connection_kwargs)
-        accepted = inspect.signature(redis.Redis).parameters
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        kwargs.update(decode_responses=True)
-        kwargs.setdefault("socket_timeout", timeout)
-        kwargs.setdefault("socket_connect_timeout", timeout)
-        return redis.Redis(**kwargs)
-    if isinstance(target, redis.Redis):
-        return target
-    raise ConfigurationError(
-        "RedisState.target must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis "
-        f"client, got {type(target).__name__}"
-    )

@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - the extra is part of dev instal
 from ...cache import dump_response, load_response, seconds_or_none
 from ...errors import ConfigurationError
 from ...messages import ChatResponse
+from ._connect import connect, where
 
 __all__ = ["RedisCache"]
 
@@ -58,7 +59,7 @@ class RedisCache:
         self.include_nonzero_temperature = include_nonzero_temperature
         self.prefix = prefix
         self._owned = isinstance(target, str)
-        self.client: redis.Redis = _client(target, timeout_s)
+        self.client: redis.Redis = connect("RedisCache", target, timeout_s, decode=False)
 
     def key(self, key: str) -> str:
         """The Redis key holding the entry for cache key ``key``."""
@@ -96,22 +97,4 @@ class RedisCache:
             self.client.close()
 
     def __repr__(self) -> str:
-        # The URL may carry a password: show the host only.
-        kwargs = self.client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        return f"RedisCache({where!s}, prefix={self.prefix!r}, ttl={self.ttl})"
-
-
-def _client(target: object, timeout: float) -> redis.Redis:
-    if isinstance(target, str):
-        if not target.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(
-                "RedisCache needs a redis://, rediss:// or unix:// URL or a redis.Redis client, "
-                f"got a string starting {target[:8]!r}"
-            )
-        return redis.Redis.from_url(target, socket_timeout=timeout, socket_connect_timeout=timeout)
-    if isinstance(target, redis.Redis):
-        return target
-    raise ConfigurationError(
-        f"RedisCache needs a redis:// URL or a redis.Redis client, got {type(target).__name__}"
-    )
+        return f"RedisCache({where(self.client)}, prefix={self.prefix!r}, ttl={self.ttl})"

@@ -1,0 +1,47 @@
+"""The one way the Redis backends get a client, and say where it points without secrets."""
+
+from __future__ import annotations
+
+import inspect
+
+import redis
+import redis.asyncio
+
+from ...errors import ConfigurationError
+
+__all__ = ["connect", "where"]
+
+
+def connect(owner: str, target: object, timeout: float, *, decode: bool) -> redis.Redis:
+    """A sync client for ``target``: a URL (its socket timeouts set to ``timeout``), a
+    ``redis.Redis`` as given, or a ``redis.asyncio.Redis`` whose settings open a sync pool
+    (each decision is one short round trip made inline, for sync and async calls alike)."""
+    if isinstance(target, str):
+        if not target.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(
+                f"{owner}.target must be a redis://, rediss:// or unix:// URL or a redis-py "
+                f"client, got a string starting {target[:8]!r}"
+            )
+        return redis.Redis.from_url(
+            target, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=decode
+        )
+    if isinstance(target, redis.asyncio.Redis):
+        kwargs = dict(target.connection_pool.connection_kwargs)
+        accepted = inspect.signature(redis.Redis).parameters
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+        kwargs.update(decode_responses=decode)
+        kwargs.setdefault("socket_timeout", timeout)
+        kwargs.setdefault("socket_connect_timeout", timeout)
+        return redis.Redis(**kwargs)
+    if isinstance(target, redis.Redis):
+        return target
+    raise ConfigurationError(
+        f"{owner}.target must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis "
+        f"client, got {type(target).__name__}"
+    )
+
+
+def where(client: redis.Redis) -> str:
+    """Host and port (or socket path) of ``client``: a URL may carry a password."""
+    kwargs = client.connection_pool.connection_kwargs
+    return str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
