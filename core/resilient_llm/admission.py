@@ -4,7 +4,9 @@ An :class:`Admission` is the pair (limiter slot, breaker permit) that an attempt
 took. It is finished exactly once, in one of four ways, and each way says what the
 route's shared state learns from the attempt:
 
-- ``succeed``: the breaker records a success; the reservation is settled to real usage.
+- ``succeed``: the breaker records a success; the reservation is settled to real usage
+  (never below the estimate on a route whose provider charges the reserved output up
+  front, as OpenAI does).
 - ``fail``: the breaker records a failure; the reservation stays (the provider counted it).
 - ``release``: a neutral outcome (429, 4xx, caller gave up mid-call): the breaker permit is
   returned without counting; the reservation stays, since the request went out.
@@ -62,7 +64,10 @@ class Admission:
     def succeed(self, now: float, usage_tokens: int | None) -> None:
         if not self._finish():
             return
-        self.route.succeed(self.slot, self.permit, now, usage_tokens)
+        charged = usage_tokens
+        if charged is not None and not self.route.settles_below_estimate:
+            charged = max(charged, self.estimate)
+        self.route.succeed(self.slot, self.permit, now, charged)
         if usage_tokens is not None:
             self._emit(Settled(self.route.name, now, self.estimate, usage_tokens))
 

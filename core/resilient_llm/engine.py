@@ -26,7 +26,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .adaptive import ProviderCap
 from .admission import CallReport
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = ["AdapterFactory", "ResilientLLM"]
 
 AdapterFactory = Callable[[Provider], ChatAdapter]
+_T = TypeVar("_T")
 _DEFAULT_BUDGET = RetryBudget()
 MessagesIn = Sequence[Message | Mapping[str, Any]] | ChatRequest | str
 
@@ -229,6 +230,9 @@ class ResilientLLM:
             route.bulkhead = Bulkhead(provider.max_concurrency)
         if self.adaptive_limits:
             route.provider_cap = ProviderCap()
+        # OpenAI counts max_tokens against its token quota as the request arrives; Anthropic
+        # and Gemini adjust to the output actually produced.
+        route.settles_below_estimate = provider.kind != "openai"
         return route
 
     def _on_breaker_change(self, change: StateChange) -> None:
@@ -412,13 +416,16 @@ class ResilientLLM:
         models = [
             request.model if i == 0 and request.model else self.providers[i].model for i in keep
         ]
-        estimates = [estimate_tokens(request, model=model) for model in models]
         caps = [
             self._caps[i]
             if model == self.providers[i].model
             else capabilities_for(model, self.providers[i].capabilities)
             for i, model in zip(keep, models, strict=True)
         ]
+        # Estimated on first use: a call answered by its first route never estimates for
+        # the others.
+        estimates = _PerRoute(len(keep), lambda i: estimate_tokens(request, model=models[i]))
+        unfit = _PerRoute(len(keep), lambda i: unfit_reason(caps[i], request, estimates[i]))
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         return call_flow(
@@ -430,7 +437,7 @@ class ResilientLLM:
             rng=rng,
             emit=self._emit,
             stream=stream,
-            unfit=[unfit_reason(c, request, e) for c, e in zip(caps, estimates, strict=True)],
+            unfit=unfit,
             windows=[c.context_window for c in caps],
             budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
         )
@@ -522,6 +529,33 @@ def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
         description=str(spec.get("description") or ""),
         parameters=spec.get("parameters") or {"type": "object", "properties": {}},
     )
+
+
+class _PerRoute(Sequence[_T]):
+    """A value per route, computed when first asked for."""
+
+    def __init__(self, size: int, compute: Callable[[int], _T]) -> None:
+        self._size = size
+        self._compute = compute
+        self._known: dict[int, _T] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | Sequence[_T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self._size)[index]]
+        if not 0 <= index < self._size:
+            raise IndexError(index)
+        if index not in self._known:
+            self._known[index] = self._compute(index)
+        return self._known[index]
 
 
 def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:

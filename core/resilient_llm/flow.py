@@ -135,12 +135,11 @@ def call_flow(
         raise ValueError("call_flow needs one budget per route")
     state = _CallState(len(routes))
     report = CallReport()
-    _skip_unfit(routes, unfit, state, report, now, emit)
     while True:
         _note_disabled(routes, state, report, now, emit)
         if now >= deadline:
             raise _deadline(state, report, "the deadline passed")
-        choice = _choose(routes, estimates, state, report, policy, now, deadline, emit)
+        choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
         if isinstance(choice, _Sleep):
             now = yield from _wait(report, choice, now, emit)
             continue
@@ -294,6 +293,7 @@ def _note_disabled(
 def _choose(
     routes: Sequence[Route],
     estimates: Sequence[int],
+    unfit: Sequence[Unfit | None],
     state: _CallState,
     report: CallReport,
     policy: FlowPolicy,
@@ -319,8 +319,10 @@ def _choose(
     ready: list[tuple[int, float]] = []
     soonest: _Sleep | None = None
     state.blocked_by_breaker = False
+    # Routes are looked at in order of preference and the first that can go at once is
+    # taken: the routes after it cost no estimate and no look (a round trip with Redis).
     for index, route in enumerate(routes):
-        if index in state.out:
+        if index in state.out or _unfit(routes, index, unfit, state, report, now, emit):
             continue
         try:
             route.check_fits(estimates[index])
@@ -340,12 +342,11 @@ def _choose(
             if soonest is None or gate < soonest.until:
                 soonest = _Sleep(gate, reason, route.name)
             continue
+        if look.wait <= policy.spill_over and now + look.wait < deadline:
+            return _Go(index)
         ready.append((index, look.wait))
 
     in_time = [(index, wait) for index, wait in ready if now + wait < deadline]
-    for index, wait in in_time:
-        if wait <= policy.spill_over:
-            return _Go(index)
     if in_time:
         return _Go(min(in_time, key=lambda item: item[1])[0])
     if soonest is not None and soonest.until < deadline:
@@ -428,30 +429,24 @@ class Unfit:
     too_long: bool = False
 
 
-def _skip_unfit(
+def _unfit(
     routes: Sequence[Route],
+    index: int,
     unfit: Sequence[Unfit | None],
     state: _CallState,
     report: CallReport,
     now: float,
     emit: EventHandler,
-) -> None:
-    for index, why in enumerate(unfit):
-        if why is None:
-            continue
-        kind = ContextLengthExceeded if why.too_long else BadRequest
-        error = kind(f"{routes[index].name}: {why.reason}", provider=routes[index].name)
-        state.out[index] = state.unfit[index] = error
-        report.skipped(routes[index].name, f"cannot take the request: {why.reason}", now, emit)
-    if unfit and len(state.unfit) == len(routes):
-        reasons = list(state.unfit.values())
-        summary = "; ".join(e.message for e in reasons)
-        kind = (
-            ContextLengthExceeded
-            if all(isinstance(e, ContextLengthExceeded) for e in reasons)
-            else BadRequest
-        )
-        raise kind(f"no route can take this request: {summary}")
+) -> bool:
+    """Whether ``routes[index]`` cannot take the request; if so it is out of this call."""
+    why = unfit[index] if unfit else None
+    if why is None:
+        return False
+    kind = ContextLengthExceeded if why.too_long else BadRequest
+    error = kind(f"{routes[index].name}: {why.reason}", provider=routes[index].name)
+    state.out[index] = state.unfit[index] = error
+    report.skipped(routes[index].name, f"cannot take the request: {why.reason}", now, emit)
+    return True
 
 
 def _too_long(
@@ -500,6 +495,15 @@ def _deadline(state: _CallState, report: CallReport, why: str) -> DeadlineExceed
 
 def _exhausted(routes: Sequence[Route], state: _CallState, report: CallReport) -> ResilientLLMError:
     """The error for a call that has no route left to try."""
+    if len(state.unfit) == len(routes):
+        unfit = list(state.unfit.values())
+        kind = (
+            ContextLengthExceeded
+            if all(isinstance(e, ContextLengthExceeded) for e in unfit)
+            else BadRequest
+        )
+        summary = "; ".join(e.message for e in unfit)
+        return kind(f"no route can take this request: {summary}")
     reasons = list(state.out.values())
     if (
         reasons

@@ -104,6 +104,9 @@ class Route:
         self.bulkhead: Bulkhead | None = None
         # What the provider's headers say is left; None when adaptive limits are off.
         self.provider_cap: ProviderCap | None = None
+        # False for providers that charge prompt + max_tokens when a request arrives
+        # (OpenAI): settling to a smaller real usage would undercount their window.
+        self.settles_below_estimate = True
 
     @property
     def rate_limit(self) -> RateLimit:

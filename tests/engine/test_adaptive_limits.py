@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_llm import ResilientLLM, RetryPolicy
+from resilient_llm import RateLimit, ResilientLLM, RetryPolicy, estimate_tokens
 from resilient_llm.adaptive import ProviderCap
 from resilient_llm.chaos import Plan
 from resilient_llm.hints import RateLimitHints
@@ -70,3 +70,30 @@ def test_a_remaining_count_without_a_reset_is_no_reason_to_wait() -> None:
     cap = ProviderCap()
     cap.observe(RateLimitHints(remaining_requests=0), now=0.0)
     assert cap.not_before(1, 0.0) is None
+
+
+def test_with_the_limit_known_the_quota_refills_gradually_until_the_reset() -> None:
+    # 60 a minute, none left, full again in 60 s: one frees each second, not all at 60 s.
+    cap = ProviderCap()
+    hints = RateLimitHints(limit_requests=60, remaining_requests=0, reset_requests=60.0)
+    cap.observe(hints, now=0.0)
+    assert cap.not_before(1, 0.0) == 1.0
+    assert cap.not_before(1, 1.0) is None
+    cap.consume(1, 1.0)
+    assert cap.not_before(1, 1.5) == 2.0
+    assert cap.not_before(1, 60.0) is None, "replenished at the reset"
+
+
+@pytest.mark.parametrize(("kind", "below"), [("openai", False), ("anthropic", True)])
+def test_usage_settles_below_the_estimate_only_where_the_provider_does(
+    bench: Bench, kind: str, below: bool
+) -> None:
+    # OpenAI charges prompt + max_tokens as the request arrives; Anthropic the output made.
+    route = bench.route(kind, "settle", rate_limit=RateLimit(tokens_per_minute=100_000))
+    llm = bench.engine(route)
+    reply = llm.chat(QUESTION, max_tokens=500)
+    assert reply.usage is not None
+    estimate = estimate_tokens(llm.request(QUESTION, max_tokens=500), model=route.model)
+    charged = llm.snapshot()[route.name].limiter.estimated_tokens
+    assert charged == (reply.usage.total_tokens if below else estimate)
+    assert reply.usage.total_tokens < estimate
