@@ -62,7 +62,7 @@ from .routes import Route
 from .scope import CallScope
 from .snapshot import Snapshot
 from .stall import StreamTimeouts
-from .tokens import estimate_tokens
+from .tokens import estimate_tokens, preload
 
 if TYPE_CHECKING:
     from .telemetry import EngineTelemetry, Telemetry
@@ -205,6 +205,10 @@ class ResilientLLM:
             tuple(RetryLedger(retry_budget) for _ in self.routes) if retry_budget else ()
         )
         self._caps = tuple(capabilities_for(p.model, p.capabilities) for p in self.providers)
+        # An engine is built at start-up; its first call may run on an event loop, where
+        # reading a tokenizer file would stall every other call in flight.
+        for provider in self.providers:
+            preload(provider.model)
         self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
         if cache is not None and not isinstance(cache, CacheStore):
             raise ConfigurationError(

@@ -30,7 +30,13 @@ from .messages import ChatRequest, Message, Tool, to_messages
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["DEFAULT_OUTPUT_RESERVE", "count_text_tokens", "encoding_for_model", "estimate_tokens"]
+__all__ = [
+    "DEFAULT_OUTPUT_RESERVE",
+    "count_text_tokens",
+    "encoding_for_model",
+    "estimate_tokens",
+    "preload",
+]
 
 EncodingName = Literal["o200k_base", "cl100k_base"]
 
@@ -135,6 +141,14 @@ def _encoding(name: str) -> tiktoken.Encoding | None:
         if name not in _LOADED:
             _LOADED[name] = _load_encoding(name)
         return _LOADED[name]
+
+
+def preload(model: str | None) -> None:
+    """Load ``model``'s encoding now (a no-op for the heuristic families and once loaded),
+    so the first estimate does not pay for reading it, on an event loop perhaps."""
+    name = encoding_for_model(model)
+    if name is not None:
+        _encoding(name)
 
 
 def _class_table() -> bytes:

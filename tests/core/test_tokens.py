@@ -49,6 +49,7 @@ def test_exported_names() -> None:
         "count_text_tokens",
         "encoding_for_model",
         "estimate_tokens",
+        "preload",
     ]
     assert DEFAULT_OUTPUT_RESERVE == 1024
 
@@ -368,3 +369,13 @@ def test_heuristic_stays_calibrated_against_o200k() -> None:
         assert min(errors) >= WORST_UNDER, category
         assert max(errors) <= WORST_OVER, category
     assert 0.05 <= statistics.mean(everything) <= 0.12  # leans over, by design
+
+
+def test_preload_loads_an_openai_encoding_once_and_ignores_other_families() -> None:
+    tokens.preload("claude-haiku-4-5")
+    tokens.preload(None)
+    tokens.preload("gpt-4o-mini")
+    assert "o200k_base" in tokens._LOADED
+    loaded = tokens._LOADED["o200k_base"]
+    tokens.preload("gpt-4o")
+    assert tokens._LOADED["o200k_base"] is loaded
