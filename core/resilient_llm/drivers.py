@@ -34,6 +34,8 @@ from .messages import ChatChunk, Usage
 from .stall import Pump, Stalled, StreamTimeouts
 
 __all__ = [
+    "aclose_stream",
+    "close_stream",
     "discard_stream",
     "run_async",
     "run_async_stream",
@@ -168,7 +170,7 @@ def run_sync_stream(
         except StopIteration:
             raise _no_first_chunk(call) from None
         except BaseException:
-            _close(chunks)
+            close_stream(chunks)
             raise
 
     return _relay_sync(flow, clock, first_chunk)
@@ -193,7 +195,7 @@ def _relay_sync(
     else:
         tally.finished(clock.now())
     finally:
-        _close(chunks)
+        close_stream(chunks)
 
 
 def _run_sync_stream_watched(
@@ -262,15 +264,15 @@ async def run_async_stream(
             async with asyncio.timeout(limit):
                 return (await anext(chunks), chunks), None
         except StopAsyncIteration:
-            await _aclose(chunks)
+            await aclose_stream(chunks)
             raise _no_first_chunk(call) from None
         except TimeoutError:
-            await _aclose(chunks)
+            await aclose_stream(chunks)
             if limit is None or limit >= call.timeout:
                 raise  # the attempt's own timeout: run_async reports it
             raise _no_first_chunk_in(call, limit) from None
         except BaseException:
-            await _aclose(chunks)
+            await aclose_stream(chunks)
             raise
 
     if first_phase is None:
@@ -297,12 +299,12 @@ async def run_async_stream(
     else:
         tally.finished(clock.now())
     finally:
-        await _aclose(chunks)
+        await aclose_stream(chunks)
 
 
 async def discard_stream(start: StreamStart, report: CallReport) -> None:
     """Drop a stream that got its first chunk but lost a race: close it, free its route."""
-    await _aclose(start[1])
+    await aclose_stream(start[1])
     if report.admission is not None:
         report.admission.release()
 
@@ -323,13 +325,15 @@ def _stalled(route: str, idle: float | None) -> ProviderUnavailable:
     )
 
 
-def _close(chunks: Iterator[ChatChunk]) -> None:
+def close_stream(chunks: Iterator[ChatChunk]) -> None:
+    """Close a stream that may or may not be a generator."""
     close = getattr(chunks, "close", None)
     if close is not None:
         close()
 
 
-async def _aclose(chunks: AsyncIterator[ChatChunk]) -> None:
+async def aclose_stream(chunks: AsyncIterator[ChatChunk]) -> None:
+    """The async twin of :func:`close_stream`."""
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         await aclose()

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Protocol
 
 from .cache import CacheFront, Lookup, replay_chunk
+from .drivers import aclose_stream, close_stream
 from .messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
 
 __all__ = ["CallScope", "CallTrace"]
@@ -125,12 +126,12 @@ class CallScope:
                 yield self._pulled(seen, chunk)
         except GeneratorExit:
             with self._step():
-                _close(chunks)
+                close_stream(chunks)
             self._ended(abandoned=True)
             raise
         except BaseException as error:
             with self._step():
-                _close(chunks)
+                close_stream(chunks)
             self._ended(error=error)
             raise
         self._ended(reply=seen.reply())
@@ -147,12 +148,12 @@ class CallScope:
                 yield self._pulled(seen, chunk)
         except GeneratorExit:
             with self._step():
-                await _aclose(chunks)
+                await aclose_stream(chunks)
             self._ended(abandoned=True)
             raise
         except BaseException as error:
             with self._step():
-                await _aclose(chunks)
+                await aclose_stream(chunks)
             self._ended(error=error)
             raise
         self._ended(reply=seen.reply())
@@ -223,15 +224,3 @@ class _Assembled:
 
 async def _once(chunk: ChatChunk) -> AsyncGenerator[ChatChunk, None]:
     yield chunk
-
-
-def _close(chunks: Iterator[ChatChunk]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
-
-
-async def _aclose(chunks: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
