@@ -71,7 +71,8 @@ clean:
 
 # Benchmarks against the peers (benchmarks/): their own venv, since LangChain's Gemini package
 # pins google-genai 2.x and LiteLLM has pins of its own. Not part of `make test`: tests never
-# time anything. BENCH_ARGS=--quick for a smoke run.
+# time anything. BENCH_ARGS=--quick for a smoke run. Then each beyond-the-peers feature, off
+# and on (benchmarks/features.py).
 BENCH := .venv-bench
 
 $(BENCH)/.installed: pyproject.toml benchmarks/requirements.txt
@@ -84,3 +85,4 @@ $(BENCH)/.installed: pyproject.toml benchmarks/requirements.txt
 .PHONY: bench
 bench: $(BENCH)/.installed
 	$(BENCH)/bin/python -m benchmarks.run $(BENCH_ARGS)
+	$(BENCH)/bin/python -m benchmarks.features
