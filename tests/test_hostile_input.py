@@ -416,7 +416,7 @@ tool_dicts = st.fixed_dictionaries(
         "name": json_values,
         "description": json_values,
         "parameters": json_values,
-        # was, now fixed: a non-object "function" raises AttributeError in engine._tool.
+        # was, now fixed: a non-object "function" raises AttributeError in _arguments._tool.
         "function": json_objects,
     },
 )

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from ._callstate import Unfit
 from .errors import ConfigurationError
-from .flow import Unfit
 from .messages import ChatRequest
 
 __all__ = ["Capabilities", "capabilities_for", "unfit_reason"]

@@ -10,7 +10,6 @@ waits and failovers.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import sys
 import threading
@@ -28,6 +27,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._arguments import MessagesIn, as_list, build_request, number_setting
 from .adaptive import ProviderCap
 from .admission import CallReport
 from .backends import MemoryState, StateBackend
@@ -56,7 +56,7 @@ from .flow import call_flow
 from .hedge import Hedge, run_hedged
 from .hints import hints_from_headers
 from .limiter import RateLimit
-from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, to_messages
+from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
 from .providers.base import ChatAdapter, Provider
 from .routes import Route
 from .scope import CallScope
@@ -72,27 +72,12 @@ __all__ = ["AdapterFactory", "ResilientLLM"]
 AdapterFactory = Callable[[Provider], ChatAdapter]
 _T = TypeVar("_T")
 _DEFAULT_BUDGET = RetryBudget()
-MessagesIn = Sequence[Message | Mapping[str, Any]] | ChatRequest | str
 
 
 def _default_factory(provider: Provider) -> ChatAdapter:
     from .providers import create_adapter
 
     return create_adapter(provider)
-
-
-def _number(name: str, value: object, *, minimum: float, inclusive: bool) -> float:
-    """A finite number above ``minimum`` (or equal, if ``inclusive``), else an error naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < minimum
-        or (value == minimum and not inclusive)
-    ):
-        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
 
 
 class ResilientLLM:
@@ -173,8 +158,8 @@ class ResilientLLM:
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
-        self.timeout = _number("ResilientLLM.timeout", timeout, minimum=0, inclusive=False)
-        spill = _number("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
+        self.timeout = number_setting("ResilientLLM.timeout", timeout, minimum=0, inclusive=False)
+        spill = number_setting("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -189,7 +174,7 @@ class ResilientLLM:
         self.state: StateBackend = state or MemoryState()
         self.clock: Clock = clock or SystemClock()
         handlers = (
-            [on_event] if callable(on_event) else list(_iterable("ResilientLLM.on_event", on_event))
+            [on_event] if callable(on_event) else list(as_list("ResilientLLM.on_event", on_event))
         )
         if not all(callable(h) for h in handlers):
             raise ConfigurationError("ResilientLLM.on_event must be a callable or callables")
@@ -262,22 +247,16 @@ class ResilientLLM:
         model: str | None = None,
     ) -> ChatRequest:
         """The neutral request for these arguments (a ``ChatRequest`` passes through)."""
-        if isinstance(messages, ChatRequest):
-            return messages
-        if isinstance(messages, str):
-            messages = [Message("user", messages)]
-        if stop is not None and not isinstance(stop, str):
-            stop = tuple(_iterable("stop", stop))
-        return ChatRequest(
-            messages=to_messages(messages),
-            model=model,
-            tools=tuple(_tool(t) for t in _iterable("tools", tools)),
+        return build_request(
+            messages,
+            tools=tools,
             tool_choice=tool_choice,
             response_schema=response_schema,
             json_mode=json_mode,
             temperature=temperature,
             max_tokens=max_tokens,
-            stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+            stop=stop,
+            model=model,
         )
 
     # -- the four ways to call ------------------------------------------------------
@@ -402,7 +381,7 @@ class ResilientLLM:
     def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
         timeout = options.pop("timeout", None)
         if timeout is not None:
-            timeout = _number("the call's timeout", timeout, minimum=0, inclusive=False)
+            timeout = number_setting("the call's timeout", timeout, minimum=0, inclusive=False)
         timeout = self.timeout if timeout is None else timeout
         return self.request(messages, **options), timeout
 
@@ -509,30 +488,6 @@ class ResilientLLM:
         binding: EngineTelemetry = telemetry.bind(self)
         self._emit.add(binding)
         return binding
-
-
-def _iterable(name: str, value: object) -> Iterable[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ConfigurationError(f"{name} must be a list, got {type(value).__name__}")
-    return value
-
-
-def _tool(tool: Tool | Mapping[str, Any]) -> Tool:
-    if isinstance(tool, Tool):
-        return tool
-    if not isinstance(tool, Mapping):
-        raise ConfigurationError(f"tools entries must be Tool or dict, got {type(tool).__name__}")
-    spec = tool.get("function", tool)
-    if not isinstance(spec, Mapping):
-        raise ConfigurationError("a tool dict's 'function' must be a dict")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError("a tool dict needs a 'name' (or function.name)")
-    return Tool(
-        name=name,
-        description=str(spec.get("description") or ""),
-        parameters=spec.get("parameters") or {"type": "object", "properties": {}},
-    )
 
 
 class _PerRoute(Sequence[_T]):

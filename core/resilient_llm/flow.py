@@ -34,18 +34,22 @@ import random
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
+from ._callstate import (
+    CallState,
+    Unfit,
+    deadline_error,
+    exhausted_error,
+    go_past_window,
+    mark_unfit,
+)
 from .admission import Admission, CallReport
 from .breaker import Permit
 from .budget import RetryLedger
 from .bulkhead import Bulkhead
 from .effects import Call, Effect, Enter, Entered, Failed, FlowPolicy, Outcome, Succeeded, Wait
 from .errors import (
-    AllProvidersFailed,
     AuthError,
-    BadRequest,
-    CircuitOpen,
     ContextLengthExceeded,
-    DeadlineExceeded,
     RateLimited,
     RequestTooLarge,
     ResilientLLMError,
@@ -88,23 +92,6 @@ class _Sleep:
     route: str
 
 
-class _CallState:
-    """Per-call bookkeeping: retries used, backoff ends, routes out of this call."""
-
-    def __init__(self, size: int) -> None:
-        self.retries = [0] * size
-        self.backoff_until = [-math.inf] * size
-        self.out: dict[int, ResilientLLMError] = {}
-        self.sticky: int | None = None
-        self.last_route: int | None = None
-        self.last_reason = ""
-        self.last_error: ResilientLLMError | None = None
-        self.attempts = 0
-        self.blocked_by_breaker = False
-        self.tried: set[int] = set()
-        self.unfit: dict[int, BadRequest] = {}
-
-
 def call_flow(
     routes: Sequence[Route],
     estimates: Sequence[int],
@@ -133,12 +120,12 @@ def call_flow(
             raise ValueError(f"call_flow needs one {name} per route")
     if budgets and len(budgets) != len(routes):
         raise ValueError("call_flow needs one budget per route")
-    state = _CallState(len(routes))
+    state = CallState(len(routes))
     report = CallReport()
     while True:
         _note_disabled(routes, state, report, now, emit)
         if now >= deadline:
-            raise _deadline(state, report, "the deadline passed")
+            raise deadline_error(state, report, "the deadline passed")
         choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
         if isinstance(choice, _Sleep):
             now = yield from _wait(report, choice, now, emit)
@@ -200,7 +187,7 @@ def call_flow(
         ledger = budgets[index] if budgets else None
         if isinstance(error, ContextLengthExceeded):
             admission.release()
-            _too_long(routes, index, windows, error, state, report, now, emit)
+            go_past_window(routes, index, windows, error, state, report, now, emit)
             continue
         _on_failure(route, index, admission, error, now, state, policy, rng, emit, ledger, report)
 
@@ -243,7 +230,7 @@ def _enter(
     route: Route,
     now: float,
     deadline: float,
-    state: _CallState,
+    state: CallState,
     report: CallReport,
     emit: EventHandler,
 ) -> Generator[Effect, Answer, float]:
@@ -259,7 +246,7 @@ def _enter(
         return sent.now
     if sent.ok:
         bulkhead.leave()
-    raise _deadline(state, report, f"{route.name!r} had no free slot before the deadline")
+    raise deadline_error(state, report, f"{route.name!r} had no free slot before the deadline")
 
 
 def _wait(
@@ -278,7 +265,7 @@ def _wait(
 
 def _note_disabled(
     routes: Sequence[Route],
-    state: _CallState,
+    state: CallState,
     report: CallReport,
     now: float,
     emit: EventHandler,
@@ -294,7 +281,7 @@ def _choose(
     routes: Sequence[Route],
     estimates: Sequence[int],
     unfit: Sequence[Unfit | None],
-    state: _CallState,
+    state: CallState,
     report: CallReport,
     policy: FlowPolicy,
     now: float,
@@ -322,7 +309,7 @@ def _choose(
     # Routes are looked at in order of preference and the first that can go at once is
     # taken: the routes after it cost no estimate and no look (a round trip with Redis).
     for index, route in enumerate(routes):
-        if index in state.out or _unfit(routes, index, unfit, state, report, now, emit):
+        if index in state.out or mark_unfit(routes, index, unfit, state, report, now, emit):
             continue
         try:
             route.check_fits(estimates[index])
@@ -352,15 +339,17 @@ def _choose(
     if soonest is not None and soonest.until < deadline:
         return soonest
     if soonest is not None:
-        raise _deadline(
+        raise deadline_error(
             state,
             report,
             f"{soonest.route!r} is not ready for {soonest.until - now:.3g}s "
             f"({soonest.reason}), past the deadline",
         )
     if ready:
-        raise _deadline(state, report, "every ready route's limiter queue outlasts the deadline")
-    raise _exhausted(routes, state, report)
+        raise deadline_error(
+            state, report, "every ready route's limiter queue outlasts the deadline"
+        )
+    raise exhausted_error(routes, state, report)
 
 
 def _on_failure(
@@ -369,7 +358,7 @@ def _on_failure(
     admission: Admission,
     error: ResilientLLMError,
     now: float,
-    state: _CallState,
+    state: CallState,
     policy: FlowPolicy,
     rng: random.Random,
     emit: EventHandler,
@@ -419,116 +408,3 @@ def _on_failure(
     state.sticky = index
     state.last_reason = type(error).__name__
     emit(RetryScheduled(route.name, now, state.retries[index], delay, type(error).__name__))
-
-
-@dataclass(frozen=True)
-class Unfit:
-    """Why a route cannot take a request; ``too_long`` when it is its context window."""
-
-    reason: str
-    too_long: bool = False
-
-
-def _unfit(
-    routes: Sequence[Route],
-    index: int,
-    unfit: Sequence[Unfit | None],
-    state: _CallState,
-    report: CallReport,
-    now: float,
-    emit: EventHandler,
-) -> bool:
-    """Whether ``routes[index]`` cannot take the request; if so it is out of this call."""
-    why = unfit[index] if unfit else None
-    if why is None:
-        return False
-    kind = ContextLengthExceeded if why.too_long else BadRequest
-    error = kind(f"{routes[index].name}: {why.reason}", provider=routes[index].name)
-    state.out[index] = state.unfit[index] = error
-    report.skipped(routes[index].name, f"cannot take the request: {why.reason}", now, emit)
-    return True
-
-
-def _too_long(
-    routes: Sequence[Route],
-    index: int,
-    windows: Sequence[int | None],
-    error: ContextLengthExceeded,
-    state: _CallState,
-    report: CallReport,
-    now: float,
-    emit: EventHandler,
-) -> None:
-    """A context-length error: go on to routes not known to have a window as small."""
-    state.last_route = index
-    state.last_error = error
-    state.last_reason = "context too long"
-    state.sticky = None
-    state.out[index] = error
-    window = windows[index] if windows else None
-    larger = []
-    for i, route in enumerate(routes):
-        if i in state.out:
-            continue
-        other = windows[i] if windows else None
-        if window is not None and other is not None and other <= window:
-            state.out[i] = error
-            report.skipped(route.name, "context window not larger", now, emit)
-        else:
-            larger.append(i)
-    if not larger:
-        raise error
-
-
-def _deadline(state: _CallState, report: CallReport, why: str) -> DeadlineExceeded:
-    last = state.last_error
-    error = DeadlineExceeded(
-        f"deadline exceeded after {state.attempts} attempt(s): {why}",
-        attempts=report.attempts,
-        provider=last.provider if last else None,
-        status_code=last.status_code if last else None,
-        retryable=True,
-    )
-    error.__cause__ = last
-    return error
-
-
-def _exhausted(routes: Sequence[Route], state: _CallState, report: CallReport) -> ResilientLLMError:
-    """The error for a call that has no route left to try."""
-    if len(state.unfit) == len(routes):
-        unfit = list(state.unfit.values())
-        kind = (
-            ContextLengthExceeded
-            if all(isinstance(e, ContextLengthExceeded) for e in unfit)
-            else BadRequest
-        )
-        summary = "; ".join(e.message for e in unfit)
-        return kind(f"no route can take this request: {summary}")
-    reasons = list(state.out.values())
-    if (
-        reasons
-        and all(isinstance(r, RequestTooLarge) for r in reasons)
-        and (not state.blocked_by_breaker)
-    ):
-        return reasons[0]
-    last = state.last_error
-    if state.attempts == 0 and state.blocked_by_breaker and not reasons:
-        names = ", ".join(r.name for r in routes)
-        return CircuitOpen(
-            f"every route's circuit breaker is open ({names}); no call was sent",
-            provider=routes[0].name if len(routes) == 1 else None,
-            retryable=True,
-        )
-    summary = "; ".join(
-        f"{a.route}: {a.outcome}{f' ({a.detail})' if a.detail else ''}" for a in report.attempts
-    )
-    error = AllProvidersFailed(
-        f"all {len(routes)} route(s) failed or were skipped: {summary}",
-        attempts=report.attempts,
-        provider=last.provider if last else None,
-        status_code=last.status_code if last else None,
-        retry_after=last.retry_after if last else None,
-        retryable=any(r.retryable for r in reasons) or state.blocked_by_breaker,
-    )
-    error.__cause__ = last
-    return error
