@@ -40,11 +40,12 @@ from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ._stored import FORMAT, dump_response, load_response
 from .admission import CallReport
 from .clock import Clock, SystemClock
 from .errors import ConfigurationError
 from .events import CacheHit, CacheMiss, CacheUnavailable, EventHandler
-from .messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
+from .messages import ChatChunk, ChatRequest, ChatResponse, ToolCall
 from .providers.base import Provider
 
 __all__ = [
@@ -62,8 +63,6 @@ __all__ = [
 ]
 
 CacheStatus = Literal["hit", "miss", "bypass"]
-# Bumped whenever the key material or the stored shape changes, so old entries just miss.
-_FORMAT = 1
 
 
 @runtime_checkable
@@ -182,7 +181,7 @@ def key_material(request: ChatRequest, providers: Sequence[Provider]) -> str | N
     """The canonical JSON that :func:`cache_key` hashes, for inspection: what it holds is
     what distinguishes two entries."""
     material = {
-        "v": _FORMAT,
+        "v": FORMAT,
         "routes": [[p.kind, p.name, p.model, _public_url(p.base_url)] for p in providers],
         "messages": [
             [m.role, m.content, [_call(c) for c in m.tool_calls], m.tool_call_id, m.name]
@@ -218,68 +217,6 @@ def _public_url(url: str | None) -> str | None:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port is not None else ""
     return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
-
-
-# -- what is stored ----------------------------------------------------------------------
-
-
-def dump_response(reply: ChatResponse) -> str:
-    """``reply`` as JSON text; :func:`load_response` gives back an equal ``ChatResponse``."""
-    return json.dumps(
-        {
-            "v": _FORMAT,
-            "content": reply.content,
-            "provider": reply.provider,
-            "model": reply.model,
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
-            ],
-            "usage": None
-            if reply.usage is None
-            else [reply.usage.input_tokens, reply.usage.output_tokens],
-            "finish_reason": reply.finish_reason,
-            "metadata": reply.metadata,
-            "rate_limit_headers": reply.rate_limit_headers,
-        },
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-
-
-def load_response(payload: str | bytes) -> ChatResponse:
-    """The reply :func:`dump_response` wrote; ``ValueError`` if ``payload`` is not one."""
-    try:
-        data = json.loads(payload)
-        if not isinstance(data, dict) or data.get("v") != _FORMAT:
-            raise ValueError("not a stored reply of this format")
-        usage = data["usage"]
-        return ChatResponse(
-            content=_typed(data["content"], str),
-            provider=_typed(data["provider"], str),
-            model=_typed(data["model"], str),
-            tool_calls=tuple(
-                ToolCall(
-                    id=_typed(c["id"], str),
-                    name=_typed(c["name"], str),
-                    arguments=_typed(c["arguments"], dict),
-                )
-                for c in data["tool_calls"]
-            ),
-            usage=None if usage is None else Usage(_typed(usage[0], int), _typed(usage[1], int)),
-            finish_reason=None
-            if data["finish_reason"] is None
-            else _typed(data["finish_reason"], str),
-            metadata=_typed(data["metadata"], dict),
-            rate_limit_headers=_typed(data["rate_limit_headers"], dict),
-        )
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"a corrupt cache entry: {type(exc).__name__}") from None
-
-
-def _typed(value: Any, kind: type[Any]) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"expected {kind.__name__}")
-    return value
 
 
 # -- the engine's side -------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""A reply as the cache stores it: JSON text that gives back an equal ``ChatResponse``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .messages import ChatResponse, ToolCall, Usage
+
+__all__ = ["FORMAT", "dump_response", "load_response"]
+
+# Bumped whenever the key material or the stored shape changes, so old entries just miss.
+FORMAT = 1
+
+
+def dump_response(reply: ChatResponse) -> str:
+    """``reply`` as JSON text; :func:`load_response` gives back an equal ``ChatResponse``."""
+    return json.dumps(
+        {
+            "v": FORMAT,
+            "content": reply.content,
+            "provider": reply.provider,
+            "model": reply.model,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+            ],
+            "usage": None
+            if reply.usage is None
+            else [reply.usage.input_tokens, reply.usage.output_tokens],
+            "finish_reason": reply.finish_reason,
+            "metadata": reply.metadata,
+            "rate_limit_headers": reply.rate_limit_headers,
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def load_response(payload: str | bytes) -> ChatResponse:
+    """The reply :func:`dump_response` wrote; ``ValueError`` if ``payload`` is not one."""
+    try:
+        data = json.loads(payload)
+        if not isinstance(data, dict) or data.get("v") != FORMAT:
+            raise ValueError("not a stored reply of this format")
+        usage = data["usage"]
+        return ChatResponse(
+            content=_typed(data["content"], str),
+            provider=_typed(data["provider"], str),
+            model=_typed(data["model"], str),
+            tool_calls=tuple(
+                ToolCall(
+                    id=_typed(c["id"], str),
+                    name=_typed(c["name"], str),
+                    arguments=_typed(c["arguments"], dict),
+                )
+                for c in data["tool_calls"]
+            ),
+            usage=None if usage is None else Usage(_typed(usage[0], int), _typed(usage[1], int)),
+            finish_reason=None
+            if data["finish_reason"] is None
+            else _typed(data["finish_reason"], str),
+            metadata=_typed(data["metadata"], dict),
+            rate_limit_headers=_typed(data["rate_limit_headers"], dict),
+        )
+    except (KeyError, IndexError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"a corrupt cache entry: {type(exc).__name__}") from None
+
+
+def _typed(value: Any, kind: type[Any]) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"expected {kind.__name__}")
+    return value
