@@ -32,6 +32,7 @@ from langchain_core.callbacks import (
 from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 
 from resilient_llm import ResilientLLM
 from resilient_llm.events import Event
@@ -40,19 +41,21 @@ __all__ = [
     "EVENT_PREFIX",
     "CallScope",
     "attach",
-    "current_stream_run",
+    "current_run",
     "forward",
+    "pending_run",
+    "run_manager_for",
     "scope",
-    "stream_run",
-    "stream_run_manager",
 ]
 
 EVENT_PREFIX = "resilient_llm."
 _CURRENT: ContextVar[CallScope | None] = ContextVar("langchain_resilient_call", default=None)
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
-# BaseChatModel.stream() calls _stream() without its run manager; ChatResilientLLM.stream()
-# names the run (config["run_id"]) and leaves a manager for that run here.
-_STREAM_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
+# LangChain calls _stream()/_astream() without their run manager from stream() and from
+# invoke() when it streams under the hood (LangGraph's "messages" mode, astream_events):
+# ChatResilientLLM's public calls name the run (config["run_id"]) and leave a manager for
+# that run here.
+_PENDING_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
 
 
 class CallScope:
@@ -125,13 +128,14 @@ def scope(current: CallScope) -> Iterator[CallScope]:
         _CURRENT.reset(token)
 
 
-def stream_run_manager(
+def run_manager_for(
     config: RunnableConfig, model: BaseChatModel, *, is_async: bool
 ) -> tuple[RunnableConfig, RunManager]:
-    """A run manager for the LLM run ``stream()`` is about to start, and its config.
+    """A run manager for the LLM run a public call is about to start, and its config.
 
     The manager has the handlers, tags and metadata LangChain will give the run, and the
-    run's id (set in the returned config), so custom events land on the right run.
+    run's id (set in the returned config, which LangChain takes as the run's id), so
+    custom events land on the right run.
     """
     run_id = config.get("run_id") or uuid.uuid4()
     config = {**config, "run_id": run_id}
@@ -147,8 +151,12 @@ def stream_run_manager(
     manager: BaseCallbackManager = (
         AsyncCallbackManager.configure(*args) if is_async else CallbackManager.configure(*args)
     )
+    return config, _for_run(manager, run_id, is_async=is_async)
+
+
+def _for_run(manager: BaseCallbackManager, run_id: uuid.UUID, *, is_async: bool) -> RunManager:
     cls = AsyncCallbackManagerForLLMRun if is_async else CallbackManagerForLLMRun
-    return config, cls(
+    return cls(
         run_id=run_id,
         handlers=manager.handlers,
         inheritable_handlers=manager.inheritable_handlers,
@@ -161,16 +169,39 @@ def stream_run_manager(
 
 
 @contextlib.contextmanager
-def stream_run(manager: RunManager | None) -> Iterator[None]:
-    token = _STREAM_RUN.set(manager)
+def pending_run(manager: RunManager | None) -> Iterator[None]:
+    """Leave ``manager`` for ``_stream`` / ``_astream``, which LangChain calls without it."""
+    token = _PENDING_RUN.set(manager)
     try:
         yield
     finally:
-        _STREAM_RUN.reset(token)
+        _PENDING_RUN.reset(token)
 
 
-def current_stream_run() -> RunManager | None:
-    return _STREAM_RUN.get()
+def current_run(*, is_async: bool) -> RunManager | None:
+    """The run a ``_stream`` / ``_astream`` called without a run manager belongs to.
+
+    The run a public call of this model left (``invoke``, ``stream`` and their async
+    twins name it before LangChain starts it); otherwise, when LangChain was entered some
+    other way (``generate``, a caller of ``_stream``), the run of the runnable that
+    called: its config is in context, and events go there as ``dispatch_custom_event``
+    would send them.
+    """
+    pending = _PENDING_RUN.get()
+    if pending is not None:
+        return pending
+    config = var_child_runnable_config.get()
+    if not config or not config.get("callbacks"):
+        return None
+    cls = AsyncCallbackManager if is_async else CallbackManager
+    manager = cls.configure(
+        inheritable_callbacks=config.get("callbacks"),
+        inheritable_tags=config.get("tags"),
+        inheritable_metadata=config.get("metadata"),
+    )
+    if manager.parent_run_id is None:
+        return None
+    return _for_run(manager, manager.parent_run_id, is_async=is_async)
 
 
 def attach(engine: ResilientLLM) -> None:

@@ -25,11 +25,9 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import ToolCall as LCToolCall
 
 from resilient_llm import ChatChunk, ChatResponse, Message, ToolCall, Usage
-from resilient_llm.events import AttemptFinished, Event, Failover, LimiterWait, RetryScheduled
 
 __all__ = [
     "call_metadata",
-    "event_metadata",
     "to_ai_message",
     "to_chunk",
     "to_messages",
@@ -150,39 +148,7 @@ def call_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "attempt_count": metadata.get("attempt_count", 0),
         "failovers": list(metadata.get("failovers", ())),
         "waited": metadata.get("waited", 0.0),
-    }
-
-
-def event_metadata(events: Iterable[Event]) -> dict[str, Any]:
-    """The same account, rebuilt from the events of a streamed call.
-
-    The streaming drivers hand out chunks, not a ``CallReport``; the events emitted during
-    the call say the same: which attempts ended how, what was waited for, where it failed over.
-    """
-    attempts: list[dict[str, Any]] = []
-    failovers: list[dict[str, Any]] = []
-    waited = 0.0
-    for event in events:
-        if isinstance(event, AttemptFinished):
-            attempts.append(
-                {
-                    "route": event.route,
-                    "outcome": event.outcome,
-                    "status_code": event.status_code,
-                    "duration": event.duration,
-                }
-            )
-        elif isinstance(event, Failover):
-            failovers.append({"from": event.route, "to": event.to_route, "reason": event.reason})
-        elif isinstance(event, RetryScheduled):
-            waited += event.delay
-        elif isinstance(event, LimiterWait):
-            waited += event.seconds
-    return {
-        "attempts": attempts,
-        "attempt_count": len(attempts),
-        "failovers": failovers,
-        "waited": waited,
+        **({"cache": metadata["cache"]} if "cache" in metadata else {}),
     }
 
 

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from resilient_llm import ChatChunk
+from resilient_llm import ChatChunk, Provider
 
-from . import _callbacks, _convert
+from . import _convert, _trace
 
 __all__ = ["StreamTally", "aclose", "close"]
 
 
 class StreamTally:
-    """What a stream has said so far: tool calls numbered, the last finish reason, the model."""
+    """What a stream has said so far: tool calls numbered, the last finish reason, the model,
+    and the engine's account of the call (on its first chunk: attempts, waits, failovers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, providers: Sequence[Provider]) -> None:
+        self.providers = providers
         self.tool_calls = 0
         self.finish_reason: str | None = None
         self.provider = ""
         self.model = ""
+        self.account: Mapping[str, Any] | None = None
 
     def chunk(self, chunk: ChatChunk) -> ChatGenerationChunk:
+        if self.account is None:
+            self.account = chunk.metadata
         message = _convert.to_chunk(chunk, self.tool_calls)
         self.tool_calls += len(chunk.tool_calls)
         self.finish_reason = chunk.finish_reason or self.finish_reason
@@ -31,7 +37,7 @@ class StreamTally:
         self.model = chunk.model or self.model
         return ChatGenerationChunk(message=message)
 
-    def last(self, current: _callbacks.CallScope) -> ChatGenerationChunk:
+    def last(self) -> ChatGenerationChunk:
         """An empty closing chunk with the response metadata (set on one chunk only, since
         LangChain concatenates string metadata when chunks are added)."""
         message = AIMessageChunk(
@@ -41,10 +47,11 @@ class StreamTally:
                 "model_name": self.model,
                 "provider": self.provider,
                 "finish_reason": self.finish_reason,
-                **_convert.event_metadata(current.events),
+                **_convert.call_metadata(self.account or {}),
             },
         )
-        return ChatGenerationChunk(message=message)
+        route = _trace.answered_by(self.providers, self.provider, self.model)
+        return ChatGenerationChunk(message=message, generation_info=route.generation_info())
 
 
 def close(chunks: Iterator[ChatChunk]) -> None:

@@ -12,23 +12,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
-    RunnableConfig,
-    ensure_config,
 )
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from resilient_llm import (
     BreakerPolicy,
     ChatChunk,
+    ChatResponse,
     Clock,
     Provider,
     ResilientLLM,
@@ -39,7 +39,8 @@ from resilient_llm import (
 from resilient_llm.backends import StateBackend
 from resilient_llm.hedge import Hedge
 
-from . import _callbacks, _convert, _streaming, _structured
+from . import _callbacks, _convert, _streaming, _structured, _trace
+from ._runs import NamedRunModel
 
 __all__ = ["ChatResilientLLM"]
 
@@ -58,18 +59,19 @@ _ENGINE_FIELDS = (
     "max_retries",
 )
 # Engine options passed on only when set here, so an explicit None (no retry budget, no
-# stall limits) reaches the engine while an unset one keeps the engine's default.
-_PASSED_WHEN_SET = (
-    "retry_budget",
-    "stream_timeouts",
-    "adaptive_limits",
-    "hedge",
-    "cache",
-    "telemetry",
-)
+# stall limits) reaches the engine while an unset one keeps the engine's default. The
+# engine's ``cache`` is ``response_cache`` here: ``cache`` is LangChain's own.
+_PASSED_WHEN_SET = {
+    "retry_budget": "retry_budget",
+    "stream_timeouts": "stream_timeouts",
+    "adaptive_limits": "adaptive_limits",
+    "hedge": "hedge",
+    "response_cache": "cache",
+    "telemetry": "telemetry",
+}
 
 
-class ChatResilientLLM(BaseChatModel):
+class ChatResilientLLM(NamedRunModel):
     """A chat model that retries, rate-limits and fails over across providers.
 
     Build it from the engine's keyword arguments::
@@ -112,8 +114,9 @@ class ChatResilientLLM(BaseChatModel):
     adaptive_limits: bool = True
     hedge: Hedge | None = Field(default=None, exclude=True)
     """Race a slow first route with the next one (async calls)."""
-    cache: Any = Field(default=None, exclude=True)
-    """A ``ResponseCache``, a ``RedisCache`` or another cache store."""
+    response_cache: Any = Field(default=None, exclude=True)
+    """The engine's response cache: a ``ResponseCache``, a ``RedisCache`` or another
+    cache store. (``cache=`` keeps LangChain's meaning: a ``BaseCache`` or a bool.)"""
     telemetry: Any = Field(default=None, exclude=True)
     """A ``resilient_llm.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
     max_retries: int | None = None
@@ -129,6 +132,19 @@ class ChatResilientLLM(BaseChatModel):
     """Whether ``invoke`` streams under the hood (LangChain's ``streaming`` switch)."""
 
     _engine: ResilientLLM = PrivateAttr()
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _langchain_cache_only(cls, value: object) -> object:
+        # A ResponseCache given as cache= would become LangChain's cache and fail every
+        # call ("Asked to cache, but no cache found"): say where it belongs instead.
+        if value is None or isinstance(value, bool | BaseCache):
+            return value
+        raise ValueError(
+            f"ChatResilientLLM(cache=) is LangChain's cache (a BaseCache, True or False), "
+            f"got {type(value).__name__}; pass the engine's response cache as "
+            "response_cache=, e.g. ChatResilientLLM(..., response_cache=ResponseCache())"
+        )
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
@@ -152,9 +168,9 @@ class ChatResilientLLM(BaseChatModel):
             engine_options["timeout"] = self.timeout
         if self.spill_over is not None:
             engine_options["spill_over"] = self.spill_over
-        for name in _PASSED_WHEN_SET:
+        for name, engine_name in _PASSED_WHEN_SET.items():
             if name in self.model_fields_set:
-                engine_options[name] = getattr(self, name)
+                engine_options[engine_name] = getattr(self, name)
         self._engine = ResilientLLM(
             self.providers,
             retry=self._retry_policy(),
@@ -198,6 +214,8 @@ class ChatResilientLLM(BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        # Taken before the call, so the primary's model: the reply's generation_info names
+        # the route that answered, and LangChain's tracer puts that on the run at its end.
         params = LangSmithParams(
             ls_provider="resilient-llm",
             ls_model_name=kwargs.get("model") or self.model or self._engine.providers[0].model,
@@ -256,46 +274,6 @@ class ChatResilientLLM(BaseChatModel):
             raise ValueError(f"Received unsupported arguments {kwargs}")
         return _structured.structured_output(self, schema, method, include_raw, strict)
 
-    # -- streaming entry points: only to name the run for the engine's events ----------
-
-    def stream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[AIMessageChunk]:
-        # BaseChatModel.stream() gives _stream() no run manager; give the events one.
-        config, manager = _callbacks.stream_run_manager(ensure_config(config), self, is_async=False)
-        inner = super().stream(input, config, stop=stop, **kwargs)
-        while True:
-            with _callbacks.stream_run(manager):
-                chunk = next(inner, None)
-            if chunk is None:
-                return
-            yield chunk
-
-    async def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        config, manager = _callbacks.stream_run_manager(ensure_config(config), self, is_async=True)
-        inner = super().astream(input, config, stop=stop, **kwargs)
-        while True:
-            with _callbacks.stream_run(manager):
-                try:
-                    chunk: AIMessageChunk | None = await anext(inner)
-                except StopAsyncIteration:
-                    chunk = None
-            if chunk is None:
-                return
-            yield chunk
-
     # -- the four calls: convert, delegate, convert back ------------------------------
 
     def _generate(
@@ -308,7 +286,7 @@ class ChatResilientLLM(BaseChatModel):
         neutral, options = self._call(messages, stop, kwargs)
         with _callbacks.scope(_callbacks.CallScope(run_manager)):
             reply = self._engine.chat(neutral, **options)
-        return ChatResult(generations=[ChatGeneration(message=_convert.to_ai_message(reply))])
+        return self._result(reply)
 
     async def _agenerate(
         self,
@@ -323,7 +301,7 @@ class ChatResilientLLM(BaseChatModel):
                 reply = await self._engine.achat(neutral, **options)
             finally:
                 await current.aflush()
-        return ChatResult(generations=[ChatGeneration(message=_convert.to_ai_message(reply))])
+        return self._result(reply)
 
     def _stream(
         self,
@@ -333,12 +311,12 @@ class ChatResilientLLM(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         neutral, options = self._call(messages, stop, kwargs)
-        current = _callbacks.CallScope(run_manager or _callbacks.current_stream_run())
+        current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=False))
         # The context variable is set around each step only: between steps the caller's
         # code runs, and it may be another call of this model.
         with _callbacks.scope(current):
             chunks = self._engine.stream(neutral, **options)
-        tally = _streaming.StreamTally()
+        tally = _streaming.StreamTally(self._engine.providers)
         try:
             while True:
                 with _callbacks.scope(current):
@@ -352,7 +330,7 @@ class ChatResilientLLM(BaseChatModel):
         finally:
             with _callbacks.scope(current):
                 _streaming.close(chunks)
-        yield tally.last(current)
+        yield tally.last()
 
     async def _astream(
         self,
@@ -362,10 +340,10 @@ class ChatResilientLLM(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         neutral, options = self._call(messages, stop, kwargs)
-        current = _callbacks.CallScope(run_manager or _callbacks.current_stream_run())
+        current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=True))
         with _callbacks.scope(current):
             chunks = self._engine.astream(neutral, **options)
-        tally = _streaming.StreamTally()
+        tally = _streaming.StreamTally(self._engine.providers)
         try:
             while True:
                 with _callbacks.scope(current):
@@ -385,7 +363,19 @@ class ChatResilientLLM(BaseChatModel):
             with _callbacks.scope(current):
                 await _streaming.aclose(chunks)
                 await current.aflush()
-        yield tally.last(current)
+        yield tally.last()
+
+    def _result(self, reply: ChatResponse) -> ChatResult:
+        route = _trace.answered_by(self._engine.providers, reply.provider, reply.model)
+        generation = ChatGeneration(
+            message=_convert.to_ai_message(reply), generation_info=route.generation_info()
+        )
+        return ChatResult(generations=[generation], llm_output=route.llm_output())
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        # A batch's prompts may be answered by different routes: name the first (the
+        # per-generation info names each one).
+        return next((dict(o) for o in llm_outputs if o), {})
 
     def _call(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

@@ -129,7 +129,7 @@ def test_engine_options_reach_the_engine_only_when_set() -> None:
         hedge=Hedge(0.2),
         stream_timeouts=StreamTimeouts(idle=5),
         adaptive_limits=False,
-        cache=cache,
+        response_cache=cache,
     )
     engine = model.resilient_engine
     assert engine.retry_budget is None, "an explicit None turns the budget off"
