@@ -28,10 +28,10 @@ from langchain_core.callbacks import (
     BaseCallbackManager,
     CallbackManager,
     CallbackManagerForLLMRun,
+    Callbacks,
 )
 from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
 from resilient_llm import ResilientLLM
@@ -40,6 +40,7 @@ from resilient_llm.events import Event
 __all__ = [
     "EVENT_PREFIX",
     "CallScope",
+    "RunManager",
     "attach",
     "current_run",
     "forward",
@@ -52,9 +53,8 @@ EVENT_PREFIX = "resilient_llm."
 _CURRENT: ContextVar[CallScope | None] = ContextVar("langchain_resilient_call", default=None)
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 # LangChain calls _stream()/_astream() without their run manager from stream() and from
-# invoke() when it streams under the hood (LangGraph's "messages" mode, astream_events):
-# ChatResilientLLM's public calls name the run (config["run_id"]) and leave a manager for
-# that run here.
+# generate() when it streams under the hood (LangGraph's "messages" mode, astream_events):
+# ChatResilientLLM's entry points name the run and leave a manager for that run here.
 _PENDING_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
 
 
@@ -129,29 +129,26 @@ def scope(current: CallScope) -> Iterator[CallScope]:
 
 
 def run_manager_for(
-    config: RunnableConfig, model: BaseChatModel, *, is_async: bool
-) -> tuple[RunnableConfig, RunManager]:
-    """A run manager for the LLM run a public call is about to start, and its config.
+    model: BaseChatModel,
+    callbacks: Callbacks,
+    tags: list[str] | None,
+    metadata: dict[str, Any] | None,
+    run_id: uuid.UUID | None,
+    *,
+    is_async: bool,
+) -> tuple[uuid.UUID, RunManager]:
+    """The id and a run manager for the LLM run a public call is about to start.
 
     The manager has the handlers, tags and metadata LangChain will give the run, and the
-    run's id (set in the returned config, which LangChain takes as the run's id), so
-    custom events land on the right run.
+    run's id (the caller passes it on, and LangChain takes it as the run's id), so custom
+    events land on the right run.
     """
-    run_id = config.get("run_id") or uuid.uuid4()
-    config = {**config, "run_id": run_id}
-    args = (
-        config.get("callbacks"),
-        model.callbacks,
-        model.verbose,
-        config.get("tags"),
-        model.tags,
-        config.get("metadata"),
-        model.metadata,
-    )
+    run_id = run_id or uuid.uuid4()
+    args = (callbacks, model.callbacks, model.verbose, tags, model.tags, metadata, model.metadata)
     manager: BaseCallbackManager = (
         AsyncCallbackManager.configure(*args) if is_async else CallbackManager.configure(*args)
     )
-    return config, _for_run(manager, run_id, is_async=is_async)
+    return run_id, _for_run(manager, run_id, is_async=is_async)
 
 
 def _for_run(manager: BaseCallbackManager, run_id: uuid.UUID, *, is_async: bool) -> RunManager:
@@ -181,11 +178,11 @@ def pending_run(manager: RunManager | None) -> Iterator[None]:
 def current_run(*, is_async: bool) -> RunManager | None:
     """The run a ``_stream`` / ``_astream`` called without a run manager belongs to.
 
-    The run a public call of this model left (``invoke``, ``stream`` and their async
-    twins name it before LangChain starts it); otherwise, when LangChain was entered some
-    other way (``generate``, a caller of ``_stream``), the run of the runnable that
-    called: its config is in context, and events go there as ``dispatch_custom_event``
-    would send them.
+    The run an entry point of this model left (``generate``, under ``invoke`` and
+    ``batch``, and ``stream``, with their async twins, name it before LangChain starts
+    it); otherwise (a ``generate`` of several prompts, a direct caller of ``_stream``) the
+    run of the runnable that called: its config is in context, and events go there as
+    ``dispatch_custom_event`` would send them.
     """
     pending = _PENDING_RUN.get()
     if pending is not None:

@@ -34,7 +34,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from resilient_llm import ChatChunk, ConfigurationError, Message, Provider
+from resilient_llm import Capabilities, ChatChunk, ConfigurationError, Message, Provider
 from resilient_llm import ResilientLLM as Engine
 
 from ._convert import (
@@ -67,26 +67,22 @@ _CALL_OPTIONS = frozenset(
     | {"stop", "model", "timeout"}
 )
 
-# (model-name prefix, context window, output tokens); first match wins.
-_MODEL_LIMITS: tuple[tuple[str, int, int], ...] = (
-    ("gpt-4o", 128_000, 16_384),
-    ("gpt-4.1", 1_047_576, 32_768),
-    ("claude-", 200_000, 8_192),
-    ("gemini-2.5-", 1_048_576, 65_536),
-)
+# For a model the engine's table does not know (LLMMetadata needs numbers).
 _DEFAULT_LIMITS = (128_000, 4_096)
 
 
-def model_limits(model: str) -> tuple[int, int]:
-    """``(context_window, num_output)`` for a model name, from a small table of families.
+def model_limits(model: str, override: Capabilities | None = None) -> tuple[int, int]:
+    """``(context_window, num_output)`` for a model, from the engine's capability table.
 
-    Unknown models get 128k / 4096; pass ``context_window=`` / ``num_output=`` to override.
+    The same numbers the engine routes by (``Capabilities.for_model``, then ``override``
+    as ``Provider(capabilities=)`` gives it); what the table does not know is 128k / 4096.
+    Pass ``context_window=`` / ``num_output=`` to the LLM to override.
     """
-    name = model.lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" on OpenAI-compatible routers
-    for prefix, window, output in _MODEL_LIMITS:
-        if name.startswith(prefix):
-            return window, output
-    return _DEFAULT_LIMITS
+    caps = Capabilities.for_model(model, override)
+    return (
+        caps.context_window or _DEFAULT_LIMITS[0],
+        caps.max_output or _DEFAULT_LIMITS[1],
+    )
 
 
 def _chat_callback(f: _F) -> _F:
@@ -116,10 +112,10 @@ class ResilientLLM(FunctionCallingLLM):
     temperature: float | None = Field(default=None, description="Default temperature.")
     max_tokens: int | None = Field(default=None, description="Default output token limit.")
     context_window: int | None = Field(
-        default=None, description="Override the model table's context window."
+        default=None, description="Override the engine's capability table's context window."
     )
     num_output: int | None = Field(
-        default=None, description="Override the model table's output size."
+        default=None, description="Override the engine's capability table's output limit."
     )
 
     _engine: Engine = PrivateAttr()
@@ -171,7 +167,9 @@ class ResilientLLM(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        window, output = model_limits(self.model)
+        primary = self._engine.providers[0]
+        override = primary.capabilities if self.model == primary.model else None
+        window, output = model_limits(self.model, override)
         return LLMMetadata(
             context_window=self.context_window or window,
             num_output=self.num_output or self.max_tokens or output,

@@ -49,6 +49,13 @@ class Capabilities:
                     f"Capabilities.{name} must be True, False or None, got {value!r}"
                 )
 
+    @classmethod
+    def for_model(cls, model: str, override: Capabilities | None = None) -> Capabilities:
+        """What the engine assumes ``model`` can take: its entry in the built-in table
+        (longest matching name prefix; a router's ``"openai/gpt-4o"`` is ``gpt-4o``), then
+        every field ``override`` sets, as ``Provider(capabilities=)`` does for a route."""
+        return capabilities_for(model, override)
+
     def merged(self, override: Capabilities | None) -> Capabilities:
         """These capabilities with every field ``override`` sets (not None) replaced."""
         if override is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from langchain_core.caches import InMemoryCache
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 
 from langchain_resilient import ChatResilientLLM
 from resilient_llm import FakeClock, ResponseCache, RetryPolicy
@@ -114,7 +114,8 @@ async def test_invoke_and_stream_give_the_same_account() -> None:
         *[("anthropic", 529)] * 3,
         ("openai", None),
     ]
-    assert attempt_count == 5 and answered == "openai"
+    assert attempt_count == 5
+    assert answered == "openai"
     assert [(f["from"], f["to"]) for f in failovers] == [
         ("openai", "anthropic"),
         ("anthropic", "openai"),

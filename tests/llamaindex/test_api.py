@@ -16,7 +16,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 import llamaindex_resilient
 from llamaindex_resilient import ResilientLLM, model_limits
 from llamaindex_resilient._convert import to_messages, tool_selections
-from resilient_llm import ConfigurationError, Message, ToolCall
+from resilient_llm import Capabilities, ConfigurationError, Message, Provider, ToolCall
 
 from .conftest import Routes
 
@@ -40,18 +40,46 @@ def test_exported_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "limits"),
+    "model",
     [
-        ("gpt-4o-mini", (128_000, 16_384)),
-        ("gpt-4.1-nano", (1_047_576, 32_768)),
-        ("claude-haiku-4-5", (200_000, 8_192)),
-        ("gemini-2.5-flash", (1_048_576, 65_536)),
-        ("openai/gpt-4o", (128_000, 16_384)),
-        ("llama-3.3-70b", (128_000, 4_096)),
+        "gpt-4o-mini",
+        "gpt-4.1-nano",
+        "gpt-5-mini",
+        "o4-mini",
+        "claude-haiku-4-5",
+        "claude-opus-4-1",
+        "claude-3-5-haiku-latest",
+        "gemini-2.5-flash",
+        "gemini-2.0-flash-lite",
+        "openai/gpt-4o",
     ],
 )
-def test_model_limits(model: str, limits: tuple[int, int]) -> None:
-    assert model_limits(model) == limits
+def test_metadata_is_the_engines_table(model: str) -> None:
+    """One table: LlamaIndex's metadata is what the engine routes by."""
+    caps = Capabilities.for_model(model)
+    assert caps.context_window is not None
+    assert caps.max_output is not None
+    assert model_limits(model) == (caps.context_window, caps.max_output)
+    llm = ResilientLLM(Provider("openai", model, base_url="http://127.0.0.1:9/v1", api_key="x"))
+    assert (llm.metadata.context_window, llm.metadata.num_output) == (
+        caps.context_window,
+        caps.max_output,
+    )
+
+
+def test_metadata_follows_the_routes_capabilities_and_unknown_models() -> None:
+    narrowed = Capabilities(context_window=32_000, max_output=2_000)
+    llm = ResilientLLM(
+        Provider(
+            "openai",
+            "gpt-5-mini",
+            base_url="http://127.0.0.1:9/v1",
+            api_key="x",
+            capabilities=narrowed,
+        )
+    )
+    assert (llm.metadata.context_window, llm.metadata.num_output) == (32_000, 2_000)
+    assert model_limits("llama-3.3-70b") == (128_000, 4_096), "what the table does not know"
 
 
 def test_metadata(routes: Routes) -> None:
