@@ -90,9 +90,12 @@ class ChatResilientLLM(NamedRunModel):
     ``model`` (or ``model=`` per call) overrides the first route's model only.
 
     Every engine event (attempts, retries, waits, failovers, breaker changes) reaches the
-    run's callbacks as ``on_custom_event("resilient_llm.<kind>", data)``; each reply's
-    ``response_metadata`` names the ``provider`` that answered, the ``attempts`` and the
-    ``failovers``.
+    run's callbacks as ``on_custom_event("resilient_llm.<kind>", data)``, streamed or not;
+    each reply's ``response_metadata`` names the ``provider`` that answered and carries
+    the engine's account (``attempts``, ``failovers``, ``waited``); its
+    ``generation_info`` names the answering route for tracers.
+
+    ``cache=`` is LangChain's cache; the engine's response cache is ``response_cache=``.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
