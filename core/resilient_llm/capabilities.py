@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from ._callstate import Unfit
 from .errors import ConfigurationError
 from .messages import ChatRequest
+from .tokens import reserved_output
 
 __all__ = ["Capabilities", "capabilities_for", "unfit_reason"]
 
@@ -96,7 +97,13 @@ def capabilities_for(model: str, override: Capabilities | None = None) -> Capabi
 
 
 def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unfit | None:
-    """Why a route with ``caps`` cannot take ``request`` (of ``estimate`` tokens), or None."""
+    """Why a route with ``caps`` cannot take ``request``, or None.
+
+    ``estimate`` is :func:`~resilient_llm.tokens.estimate_tokens`'s count, which already
+    holds the output reserve (``max_tokens``, else the default reserve, which is also what
+    the Anthropic adapter sends as ``max_tokens``): the request fits when that count is
+    within the window, to the token.
+    """
     if request.tools and caps.tools is False:
         return Unfit("the model takes no tools")
     forced = request.tool_choice not in (None, "auto", "none")
@@ -108,6 +115,8 @@ def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unf
     if caps.max_output is not None and out is not None and out > caps.max_output:
         return Unfit(f"max_tokens {out} exceeds the model's {caps.max_output}")
     window = caps.context_window
-    if window is not None and estimate + (out or 0) > window:
-        return Unfit(f"~{estimate} tokens (+{out or 0} out) exceed its {window}-token window", True)
+    if window is not None and estimate > window:
+        reserve = reserved_output(request)
+        prompt = max(0, estimate - reserve)
+        return Unfit(f"~{prompt} tokens (+{reserve} out) exceed its {window}-token window", True)
     return None
