@@ -57,7 +57,7 @@ from .hedge import Hedge, run_hedged
 from .hints import hints_from_headers
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
-from .providers.base import ChatAdapter, Provider
+from .providers.base import ChatAdapter, Provider, distinct_names
 from .routes import Route
 from .scope import CallScope
 from .snapshot import Snapshot
@@ -129,13 +129,7 @@ class ResilientLLM:
                     f"ResilientLLM.providers[{index}] must be a Provider, "
                     f"got {type(provider).__name__}"
                 )
-        names = [p.name for p in providers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigurationError(
-                f"ResilientLLM.providers have duplicate names {duplicates}: "
-                "give each route its own Provider(name=...)"
-            )
+        providers = distinct_names(providers, "ResilientLLM.providers")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
         if breaker is not None and not isinstance(breaker, BreakerPolicy):

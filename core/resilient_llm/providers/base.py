@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
@@ -22,7 +22,14 @@ from ..limiter import RateLimit
 from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 
-__all__ = ["ENV_KEYS", "ChatAdapter", "Provider", "ProviderKind", "rate_limit_headers"]
+__all__ = [
+    "ENV_KEYS",
+    "ChatAdapter",
+    "Provider",
+    "ProviderKind",
+    "distinct_names",
+    "rate_limit_headers",
+]
 
 ProviderKind = Literal["openai", "anthropic", "gemini"]
 _KINDS: tuple[str, ...] = get_args(ProviderKind)
@@ -41,8 +48,10 @@ _HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-rat
 class Provider:
     """One route: an SDK family, a model, and how to reach it.
 
-    ``name`` defaults to ``kind`` and must be unique among an engine's providers; it is
-    what events, snapshots and replies call the route. ``timeout`` bounds one attempt.
+    ``name`` is what events, snapshots and replies call the route, unique among an
+    engine's providers. Without one, the engine names the first route of a kind after the
+    kind (``"openai"``) and a later route of the same kind ``"kind:model"``
+    (``"openai:gpt-4o-mini"``); see :func:`distinct_names`. ``timeout`` bounds one attempt.
     ``capabilities`` overrides what the built-in table says the model can take.
     ``max_concurrency`` bounds this process's calls in flight on the route; later calls
     queue in order (within their deadline) rather than pile onto a slow provider.
@@ -135,6 +144,20 @@ class Provider:
         object.__setattr__(self, "options", dict(options or {}))
         object.__setattr__(self, "capabilities", capabilities)
         object.__setattr__(self, "max_concurrency", max_concurrency)
+        # Not a field: whether the caller chose the name, so an engine may derive another.
+        object.__setattr__(self, "_named", name is not None)
+
+    @property
+    def named(self) -> bool:
+        """Whether the caller gave this route its name (else it was derived)."""
+        return bool(self.__dict__.get("_named", True))
+
+    def renamed(self, name: str) -> Provider:
+        """This route under another (derived) name; everything else, the key included, kept."""
+        copy = object.__new__(Provider)
+        copy.__dict__.update(self.__dict__)
+        object.__setattr__(copy, "name", name)
+        return copy
 
     def resolve_key(self, environ: Mapping[str, str] | None = None) -> Secret | None:
         """The key to use: the one given, else the family's environment variable."""
@@ -158,6 +181,51 @@ class Provider:
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Provider({', '.join(parts)})"
+
+
+def distinct_names(providers: Sequence[Provider], owner: str) -> list[Provider]:
+    """``providers`` with a distinct name each, or a ``ConfigurationError`` naming a clash.
+
+    A name the caller gave is kept. A route without one is called after its kind when no
+    other route has that name yet (one route per kind keeps ``"openai"``, ``"anthropic"``,
+    ``"gemini"``), else ``"kind:model"``, so ``[Provider("openai", "gpt-4o"),
+    Provider("openai", "gpt-4o-mini")]`` are ``"openai"`` and ``"openai:gpt-4o-mini"``.
+    Two routes that still share a name (given twice, or the same kind and model twice
+    without names) are refused: events and snapshots could not tell them apart.
+    """
+    holders: dict[str, int] = {}
+    for index, provider in enumerate(providers):
+        if provider.named:
+            _claim(holders, provider.name, index, providers, owner)
+    derived: dict[str, int] = {}
+    named: list[Provider] = []
+    for index, provider in enumerate(providers):
+        if not provider.named:
+            # The same kind and model twice is a clash even though "kind" and "kind:model"
+            # would tell them apart: neither name would say which route is which.
+            long_name = f"{provider.kind}:{provider.model}"
+            _claim(derived, long_name, index, providers, owner, "would both be named")
+            name = provider.kind if provider.kind not in holders else long_name
+            _claim(holders, name, index, providers, owner)
+            provider = provider if name == provider.name else provider.renamed(name)
+        named.append(provider)
+    return named
+
+
+def _claim(
+    holders: dict[str, int],
+    name: str,
+    index: int,
+    providers: Sequence[Provider],
+    owner: str,
+    clash: str = "are both named",
+) -> None:
+    first = holders.setdefault(name, index)
+    if first != index:
+        raise ConfigurationError(
+            f"{owner}[{first}] {providers[first]!r} and {owner}[{index}] "
+            f"{providers[index]!r} {clash} {name!r}: give one its own Provider(name=...)"
+        )
 
 
 _ASYNC_TRANSPORTS = ("aiohttp", "httpx")
