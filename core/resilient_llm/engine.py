@@ -28,6 +28,7 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._arguments import MessagesIn, as_list, build_request, number_setting
+from ._keys import check_keys, note_withheld_key
 from .adaptive import ProviderCap
 from .admission import CallReport
 from .backends import MemoryState, StateBackend
@@ -188,6 +189,7 @@ class ResilientLLM:
         # reading a tokenizer file would stall every other call in flight.
         for provider in self.providers:
             preload(provider.model)
+            note_withheld_key(provider)
         self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
         if cache is not None and not isinstance(cache, CacheStore):
             raise ConfigurationError(
@@ -377,7 +379,14 @@ class ResilientLLM:
         if timeout is not None:
             timeout = number_setting("the call's timeout", timeout, minimum=0, inclusive=False)
         timeout = self.timeout if timeout is None else timeout
-        return self.request(messages, **options), timeout
+        request = self.request(messages, **options)
+        self._check_keys()
+        return request, timeout
+
+    def _check_keys(self) -> None:
+        # Keys are the default adapters' concern only: an adapter_factory brings its own.
+        if self._factory is _default_factory:
+            check_keys(self.providers)
 
     def _flow(
         self,

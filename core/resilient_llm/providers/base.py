@@ -23,7 +23,9 @@ from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 
 __all__ = [
+    "ENV_BASE_URLS",
     "ENV_KEYS",
+    "OFFICIAL_HOSTS",
     "ChatAdapter",
     "Provider",
     "ProviderKind",
@@ -39,6 +41,20 @@ ENV_KEYS: Mapping[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
     "anthropic": ("ANTHROPIC_API_KEY",),
     "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+}
+
+# Where an environment key may be sent: the family's own API host (https, default port),
+# and the base URL its SDK reads from the environment next to that key, which the
+# operator who set the key chose too. Any other base_url gets no environment key.
+OFFICIAL_HOSTS: Mapping[str, str] = {
+    "openai": "api.openai.com",
+    "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com",
+}
+ENV_BASE_URLS: Mapping[str, str] = {
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
 }
 
 _HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-ratelimit-")
@@ -160,15 +176,39 @@ class Provider:
         return copy
 
     def resolve_key(self, environ: Mapping[str, str] | None = None) -> Secret | None:
-        """The key to use: the one given, else the family's environment variable."""
+        """The key to use: the one given, else the family's environment variable when the
+        route goes to the family's own endpoint (see :meth:`takes_env_key`), else None."""
         if self.api_key is not None:
             return self.api_key
         env = os.environ if environ is None else environ
+        if not self.takes_env_key(env):
+            return None
         for variable in ENV_KEYS[self.kind]:
             value = env.get(variable)
             if value:
                 return Secret(value)
         return None
+
+    def takes_env_key(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether an environment key may go to this route's endpoint.
+
+        True without a ``base_url`` (the SDK's default endpoint, or the one its own
+        environment variable names), for an https ``base_url`` on the family's official
+        host (``api.openai.com``, ``api.anthropic.com``,
+        ``generativelanguage.googleapis.com``), and for a ``base_url`` equal to the one in
+        the family's environment variable (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``,
+        ``GOOGLE_GEMINI_BASE_URL``). Any other ``base_url`` (OpenRouter, Groq, a proxy, a
+        local server) gets only the key given to this ``Provider``: ``OPENAI_API_KEY``
+        is never sent to a third party.
+        """
+        if self.base_url is None:
+            return True
+        url = _endpoint(self.base_url)
+        if url is not None and url[:3] == ("https", OFFICIAL_HOSTS[self.kind], 443):
+            return True
+        env = os.environ if environ is None else environ
+        configured = env.get(ENV_BASE_URLS[self.kind])
+        return bool(configured) and url is not None and _endpoint(configured) == url
 
     def __repr__(self) -> str:
         parts = [repr(self.kind), f"model={self.model!r}"]
@@ -245,6 +285,20 @@ def _check_async_transport(kind: str, options: Mapping[str, object]) -> None:
             f"Provider.options['async_transport'] must be one of {list(_ASYNC_TRANSPORTS)}, "
             f"got {value!r}"
         )
+
+
+def _endpoint(url: str) -> tuple[str, str, int, str] | None:
+    """``url`` as (scheme, host, port, path) for comparing endpoints, or None if invalid."""
+    try:
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError:
+        return None
+    scheme, host = parsed.scheme.lower(), (parsed.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        return None
+    default = 443 if scheme == "https" else 80
+    return scheme, host, port or default, parsed.path.rstrip("/")
 
 
 def _is_http_url(value: object) -> bool:
