@@ -27,7 +27,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._arguments import MessagesIn, as_list, build_request, number_setting
+from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
 from ._keys import check_keys, note_withheld_key
 from .adaptive import ProviderCap
 from .admission import CallReport
@@ -37,7 +37,7 @@ from .breaker import BreakerPolicy, StateChange
 from .budget import RetryBudget, RetryLedger
 from .bulkhead import Bulkhead
 from .cache import CacheFront, CacheStore
-from .capabilities import capabilities_for, unfit_reason
+from .capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
 from .clock import Clock, SystemClock
 from .drivers import (
     AsyncSend,
@@ -153,7 +153,7 @@ class ResilientLLM:
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
-        self.timeout = number_setting("ResilientLLM.timeout", timeout, minimum=0, inclusive=False)
+        self.timeout = timeout_setting("ResilientLLM.timeout", timeout)
         spill = number_setting("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
@@ -377,9 +377,10 @@ class ResilientLLM:
     def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
         timeout = options.pop("timeout", None)
         if timeout is not None:
-            timeout = number_setting("the call's timeout", timeout, minimum=0, inclusive=False)
+            timeout = timeout_setting("the call's timeout", timeout)
         timeout = self.timeout if timeout is None else timeout
         request = self.request(messages, **options)
+        check_turns([p.kind for p in self.providers], request)
         self._check_keys()
         return request, timeout
 
@@ -411,7 +412,13 @@ class ResilientLLM:
         # Estimated on first use: a call answered by its first route never estimates for
         # the others.
         estimates = _PerRoute(len(keep), lambda i: estimate_tokens(request, model=models[i]))
-        unfit = _PerRoute(len(keep), lambda i: unfit_reason(caps[i], request, estimates[i]))
+        kinds = [self.providers[i].kind for i in keep]
+        unfit = _PerRoute(
+            len(keep),
+            lambda i: (
+                turn_reason(kinds[i], request) or unfit_reason(caps[i], request, estimates[i])
+            ),
+        )
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         return call_flow(

@@ -9,13 +9,13 @@ that family is built, so an application that never uses Gemini never imports goo
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 
+from .._arguments import timeout_setting
 from ..capabilities import Capabilities
 from ..errors import ConfigurationError
 from ..limiter import RateLimit
@@ -126,13 +126,8 @@ class Provider:
             )
         if options is not None:
             _check_async_transport(kind, options)
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ConfigurationError(f"Provider.timeout must be a number > 0, got {timeout!r}")
+        if timeout is not None:
+            timeout = timeout_setting("Provider.timeout", timeout)
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise ConfigurationError(
                 f"Provider.rate_limit must be a RateLimit, got {type(rate_limit).__name__}"
@@ -208,7 +203,7 @@ class Provider:
             return True
         env = os.environ if environ is None else environ
         configured = env.get(ENV_BASE_URLS[self.kind])
-        return bool(configured) and url is not None and _endpoint(configured) == url
+        return url is not None and bool(configured) and _endpoint(str(configured)) == url
 
     def __repr__(self) -> str:
         parts = [repr(self.kind), f"model={self.model!r}"]
