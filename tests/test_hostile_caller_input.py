@@ -29,6 +29,7 @@ from resilient_llm import (
     Provider,
     ResilientLLM,
     RetryPolicy,
+    StreamTimeouts,
     Tool,
     ToolCall,
 )
@@ -236,6 +237,8 @@ def test_the_limits_themselves_are_taken(chaos: ChaosServer) -> None:
     [
         (lambda: ResilientLLM([Provider("openai", "m")], timeout=1e308), "ResilientLLM.timeout"),
         (lambda: Provider("openai", "m", timeout=1e308), "Provider.timeout"),
+        (lambda: StreamTimeouts(first_token=1e308), "StreamTimeouts.first_token"),
+        (lambda: StreamTimeouts(idle=MAX_TIMEOUT * 2), "StreamTimeouts.idle"),
         (
             lambda: LlamaResilientLLM(providers=[Provider("openai", "m")], timeout=1e308),
             "ResilientLLM.timeout",
