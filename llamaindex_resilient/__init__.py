@@ -12,6 +12,15 @@
 
 from __future__ import annotations
 
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        "llamaindex_resilient needs LlamaIndex (llama-index-core): "
+        "pip install 'resilient-llm[llamaindex]'",
+        name=exc.name,
+    ) from exc
+
 from .base import ResilientLLM, model_limits
 from .events import (
     ResilientAttemptEvent,

@@ -171,7 +171,16 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         "providers duplicate",
         lambda: ResilientLLM([_provider(), _provider()]),
         CE,
-        "duplicate names ['openai']",
+        "ResilientLLM.providers[0] Provider('openai', model='gpt-4o') and "
+        "ResilientLLM.providers[1] Provider('openai', model='gpt-4o') would both be named "
+        "'openai:gpt-4o'",
+    ),
+    (
+        "providers duplicate names",
+        lambda: ResilientLLM([_provider(name="a"), Provider("anthropic", "c", name="a")]),
+        CE,
+        "ResilientLLM.providers[0] Provider('openai', model='gpt-4o', name='a') and "
+        "ResilientLLM.providers[1] Provider('anthropic', model='c', name='a') are both named 'a'",
     ),
     ("engine timeout 0", lambda: _engine(timeout=0), CE, "ResilientLLM.timeout"),
     ("engine timeout -1", lambda: _engine(timeout=-1), CE, "ResilientLLM.timeout"),
@@ -268,7 +277,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         "li duplicate",
         lambda: LlamaResilientLLM(providers=[_provider(), _provider()]),
         CE,
-        "duplicate names",
+        "would both be named 'openai:gpt-4o'",
     ),
 ]
 

@@ -6,6 +6,7 @@ Each SDK reads its base URL from the environment when none is given (``OPENAI_BA
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -57,6 +58,20 @@ def test_beyond_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         again = llm.chat("What is the capital of France?", temperature=0)  # type: ignore[attr-defined]
         assert again.metadata["cache"] == "hit"
         assert [r.provider for r in server.log] == ["openai"]
+
+
+def test_tools_example_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    block = python_blocks("### Tools and structured output")[0]
+    with ChaosServer() as server:
+        _point_sdks_at(server, monkeypatch)
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        assert [(r.provider, r.status) for r in server.log] == [("openai", 200)] * 2
+    printed = capsys.readouterr().out.splitlines()
+    assert "name='add', arguments={'a': 2, 'b': 3}" in printed[0]
+    assert sorted(ast.literal_eval(printed[1])) == ["city", "country"]
 
 
 def test_chaos_example_runs() -> None:

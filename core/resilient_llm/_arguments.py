@@ -13,7 +13,19 @@ from typing import Any
 from .errors import ConfigurationError
 from .messages import ChatRequest, Message, Tool, to_messages
 
-__all__ = ["MessagesIn", "as_list", "build_request", "number_setting"]
+__all__ = [
+    "MAX_TIMEOUT",
+    "MessagesIn",
+    "as_list",
+    "build_request",
+    "number_setting",
+    "timeout_setting",
+]
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+"""The longest timeout taken, in seconds (a week). Larger values overflow the SDKs' and
+the event loop's own clocks (``timeout=1e308`` is an ``OverflowError`` deep in a client),
+and no call is meant to wait longer."""
 
 MessagesIn = Sequence[Message | Mapping[str, Any]] | ChatRequest | str
 
@@ -62,6 +74,16 @@ def number_setting(name: str, value: object, *, minimum: float, inclusive: bool)
         bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
         raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def timeout_setting(name: str, value: object) -> float:
+    """A timeout in seconds: a finite number > 0 and at most :data:`MAX_TIMEOUT`."""
+    seconds = number_setting(name, value, minimum=0, inclusive=False)
+    if seconds > MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_TIMEOUT:g} s (a week), got {value!r}"
+        )
+    return seconds
 
 
 def as_list(name: str, value: object) -> Iterable[Any]:

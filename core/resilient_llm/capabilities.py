@@ -13,13 +13,15 @@ assumed able to do everything, with an unknown window, so it is never skipped on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from ._callstate import Unfit
 from .errors import ConfigurationError
 from .messages import ChatRequest
+from .tokens import reserved_output
 
-__all__ = ["Capabilities", "capabilities_for", "unfit_reason"]
+__all__ = ["Capabilities", "capabilities_for", "check_turns", "turn_reason", "unfit_reason"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,13 @@ def capabilities_for(model: str, override: Capabilities | None = None) -> Capabi
 
 
 def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unfit | None:
-    """Why a route with ``caps`` cannot take ``request`` (of ``estimate`` tokens), or None."""
+    """Why a route with ``caps`` cannot take ``request``, or None.
+
+    ``estimate`` is :func:`~resilient_llm.tokens.estimate_tokens`'s count, which already
+    holds the output reserve (``max_tokens``, else the default reserve, which is also what
+    the Anthropic adapter sends as ``max_tokens``): the request fits when that count is
+    within the window, to the token.
+    """
     if request.tools and caps.tools is False:
         return Unfit("the model takes no tools")
     forced = request.tool_choice not in (None, "auto", "none")
@@ -115,6 +123,31 @@ def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unf
     if caps.max_output is not None and out is not None and out > caps.max_output:
         return Unfit(f"max_tokens {out} exceeds the model's {caps.max_output}")
     window = caps.context_window
-    if window is not None and estimate + (out or 0) > window:
-        return Unfit(f"~{estimate} tokens (+{out or 0} out) exceed its {window}-token window", True)
+    if window is not None and estimate > window:
+        reserve = reserved_output(request)
+        prompt = max(0, estimate - reserve)
+        return Unfit(f"~{prompt} tokens (+{reserve} out) exceed its {window}-token window", True)
     return None
+
+
+# Anthropic's Messages API and Gemini's generateContent take the system prompt apart from
+# the conversation and refuse one with no turn in it (Anthropic answers 400; google-genai
+# raises ValueError before sending); OpenAI's chat completions take system messages alone.
+_NEEDS_A_TURN = ("anthropic", "gemini")
+
+
+def turn_reason(kind: str, request: ChatRequest) -> Unfit | None:
+    """Why a route of ``kind`` cannot take ``request`` for want of a turn, or None."""
+    if kind in _NEEDS_A_TURN and all(m.role == "system" for m in request.messages):
+        return Unfit(f"{kind} needs a user message besides the system prompt")
+    return None
+
+
+def check_turns(kinds: Sequence[str], request: ChatRequest) -> None:
+    """Raise ``ConfigurationError`` when no route of ``kinds`` can take ``request``'s
+    messages: only system messages, and no route that takes them alone."""
+    if all(turn_reason(kind, request) is not None for kind in kinds):
+        families = " and ".join(sorted(set(kinds)))
+        raise ConfigurationError(
+            f"messages holds only system messages: the {families} route(s) need a user message too"
+        )

@@ -27,7 +27,8 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._arguments import MessagesIn, as_list, build_request, number_setting
+from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
+from ._keys import check_keys, note_withheld_key
 from .adaptive import ProviderCap
 from .admission import CallReport
 from .backends import MemoryState, StateBackend
@@ -36,7 +37,7 @@ from .breaker import BreakerPolicy, StateChange
 from .budget import RetryBudget, RetryLedger
 from .bulkhead import Bulkhead
 from .cache import CacheFront, CacheStore
-from .capabilities import capabilities_for, unfit_reason
+from .capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
 from .clock import Clock, SystemClock
 from .drivers import (
     AsyncSend,
@@ -57,7 +58,7 @@ from .hedge import Hedge, run_hedged
 from .hints import hints_from_headers
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
-from .providers.base import ChatAdapter, Provider
+from .providers.base import ChatAdapter, Provider, distinct_names
 from .routes import Route
 from .scope import CallScope
 from .snapshot import Snapshot
@@ -129,13 +130,7 @@ class ResilientLLM:
                     f"ResilientLLM.providers[{index}] must be a Provider, "
                     f"got {type(provider).__name__}"
                 )
-        names = [p.name for p in providers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigurationError(
-                f"ResilientLLM.providers have duplicate names {duplicates}: "
-                "give each route its own Provider(name=...)"
-            )
+        providers = distinct_names(providers, "ResilientLLM.providers")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
         if breaker is not None and not isinstance(breaker, BreakerPolicy):
@@ -158,7 +153,7 @@ class ResilientLLM:
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
-        self.timeout = number_setting("ResilientLLM.timeout", timeout, minimum=0, inclusive=False)
+        self.timeout = timeout_setting("ResilientLLM.timeout", timeout)
         spill = number_setting("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
@@ -194,6 +189,7 @@ class ResilientLLM:
         # reading a tokenizer file would stall every other call in flight.
         for provider in self.providers:
             preload(provider.model)
+            note_withheld_key(provider)
         self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
         if cache is not None and not isinstance(cache, CacheStore):
             raise ConfigurationError(
@@ -381,9 +377,17 @@ class ResilientLLM:
     def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
         timeout = options.pop("timeout", None)
         if timeout is not None:
-            timeout = number_setting("the call's timeout", timeout, minimum=0, inclusive=False)
+            timeout = timeout_setting("the call's timeout", timeout)
         timeout = self.timeout if timeout is None else timeout
-        return self.request(messages, **options), timeout
+        request = self.request(messages, **options)
+        check_turns([p.kind for p in self.providers], request)
+        self._check_keys()
+        return request, timeout
+
+    def _check_keys(self) -> None:
+        # Keys are the default adapters' concern only: an adapter_factory brings its own.
+        if self._factory is _default_factory:
+            check_keys(self.providers)
 
     def _flow(
         self,
@@ -408,7 +412,13 @@ class ResilientLLM:
         # Estimated on first use: a call answered by its first route never estimates for
         # the others.
         estimates = _PerRoute(len(keep), lambda i: estimate_tokens(request, model=models[i]))
-        unfit = _PerRoute(len(keep), lambda i: unfit_reason(caps[i], request, estimates[i]))
+        kinds = [self.providers[i].kind for i in keep]
+        unfit = _PerRoute(
+            len(keep),
+            lambda i: (
+                turn_reason(kinds[i], request) or unfit_reason(caps[i], request, estimates[i])
+            ),
+        )
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         return call_flow(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from ._checks import check_json, check_text
 from .errors import ConfigurationError
 
 __all__ = [
@@ -134,6 +135,33 @@ class ChatRequest:
                 f"tool_choice {self.tool_choice!r} names no tool of this request "
                 f"(tools: {sorted(names)})"
             )
+        _check_sendable(self)
+
+
+def _check_sendable(request: ChatRequest) -> None:
+    """Every text encodes and every structure dumps as JSON, else the field is named."""
+    for i, message in enumerate(request.messages):
+        check_text(f"messages[{i}].content", message.content)
+        for name in ("name", "tool_call_id"):
+            value = getattr(message, name)
+            if isinstance(value, str):
+                check_text(f"messages[{i}].{name}", value)
+        for j, call in enumerate(message.tool_calls):
+            check_text(f"messages[{i}].tool_calls[{j}].id", call.id)
+            check_text(f"messages[{i}].tool_calls[{j}].name", call.name)
+            check_json(f"messages[{i}].tool_calls[{j}].arguments", call.arguments)
+    for i, tool in enumerate(request.tools):
+        check_text(f"tools[{i}].name", tool.name)
+        check_text(f"tools[{i}].description", tool.description)
+        check_json(f"tools[{i}].parameters", tool.parameters)
+    if request.response_schema is not None:
+        check_json("response_schema", request.response_schema)
+    for i, stop in enumerate(request.stop):
+        check_text(f"stop[{i}]", stop)
+    for name in ("model", "tool_choice"):
+        value = getattr(request, name)
+        if value is not None:
+            check_text(name, value)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ one quota, one breaker and one pause at one round trip per decision.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -222,14 +223,23 @@ class Route:
         self.breaker.add_listener(listener)
 
     def snapshot(self, now: float) -> RouteSnapshot:
+        """The route's state: what the backend shares (limiter, breaker, pause) from
+        :meth:`shared_snapshot`, and what stays in this process (bulkhead, last reported
+        quota) added here, so no backend can leave the process's part out."""
+        return dataclasses.replace(
+            self.shared_snapshot(now),
+            provider_quota=self._quota,
+            bulkhead=None if self.bulkhead is None else self.bulkhead.snapshot(),
+        )
+
+    def shared_snapshot(self, now: float) -> RouteSnapshot:
+        """The backend's part of :meth:`snapshot`; backends override this, not that."""
         return RouteSnapshot(
             name=self.name,
             limiter=self.limiter.snapshot(now),
             breaker=self.breaker.snapshot(now),
             paused_for=max(0.0, self._paused_until - now),
-            disabled=self._disabled,
-            provider_quota=self._quota,
-            bulkhead=None if self.bulkhead is None else self.bulkhead.snapshot(),
+            disabled=self.disabled,
         )
 
     def close(self) -> None:

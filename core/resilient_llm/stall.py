@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Generic, TypeVar
 
+from ._arguments import MAX_TIMEOUT
 from .backoff import _real
 
 __all__ = ["Pump", "Stalled", "StreamTimeouts"]
@@ -45,7 +46,11 @@ class StreamTimeouts:
         for name, value in (("first_token", first_token), ("idle", idle)):
             if value is not None:
                 value = _real(
-                    f"StreamTimeouts.{name}", value, "> 0", lambda v: v > 0, duration=True
+                    f"StreamTimeouts.{name}",
+                    value,
+                    f"> 0 and at most {MAX_TIMEOUT:g} s (a week)",
+                    lambda v: 0 < v <= MAX_TIMEOUT,
+                    duration=True,
                 )
             object.__setattr__(self, name, value)
 

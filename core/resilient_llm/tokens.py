@@ -36,6 +36,7 @@ __all__ = [
     "encoding_for_model",
     "estimate_tokens",
     "preload",
+    "reserved_output",
 ]
 
 EncodingName = Literal["o200k_base", "cl100k_base"]
@@ -149,6 +150,12 @@ def preload(model: str | None) -> None:
     name = encoding_for_model(model)
     if name is not None:
         _encoding(name)
+
+
+def reserved_output(request: ChatRequest) -> int:
+    """The output tokens an estimate of ``request`` includes: its ``max_tokens``, else
+    :data:`DEFAULT_OUTPUT_RESERVE`. An estimate minus this is the prompt alone."""
+    return request.max_tokens or DEFAULT_OUTPUT_RESERVE
 
 
 def _class_table() -> bytes:
@@ -278,7 +285,7 @@ def _estimate(
             total += _TOOLS_WRAPPER + sum(_tool_tokens(t, count) for t in request.tools)
         if request.response_schema is not None:
             total += _SCHEMA_WRAPPER + count(_text(request.response_schema))
-        return total + _REPLY_PRIMING + (request.max_tokens or DEFAULT_OUTPUT_RESERVE)
+        return total + _REPLY_PRIMING + reserved_output(request)
     count = _counter(model)
     total = _REPLY_PRIMING + DEFAULT_OUTPUT_RESERVE
     if isinstance(request, str) or not isinstance(request, Sequence):
@@ -309,4 +316,9 @@ def estimate_tokens(
         return max(1, _estimate(request, model))
     except Exception:
         _log.debug("token estimate fell back to text length", exc_info=True)
-        return 1 + _REPLY_PRIMING + DEFAULT_OUTPUT_RESERVE + _heuristic_tokens(_text(request))
+        # The same output reserve as the exact path, so estimate - reserved_output() is
+        # always the prompt (the context-window check relies on it).
+        reserve = (
+            reserved_output(request) if isinstance(request, ChatRequest) else DEFAULT_OUTPUT_RESERVE
+        )
+        return 1 + _REPLY_PRIMING + reserve + _heuristic_tokens(_text(request))

@@ -14,7 +14,8 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -40,6 +41,7 @@ from resilient_llm import (
 from resilient_llm.backends.redis import RedisState
 from resilient_llm.backends.redis._route import RedisPermit, RedisRoute, RedisSlot
 from resilient_llm.breaker import CircuitState, StateChange
+from resilient_llm.bulkhead import BulkheadSnapshot
 from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import BreakerStateChanged, StateDown, StateRestored
 
@@ -232,6 +234,40 @@ def test_snapshot_reports_the_shared_state(rig: Rig) -> None:
     assert (snap.breaker.failures, snap.breaker.calls) == (0, 2)
     assert snap.paused_for == 0.0
     assert snap.disabled is None
+
+
+def test_snapshot_keeps_the_bulkhead_and_the_reported_quota(rig: Rig) -> None:
+    # Both stay in this process; the snapshot must show them next to the shared state.
+    route = rig.provider("openai", "main", Plan(rpm=1000, latency=0.5), max_concurrency=2)
+    llm, _ = rig.engine(route)
+    assert llm.snapshot()[route.name].bulkhead == BulkheadSnapshot(2, 0, 0)
+    callers = [threading.Thread(target=llm.chat, args=(QUESTION,)) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    seen: list[BulkheadSnapshot | None] = []
+
+    def two_in_flight_one_queued() -> bool:
+        seen.append(llm.snapshot()[route.name].bulkhead)
+        return seen[-1] == BulkheadSnapshot(2, 2, 1)
+
+    in_flight = _eventually(two_in_flight_one_queued)
+    for caller in callers:
+        caller.join()
+    assert in_flight, seen[-5:]
+    snap = llm.snapshot()
+    assert snap[route.name].bulkhead == BulkheadSnapshot(2, 0, 0)
+    assert snap[route.name].provider_quota is not None  # the chaos server's x-ratelimit-*
+    assert snap.to_dict()[route.name]["bulkhead"] == {"limit": 2, "in_flight": 0, "queued": 0}
+
+
+def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Polls for a state other threads reach; never used to assert on elapsed time."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def test_asyncio_and_sync_redis_clients_are_accepted(rig: Rig, redis_url: str) -> None:

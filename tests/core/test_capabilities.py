@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_llm import Capabilities, ChatRequest, Message, Tool
+from resilient_llm import Capabilities, ChatRequest, Message, Tool, estimate_tokens
 from resilient_llm.capabilities import capabilities_for, unfit_reason
 from resilient_llm.errors import ConfigurationError
+from resilient_llm.tokens import DEFAULT_OUTPUT_RESERVE, reserved_output
 
 TOOL = Tool("lookup", "find a thing", {"type": "object", "properties": {}})
 
@@ -49,7 +50,8 @@ def test_an_override_replaces_only_the_fields_it_sets() -> None:
         ),
         (Capabilities(json_schema=False), {"response_schema": {}}, 10, "no JSON schema", False),
         (Capabilities(max_output=100), {"max_tokens": 101}, 10, "max_tokens 101", False),
-        (Capabilities(context_window=1000), {"max_tokens": 100}, 901, "1000-token window", True),
+        # The estimate already holds max_tokens: 1001 with 100 out is 901 of prompt.
+        (Capabilities(context_window=1000), {"max_tokens": 100}, 1001, "1000-token window", True),
     ],
 )
 def test_requests_a_route_cannot_take(
@@ -63,7 +65,7 @@ def test_requests_a_route_cannot_take(
 
 def test_requests_that_fit_exactly_are_taken() -> None:
     caps = Capabilities(context_window=1000, max_output=100, tool_choice=False)
-    assert unfit_reason(caps, request(max_tokens=100), 900) is None
+    assert unfit_reason(caps, request(max_tokens=100), 1000) is None
     assert unfit_reason(caps, request(tools=(TOOL,), tool_choice="auto"), 10) is None
 
 
@@ -79,3 +81,35 @@ def test_requests_that_fit_exactly_are_taken() -> None:
 def test_bad_capabilities_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigurationError, match=field):
         Capabilities(**kwargs)  # type: ignore[arg-type]
+
+
+def _prompt_of(tokens: int, max_tokens: int | None) -> ChatRequest:
+    """A gpt-4 request whose prompt is exactly ``tokens`` long (tiktoken counts exactly)."""
+    text = "word " * tokens
+    for _ in range(5):
+        req = ChatRequest(messages=(Message("user", text),), max_tokens=max_tokens)
+        prompt = estimate_tokens(req, "gpt-4") - reserved_output(req)
+        if prompt == tokens:
+            return req
+        text = "word " * (text.count("word ") + tokens - prompt)
+    raise AssertionError("could not build a prompt of the exact size")
+
+
+@pytest.mark.parametrize("max_tokens", [3000, 1, None])
+def test_the_window_holds_prompt_and_max_tokens_once(max_tokens: int | None) -> None:
+    caps = capabilities_for("gpt-4")  # 8,192 tokens
+    out = max_tokens or DEFAULT_OUTPUT_RESERVE
+    fits = _prompt_of(8192 - out, max_tokens)
+    assert unfit_reason(caps, fits, estimate_tokens(fits, "gpt-4")) is None
+    over = _prompt_of(8192 - out + 1, max_tokens)
+    unfit = unfit_reason(caps, over, estimate_tokens(over, "gpt-4"))
+    assert unfit is not None
+    assert unfit.too_long
+    assert f"~{8193 - out} tokens (+{out} out) exceed its 8192-token window" in unfit.reason
+
+
+def test_a_3000_token_prompt_with_3000_out_fits_an_8k_window() -> None:
+    request = _prompt_of(3000, 3000)
+    assert (
+        unfit_reason(capabilities_for("gpt-4"), request, estimate_tokens(request, "gpt-4")) is None
+    )

@@ -162,8 +162,8 @@ def test_per_call_timeout_and_limits_are_validated() -> None:
         llm.chat("hi", timeout=0)
     with pytest.raises(ConfigurationError, match="providers"):
         ResilientLLM([])
-    with pytest.raises(ConfigurationError, match="duplicate"):
-        ResilientLLM([Provider("openai", "a"), Provider("openai", "b")])
+    with pytest.raises(ConfigurationError, match="both named 'x'"):
+        ResilientLLM([Provider("openai", "a", name="x"), Provider("openai", "b", name="x")])
     with pytest.raises(ConfigurationError, match=r"providers\[0\]"):
         ResilientLLM(["openai"])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="spill_over"):

@@ -3,6 +3,7 @@ promise that an estimate never raises and is always an ``int >= 1``."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,6 +51,7 @@ def test_exported_names() -> None:
         "encoding_for_model",
         "estimate_tokens",
         "preload",
+        "reserved_output",
     ]
     assert DEFAULT_OUTPUT_RESERVE == 1024
 
@@ -271,6 +273,15 @@ def test_dicts_sequences_and_strings_are_accepted() -> None:
     assert estimate_tokens(with_call) > estimate_tokens(with_call[:1])
 
 
+def _unchecked(messages: tuple[Message, ...], **fields: Any) -> ChatRequest:
+    """A ChatRequest built without ``__post_init__``'s checks."""
+    request = object.__new__(ChatRequest)
+    for spec in dataclasses.fields(ChatRequest):
+        value = fields.get(spec.name, spec.default)
+        object.__setattr__(request, spec.name, messages if spec.name == "messages" else value)
+    return request
+
+
 def test_odd_content_is_estimated_not_rejected() -> None:
     circular: dict[str, Any] = {}
     circular["self"] = circular
@@ -286,7 +297,9 @@ def test_odd_content_is_estimated_not_rejected() -> None:
         ToolCall("c", "f", {"when": object(), "tags": {1, 2}}),
         ToolCall("d", "g", circular),
     )
-    request = ChatRequest(
+    # A ChatRequest refuses all of this (tests/test_hostile_input.py); the estimator must
+    # still not raise on one that got past its checks.
+    request = _unchecked(
         (Message("assistant", "\ud800 lone surrogate", tool_calls=calls),),
         tools=(Tool("t", "d", {"default": object(), "keys": {(1, 2): "tuple key"}}),),
         response_schema=circular,

@@ -9,20 +9,29 @@ that family is built, so an application that never uses Gemini never imports goo
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 
+from .._arguments import timeout_setting
 from ..capabilities import Capabilities
 from ..errors import ConfigurationError
 from ..limiter import RateLimit
 from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..secrets import Secret
 
-__all__ = ["ENV_KEYS", "ChatAdapter", "Provider", "ProviderKind", "rate_limit_headers"]
+__all__ = [
+    "ENV_BASE_URLS",
+    "ENV_KEYS",
+    "OFFICIAL_HOSTS",
+    "ChatAdapter",
+    "Provider",
+    "ProviderKind",
+    "distinct_names",
+    "rate_limit_headers",
+]
 
 ProviderKind = Literal["openai", "anthropic", "gemini"]
 _KINDS: tuple[str, ...] = get_args(ProviderKind)
@@ -34,6 +43,20 @@ ENV_KEYS: Mapping[str, tuple[str, ...]] = {
     "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
 }
 
+# Where an environment key may be sent: the family's own API host (https, default port),
+# and the base URL its SDK reads from the environment next to that key, which the
+# operator who set the key chose too. Any other base_url gets no environment key.
+OFFICIAL_HOSTS: Mapping[str, str] = {
+    "openai": "api.openai.com",
+    "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com",
+}
+ENV_BASE_URLS: Mapping[str, str] = {
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
+}
+
 _HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-ratelimit-")
 
 
@@ -41,8 +64,10 @@ _HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-rat
 class Provider:
     """One route: an SDK family, a model, and how to reach it.
 
-    ``name`` defaults to ``kind`` and must be unique among an engine's providers; it is
-    what events, snapshots and replies call the route. ``timeout`` bounds one attempt.
+    ``name`` is what events, snapshots and replies call the route, unique among an
+    engine's providers. Without one, the engine names the first route of a kind after the
+    kind (``"openai"``) and a later route of the same kind ``"kind:model"``
+    (``"openai:gpt-4o-mini"``); see :func:`distinct_names`. ``timeout`` bounds one attempt.
     ``capabilities`` overrides what the built-in table says the model can take.
     ``max_concurrency`` bounds this process's calls in flight on the route; later calls
     queue in order (within their deadline) rather than pile onto a slow provider.
@@ -101,13 +126,8 @@ class Provider:
             )
         if options is not None:
             _check_async_transport(kind, options)
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ConfigurationError(f"Provider.timeout must be a number > 0, got {timeout!r}")
+        if timeout is not None:
+            timeout = timeout_setting("Provider.timeout", timeout)
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise ConfigurationError(
                 f"Provider.rate_limit must be a RateLimit, got {type(rate_limit).__name__}"
@@ -135,17 +155,55 @@ class Provider:
         object.__setattr__(self, "options", dict(options or {}))
         object.__setattr__(self, "capabilities", capabilities)
         object.__setattr__(self, "max_concurrency", max_concurrency)
+        # Not a field: whether the caller chose the name, so an engine may derive another.
+        object.__setattr__(self, "_named", name is not None)
+
+    @property
+    def named(self) -> bool:
+        """Whether the caller gave this route its name (else it was derived)."""
+        return bool(self.__dict__.get("_named", True))
+
+    def renamed(self, name: str) -> Provider:
+        """This route under another (derived) name; everything else, the key included, kept."""
+        copy = object.__new__(Provider)
+        copy.__dict__.update(self.__dict__)
+        object.__setattr__(copy, "name", name)
+        return copy
 
     def resolve_key(self, environ: Mapping[str, str] | None = None) -> Secret | None:
-        """The key to use: the one given, else the family's environment variable."""
+        """The key to use: the one given, else the family's environment variable when the
+        route goes to the family's own endpoint (see :meth:`takes_env_key`), else None."""
         if self.api_key is not None:
             return self.api_key
         env = os.environ if environ is None else environ
+        if not self.takes_env_key(env):
+            return None
         for variable in ENV_KEYS[self.kind]:
             value = env.get(variable)
             if value:
                 return Secret(value)
         return None
+
+    def takes_env_key(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether an environment key may go to this route's endpoint.
+
+        True without a ``base_url`` (the SDK's default endpoint, or the one its own
+        environment variable names), for an https ``base_url`` on the family's official
+        host (``api.openai.com``, ``api.anthropic.com``,
+        ``generativelanguage.googleapis.com``), and for a ``base_url`` equal to the one in
+        the family's environment variable (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``,
+        ``GOOGLE_GEMINI_BASE_URL``). Any other ``base_url`` (OpenRouter, Groq, a proxy, a
+        local server) gets only the key given to this ``Provider``: ``OPENAI_API_KEY``
+        is never sent to a third party.
+        """
+        if self.base_url is None:
+            return True
+        url = _endpoint(self.base_url)
+        if url is not None and url[:3] == ("https", OFFICIAL_HOSTS[self.kind], 443):
+            return True
+        env = os.environ if environ is None else environ
+        configured = env.get(ENV_BASE_URLS[self.kind])
+        return url is not None and bool(configured) and _endpoint(str(configured)) == url
 
     def __repr__(self) -> str:
         parts = [repr(self.kind), f"model={self.model!r}"]
@@ -158,6 +216,51 @@ class Provider:
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Provider({', '.join(parts)})"
+
+
+def distinct_names(providers: Sequence[Provider], owner: str) -> list[Provider]:
+    """``providers`` with a distinct name each, or a ``ConfigurationError`` naming a clash.
+
+    A name the caller gave is kept. A route without one is called after its kind when no
+    other route has that name yet (one route per kind keeps ``"openai"``, ``"anthropic"``,
+    ``"gemini"``), else ``"kind:model"``, so ``[Provider("openai", "gpt-4o"),
+    Provider("openai", "gpt-4o-mini")]`` are ``"openai"`` and ``"openai:gpt-4o-mini"``.
+    Two routes that still share a name (given twice, or the same kind and model twice
+    without names) are refused: events and snapshots could not tell them apart.
+    """
+    holders: dict[str, int] = {}
+    for index, provider in enumerate(providers):
+        if provider.named:
+            _claim(holders, provider.name, index, providers, owner)
+    derived: dict[str, int] = {}
+    named: list[Provider] = []
+    for index, provider in enumerate(providers):
+        if not provider.named:
+            # The same kind and model twice is a clash even though "kind" and "kind:model"
+            # would tell them apart: neither name would say which route is which.
+            long_name = f"{provider.kind}:{provider.model}"
+            _claim(derived, long_name, index, providers, owner, "would both be named")
+            name = provider.kind if provider.kind not in holders else long_name
+            _claim(holders, name, index, providers, owner)
+            provider = provider if name == provider.name else provider.renamed(name)
+        named.append(provider)
+    return named
+
+
+def _claim(
+    holders: dict[str, int],
+    name: str,
+    index: int,
+    providers: Sequence[Provider],
+    owner: str,
+    clash: str = "are both named",
+) -> None:
+    first = holders.setdefault(name, index)
+    if first != index:
+        raise ConfigurationError(
+            f"{owner}[{first}] {providers[first]!r} and {owner}[{index}] "
+            f"{providers[index]!r} {clash} {name!r}: give one its own Provider(name=...)"
+        )
 
 
 _ASYNC_TRANSPORTS = ("aiohttp", "httpx")
@@ -177,6 +280,20 @@ def _check_async_transport(kind: str, options: Mapping[str, object]) -> None:
             f"Provider.options['async_transport'] must be one of {list(_ASYNC_TRANSPORTS)}, "
             f"got {value!r}"
         )
+
+
+def _endpoint(url: str) -> tuple[str, str, int, str] | None:
+    """``url`` as (scheme, host, port, path) for comparing endpoints, or None if invalid."""
+    try:
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError:
+        return None
+    scheme, host = parsed.scheme.lower(), (parsed.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        return None
+    default = 443 if scheme == "https" else 80
+    return scheme, host, port or default, parsed.path.rstrip("/")
 
 
 def _is_http_url(value: object) -> bool:

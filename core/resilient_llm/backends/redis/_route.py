@@ -297,11 +297,11 @@ class RedisRoute(Route):
         """Close the shared breaker and clear its counts, for every process."""
         self._record("reset", now)
 
-    def snapshot(self, now: float) -> RouteSnapshot:
+    def shared_snapshot(self, now: float) -> RouteSnapshot:
         try:
             t, result = self._run("snapshot", now)
         except _Down:
-            return super().snapshot(now)
+            return super().shared_snapshot(now)
         admitted, used, size, total, first, failures, calls, opened, probes, paused = (
             _text(v) for v in result
         )
@@ -338,7 +338,6 @@ class RedisRoute(Route):
             breaker=breaker,
             paused_for=max(0.0, _here(paused, now, t) - now),
             disabled=self.disabled,
-            provider_quota=self._quota,
         )
 
     def __repr__(self) -> str:
