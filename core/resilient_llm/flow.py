@@ -24,6 +24,9 @@ The policy (DESIGN.md, "Failover policy"):
 - Open breaker: the route is skipped without a call; the engine does not wait out a
   cooldown, since failing fast is the breaker's purpose.
 - 400 / 422: raised at once. 401 / 403 / 404: the route is disabled and the call fails over.
+- A refusal is an answer and ends the call, unless the driver reports it as ``Refused``
+  (the engine's ``on_refusal="failover"``): then the route counts a success, the call
+  moves to the next route, and if none answers otherwise the last refusal is the reply.
 - One deadline bounds everything: no wait ends past it, and a wait that would is not begun.
 """
 
@@ -46,7 +49,18 @@ from .admission import Admission, CallReport
 from .breaker import Permit
 from .budget import RetryLedger
 from .bulkhead import Bulkhead
-from .effects import Call, Effect, Enter, Entered, Failed, FlowPolicy, Outcome, Succeeded, Wait
+from .effects import (
+    Call,
+    Effect,
+    Enter,
+    Entered,
+    Failed,
+    FlowPolicy,
+    Outcome,
+    Refused,
+    Succeeded,
+    Wait,
+)
 from .errors import (
     AuthError,
     ContextLengthExceeded,
@@ -122,11 +136,20 @@ def call_flow(
         raise ValueError("call_flow needs one budget per route")
     state = CallState(len(routes))
     report = CallReport()
+    refused: Refused | None = None
     while True:
         _note_disabled(routes, state, report, now, emit)
-        if now >= deadline:
-            raise deadline_error(state, report, "the deadline passed")
-        choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
+        try:
+            if now >= deadline:
+                raise deadline_error(state, report, "the deadline passed")
+            choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
+        except ResilientLLMError:
+            if refused is None:
+                raise
+            # No route answered otherwise: the refusal is the answer.
+            report.route = refused.provider or ""
+            report.refused = refused
+            return report
         if isinstance(choice, _Sleep):
             now = yield from _wait(report, choice, now, emit)
             continue
@@ -185,6 +208,9 @@ def call_flow(
             route.name, state.attempts, type(error).__name__, started, now, error.status_code, emit
         )
         ledger = budgets[index] if budgets else None
+        if isinstance(error, Refused):
+            refused = _refused(route, index, admission, error, now, state)
+            continue
         if isinstance(error, ContextLengthExceeded):
             admission.release()
             go_past_window(routes, index, windows, error, state, report, now, emit)
@@ -350,6 +376,20 @@ def _choose(
             state, report, "every ready route's limiter queue outlasts the deadline"
         )
     raise exhausted_error(routes, state, report)
+
+
+def _refused(
+    route: Route, index: int, admission: Admission, error: Refused, now: float, state: CallState
+) -> Refused:
+    """A refused attempt when the call fails over on refusals: the route answered, so its
+    breaker and limiter count a success, but this call asks the next route."""
+    admission.succeed(now, error.usage_tokens)
+    state.out[index] = error
+    state.last_route = index
+    state.last_error = error
+    state.last_reason = "refused"
+    state.sticky = None
+    return error
 
 
 def _on_failure(
