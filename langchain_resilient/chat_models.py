@@ -66,6 +66,7 @@ _PASSED_WHEN_SET = (
     "hedge",
     "cache",
     "telemetry",
+    "on_refusal",
 )
 
 
@@ -116,6 +117,8 @@ class ChatResilientLLM(BaseChatModel):
     """A ``ResponseCache``, a ``RedisCache`` or another cache store."""
     telemetry: Any = Field(default=None, exclude=True)
     """A ``resilient_llm.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
+    on_refusal: Literal["return", "failover"] = "return"
+    """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
     max_retries: int | None = None
     """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
     timeout: float | None = None
