@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_llm import AuthError, BadRequest, RateLimited
+from resilient_llm import AuthError, BadRequest, RateLimited, ResilientLLMError
 from resilient_llm.providers._common import says_auth_failure
 from resilient_llm.providers.anthropic import map_anthropic_error
 from resilient_llm.providers.gemini import map_gemini_error
@@ -58,7 +58,7 @@ def test_a_bad_key_on_the_only_route_raises_auth_error(bench: Bench, case: str) 
     kind, recording = BAD_KEYS[case]
     bad = bench.route(kind, "badkey")
     bench.serve(bad, recording)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ResilientLLMError) as caught:
         bench.run(bench.engine(bad), "chat")
     error = caught.value
     # With one route the call reports every route failed; the route's own error is an
@@ -84,7 +84,11 @@ def test_only_a_key_reason_makes_a_400_an_auth_error() -> None:
         "gemini/403_permission_denied",
     ):
         assert says_auth_failure(Recording.load(name).body.decode()), name
-    for name in ("openai/429_rate_limit", "anthropic/529_overloaded", "gemini/429_resource_exhausted"):
+    for name in (
+        "openai/429_rate_limit",
+        "anthropic/529_overloaded",
+        "gemini/429_resource_exhausted",
+    ):
         assert not says_auth_failure(Recording.load(name).body.decode()), name
 
 

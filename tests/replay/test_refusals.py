@@ -231,3 +231,25 @@ def test_llamaindex_passes_on_refusal_to_the_engine(bench: Bench) -> None:
         llm.engine.close()
     assert "refusal" not in response.message.additional_kwargs
     assert response.raw["provider"] == good.name
+
+
+def test_an_anthropic_refusal_explains_itself_when_it_says_why() -> None:
+    """Newer models add ``stop_details`` to a refusal; its explanation is the reason."""
+    import json
+
+    import anthropic
+
+    from resilient_llm.providers._anthropic_convert import response_from_message
+
+    from .server import Recording
+
+    body = json.loads(Recording.load("anthropic/refusal").body)
+    plain = anthropic.types.Message.model_validate(body)
+    assert response_from_message(plain, "r", None).refusal == "refused"
+    body["stop_details"] = {"type": "refusal", "category": "cyber"}
+    detailed = anthropic.types.Message.model_validate(body)
+    assert response_from_message(detailed, "r", None).refusal == "refused: cyber"
+    body["stop_details"]["explanation"] = "This request was blocked."
+    explained = anthropic.types.Message.model_validate(body)
+    reply = response_from_message(explained, "r", None)
+    assert (reply.refusal, reply.finish_reason) == ("This request was blocked.", "refusal")
