@@ -18,7 +18,13 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from langchain_resilient import ChatResilientLLM
 from llamaindex_resilient import ResilientLLM as LlamaResilientLLM
-from resilient_llm import ConfigurationError, FakeClock, ResilientLLM, ResponseCache
+from resilient_llm import (
+    ConfigurationError,
+    FakeClock,
+    ResilientLLM,
+    ResponseCache,
+    StreamTimeouts,
+)
 from resilient_llm._stored import dump_response, load_response
 
 from .conftest import FALLBACK, MODES, QUESTION, STREAMS, Bench, answer
@@ -95,6 +101,24 @@ def test_on_refusal_failover_asks_the_next_route(
     assert failover == {"from": refusing.name, "to": good.name, "reason": "refused"}
     assert [a["outcome"] for a in result.metadata["attempts"]] == ["Refused", "ok"]
     assert llm.snapshot()[refusing.name].breaker.state.value == "closed"
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+def test_a_watched_stream_fails_over_on_refusal_too(bench: Bench, mode: str) -> None:
+    """With stream timeouts a reader thread (sync) or a timer (async) watches the stream;
+    a refusal read there still moves the call on."""
+    refusing = bench.route("openai", "refuses")
+    good = bench.route("anthropic", "healthy")
+    bench.serve(refusing, "openai/stream_refusal")
+    bench.serve(good, "anthropic/stream_text")
+    llm = bench.engine(
+        refusing,
+        good,
+        on_refusal="failover",
+        stream_timeouts=StreamTimeouts(first_token=20.0, idle=20.0),
+    )
+    result = bench.run(llm, mode)
+    assert (result.provider, result.text, result.refusal) == (good.name, "2", None)
 
 
 @pytest.mark.parametrize("mode", MODES)
