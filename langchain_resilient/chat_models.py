@@ -91,7 +91,8 @@ class ChatResilientLLM(BaseChatModel):
     Every engine event (attempts, retries, waits, failovers, breaker changes) reaches the
     run's callbacks as ``on_custom_event("resilient_llm.<kind>", data)``; each reply's
     ``response_metadata`` names the ``provider`` that answered, the ``attempts`` and the
-    ``failovers``.
+    ``failovers``. A refusal is in ``additional_kwargs["refusal"]``, as ``ChatOpenAI`` puts
+    it, with ``finish_reason == "refusal"``.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)

@@ -111,3 +111,39 @@ def test_a_recorded_tool_call_reads_right(
     assert [(c.name, dict(c.arguments)) for c in calls] == [(tool, arguments)]
     assert calls[0].id
     assert result.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_langchain_reads_a_recorded_tool_call(bench: Bench, kind: str) -> None:
+    from langchain_resilient import ChatResilientLLM
+
+    name, tool, arguments = TOOL_CALLS[kind, "chat"]
+    route = bench.route(kind, "only")
+    bench.serve(route, name)
+    model = ChatResilientLLM(engine=bench.engine(route))
+    schema = {"type": "object", "properties": {"country": {"type": "string"}}}
+    bound = model.bind_tools([{"name": tool, "description": "look up", "parameters": schema}])
+    message = bound.invoke("What is the capital of France?")
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [(tool, arguments)]
+    assert message.response_metadata["provider"] == route.name
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream_chat"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_llamaindex_reads_a_recorded_answer(bench: Bench, kind: str, streamed: bool) -> None:
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+    from llamaindex_resilient import ResilientLLM as LlamaResilientLLM
+
+    name = answer(kind, "stream" if streamed else "chat")
+    route = bench.route(kind, "only")
+    bench.serve(route, name)
+    llm = LlamaResilientLLM(engine=bench.engine(route))
+    messages = [ChatMessage(role=MessageRole.USER, content="What is the capital of France?")]
+    if streamed:
+        *_, response = llm.stream_chat(messages)
+    else:
+        response = llm.chat(messages)
+    assert response.message.content == TEXT[name][0]
+    assert response.raw["finish_reason"] == "stop"
+    assert "refusal" not in response.message.additional_kwargs
