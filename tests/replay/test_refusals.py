@@ -28,6 +28,7 @@ from resilient_llm import (
 from resilient_llm._stored import dump_response, load_response
 
 from .conftest import FALLBACK, MODES, QUESTION, STREAMS, Bench, answer
+from .server import Recording
 
 OPENAI_TEXT = "I'm sorry, I cannot assist with that request."
 # (family, case) -> (JSON recording, SSE recording, refusal, content of the JSON reply)
@@ -135,6 +136,21 @@ def test_when_every_route_refuses_the_last_refusal_is_the_answer(bench: Bench, m
     assert result.finish_reason == "refusal"
     assert [a["outcome"] for a in result.metadata["attempts"]] == ["Refused", "Refused"]
     assert result.metadata["provider"] == last.name
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_refusal_outranks_a_later_route_that_rejects_the_request(bench: Bench, mode: str) -> None:
+    refusing = bench.route("anthropic", "refuses")
+    rejecting = bench.route("gemini", "rejects")
+    bad_request = Recording.load("gemini/400_api_key_invalid")
+    body = bad_request.body.decode().replace("API_KEY_INVALID", "FIELD_INVALID")
+    bench.serve(refusing, refusal_of(("anthropic", "refusal"), mode))
+    bench.serve(rejecting, bad_request.with_body(body))
+    llm = bench.engine(refusing, rejecting, on_refusal="failover")
+
+    result = bench.run(llm, mode)
+    assert (result.provider, result.refusal) == (refusing.name, "refused")
+    assert [a["outcome"] for a in result.metadata["attempts"]] == ["Refused", "BadRequest"]
 
 
 def test_on_refusal_is_checked(bench: Bench) -> None:
@@ -264,8 +280,6 @@ def test_an_anthropic_refusal_explains_itself_when_it_says_why() -> None:
     import anthropic
 
     from resilient_llm.providers._anthropic_convert import response_from_message
-
-    from .server import Recording
 
     body = json.loads(Recording.load("anthropic/refusal").body)
     plain = anthropic.types.Message.model_validate(body)
