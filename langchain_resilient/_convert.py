@@ -152,9 +152,15 @@ def call_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _refusal(text: str | None) -> dict[str, Any]:
+    # Where ChatOpenAI puts a refusal, so code written for it finds ours.
+    return {} if text is None else {"refusal": text}
+
+
 def to_ai_message(reply: ChatResponse) -> AIMessage:
     return AIMessage(
         content=reply.content,
+        additional_kwargs=_refusal(reply.refusal),
         tool_calls=_tool_calls(reply.tool_calls),
         usage_metadata=usage_metadata(reply.usage),
         response_metadata={
@@ -184,6 +190,7 @@ def to_chunk(chunk: ChatChunk, first_index: int) -> AIMessageChunk:
     """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones."""
     return AIMessageChunk(
         content=chunk.delta,
+        additional_kwargs=_refusal(chunk.refusal),
         tool_call_chunks=tool_call_chunks(chunk.tool_calls, first_index),
         usage_metadata=usage_metadata(chunk.usage),
     )

@@ -68,6 +68,7 @@ _PASSED_WHEN_SET = {
     "hedge": "hedge",
     "response_cache": "cache",
     "telemetry": "telemetry",
+    "on_refusal": "on_refusal",
 }
 
 
@@ -93,7 +94,9 @@ class ChatResilientLLM(NamedRunModel):
     run's callbacks as ``on_custom_event("resilient_llm.<kind>", data)``, streamed or not;
     each reply's ``response_metadata`` names the ``provider`` that answered and carries
     the engine's account (``attempts``, ``failovers``, ``waited``); its
-    ``generation_info`` names the answering route for tracers.
+    ``generation_info`` names the answering route for tracers. A refusal is in
+    ``additional_kwargs["refusal"]``, as ``ChatOpenAI`` puts it, with
+    ``finish_reason == "refusal"``.
 
     ``cache=`` is LangChain's cache; the engine's response cache is ``response_cache=``.
     """
@@ -122,6 +125,8 @@ class ChatResilientLLM(NamedRunModel):
     cache store. (``cache=`` keeps LangChain's meaning: a ``BaseCache`` or a bool.)"""
     telemetry: Any = Field(default=None, exclude=True)
     """A ``resilient_llm.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
+    on_refusal: Literal["return", "failover"] = "return"
+    """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
     max_retries: int | None = None
     """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
     timeout: float | None = None

@@ -185,8 +185,10 @@ def _openai_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
-def _assistant(text: str, calls: Sequence[ToolCall]) -> ChatMessage:
+def _assistant(text: str, calls: Sequence[ToolCall], refusal: str | None = None) -> ChatMessage:
     extra: dict[str, Any] = {"tool_calls": _openai_calls(calls)} if calls else {}
+    if refusal is not None:
+        extra["refusal"] = refusal  # where llama-index-llms-openai keeps OpenAI's refusal
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         blocks=list(_blocks(text, calls)),
@@ -210,14 +212,16 @@ def _raw(reply: NeutralResponse) -> dict[str, Any]:
         "provider": reply.provider,
         "model": reply.model,
         "finish_reason": reply.finish_reason,
+        "refusal": reply.refusal,
         "usage": _usage(reply.usage),
     }
 
 
 def to_chat_response(reply: NeutralResponse) -> ChatResponse:
-    """A LlamaIndex chat response; ``raw`` holds the engine's account of the call."""
+    """A LlamaIndex chat response; ``raw`` holds the engine's account of the call, and a
+    refusal is in ``message.additional_kwargs["refusal"]``."""
     return ChatResponse(
-        message=_assistant(reply.content, reply.tool_calls),
+        message=_assistant(reply.content, reply.tool_calls, reply.refusal),
         raw=_raw(reply),
         additional_kwargs=_usage(reply.usage),
     )
@@ -239,9 +243,12 @@ class StreamState:
         self.provider = ""
         self.model = ""
         self.finish_reason: str | None = None
+        self.refusal: str | None = None
 
     def add(self, chunk: ChatChunk) -> None:
         self.text += chunk.delta
+        if chunk.refusal is not None:
+            self.refusal = (self.refusal or "") + chunk.refusal
         self.calls += chunk.tool_calls
         self.usage = chunk.usage or self.usage
         self.provider = chunk.provider or self.provider
@@ -253,13 +260,14 @@ class StreamState:
             "provider": self.provider,
             "model": self.model,
             "finish_reason": self.finish_reason,
+            "refusal": self.refusal,
             "usage": _usage(self.usage),
         }
 
     def chat(self, chunk: ChatChunk) -> ChatResponse:
         self.add(chunk)
         return ChatResponse(
-            message=_assistant(self.text, self.calls),
+            message=_assistant(self.text, self.calls, self.refusal),
             delta=chunk.delta,
             raw=self._raw(),
             additional_kwargs=_usage(self.usage),

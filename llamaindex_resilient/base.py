@@ -101,7 +101,9 @@ class ResilientLLM(FunctionCallingLLM):
     carry the engine's account in ``raw`` (``provider``, ``model``, ``attempts``,
     ``failovers``, ``waits``, ``usage``) and token usage in ``additional_kwargs``
     (``prompt_tokens``, ``completion_tokens``, ``total_tokens``); streamed chunks carry
-    ``provider``, ``model`` and ``usage``.
+    ``provider``, ``model`` and ``usage``. A refusal is in
+    ``message.additional_kwargs["refusal"]`` and ``raw["refusal"]``, with
+    ``raw["finish_reason"] == "refusal"``.
 
     Rate limiting is the engine's: ``rate_limiter`` must stay ``None``. Engine events are
     re-emitted as LlamaIndex instrumentation events (see :mod:`llamaindex_resilient.events`),

@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .admission import CallReport
+from .admission import Admission, CallReport
+from .effects import Refused
 from .errors import (
     AllProvidersFailed,
     BadRequest,
@@ -32,6 +33,7 @@ __all__ = [
     "exhausted_error",
     "go_past_window",
     "mark_unfit",
+    "note_refused",
 ]
 
 
@@ -164,4 +166,18 @@ def exhausted_error(
         retryable=any(r.retryable for r in reasons) or state.blocked_by_breaker,
     )
     error.__cause__ = last
+    return error
+
+
+def note_refused(
+    index: int, admission: Admission, error: Refused, now: float, state: CallState
+) -> Refused:
+    """A refused attempt when the call fails over on refusals: the route answered, so its
+    breaker and limiter count a success, but this call asks the next route."""
+    admission.succeed(now, error.usage_tokens)
+    state.out[index] = error
+    state.last_route = index
+    state.last_error = error
+    state.last_reason = "refused"
+    state.sticky = None
     return error

@@ -10,7 +10,7 @@ from .messages import ChatResponse, ToolCall, Usage
 __all__ = ["FORMAT", "dump_response", "load_response"]
 
 # Bumped whenever the key material or the stored shape changes, so old entries just miss.
-FORMAT = 1
+FORMAT = 2
 
 
 def dump_response(reply: ChatResponse) -> str:
@@ -30,6 +30,7 @@ def dump_response(reply: ChatResponse) -> str:
             "finish_reason": reply.finish_reason,
             "metadata": reply.metadata,
             "rate_limit_headers": reply.rate_limit_headers,
+            "refusal": reply.refusal,
         },
         ensure_ascii=False,
         allow_nan=False,
@@ -61,6 +62,7 @@ def load_response(payload: str | bytes) -> ChatResponse:
             else _typed(data["finish_reason"], str),
             metadata=_typed(data["metadata"], dict),
             rate_limit_headers=_typed(data["rate_limit_headers"], dict),
+            refusal=None if data["refusal"] is None else _typed(data["refusal"], str),
         )
     except (KeyError, IndexError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"a corrupt cache entry: {type(exc).__name__}") from None

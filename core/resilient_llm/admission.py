@@ -93,6 +93,9 @@ class CallReport:
     waits: list[tuple[str, str, float]] = field(default_factory=list)
     failovers: list[tuple[str, str, str]] = field(default_factory=list)
     admission: Admission | None = None
+    # The last refused attempt's error, when a call that fails over on refusals found no
+    # route that answered otherwise: its reply is the call's.
+    refused: Any = None
     _skips: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def finished(

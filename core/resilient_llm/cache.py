@@ -307,6 +307,7 @@ def replay_chunk(reply: ChatResponse) -> ChatChunk:
         usage=reply.usage,
         finish_reason=reply.finish_reason,
         metadata=reply.metadata,
+        refusal=reply.refusal,
     )
 
 

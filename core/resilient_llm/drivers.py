@@ -176,12 +176,27 @@ def run_sync_stream(
     return _relay_sync(flow, clock, first_chunk)
 
 
+def _refusal(report: CallReport) -> list[ChatChunk] | None:
+    """The chunks of the refused stream that is the call's answer, if every route refused."""
+    if report.refused is None:
+        return None
+    chunks = list(report.refused.reply)
+    first = chunks[0]
+    chunks[0] = dataclasses.replace(first, metadata={**first.metadata, **report.metadata()})
+    return chunks
+
+
 def _relay_sync(
     flow: Flow,
     clock: Clock,
     first_chunk: Callable[[Call], tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]],
 ) -> Generator[ChatChunk, None, None]:
-    (first, chunks), report = run_sync(flow, clock, first_chunk)
+    start, report = run_sync(flow, clock, first_chunk)
+    refusal = _refusal(report)
+    if refusal is not None:
+        yield from refusal
+        return
+    first, chunks = start
     tally = _Tally(report, first)
     try:
         yield tally.first
@@ -276,9 +291,15 @@ async def run_async_stream(
             raise
 
     if first_phase is None:
-        (first, chunks), report = await run_async(flow, clock, first_chunk)
+        start, report = await run_async(flow, clock, first_chunk)
     else:
-        (first, chunks), report = await first_phase(flow, first_chunk)
+        start, report = await first_phase(flow, first_chunk)
+    refusal = _refusal(report)
+    if refusal is not None:
+        for chunk in refusal:
+            yield chunk
+        return
+    first, chunks = start
     tally = _Tally(report, first)
     try:
         yield tally.first

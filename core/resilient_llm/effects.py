@@ -23,6 +23,7 @@ __all__ = [
     "Failed",
     "FlowPolicy",
     "Outcome",
+    "Refused",
     "Succeeded",
     "Wait",
 ]
@@ -70,6 +71,21 @@ class Succeeded:
 class Failed:
     now: float
     error: ResilientLLMError
+
+
+class Refused(ResilientLLMError):
+    """An attempt whose reply is a refusal, sent back as ``Failed`` when the engine is to
+    ask the next route (``on_refusal="failover"``).
+
+    It is not the provider's failure: the flow counts the attempt a success for the route
+    and moves on. ``reply`` is what the attempt gave (a ``ChatResponse``, or a stream's
+    chunks), returned to the caller if no later route answers.
+    """
+
+    def __init__(self, reply: object, usage_tokens: int | None, *, provider: str) -> None:
+        super().__init__(f"{provider}: the model refused", provider=provider)
+        self.reply = reply
+        self.usage_tokens = usage_tokens
 
 
 Effect = Wait | Enter | Call

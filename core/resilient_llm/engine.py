@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
 from ._keys import check_keys, note_withheld_key
+from ._refusals import OnRefusal, achecked, checked, checked_reply
+from ._refusals import on_refusal as refusal_setting
 from .adaptive import ProviderCap
 from .admission import CallReport
 from .backends import MemoryState, StateBackend
@@ -93,6 +95,8 @@ class ResilientLLM:
     left, and a route with no configured limit adopts the one they state. ``state`` is where
     routes keep limiter and breaker state (``MemoryState``, or ``RedisState`` shared by many
     processes). ``on_event`` receives every :class:`~resilient_llm.events.Event`.
+    ``on_refusal`` says what a refusal does: ``"return"`` it (an answer, the default) or
+    ``"failover"`` to the next route, returning the last refusal if no route answers.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class ResilientLLM:
         state: StateBackend | None = None,
         cache: CacheStore | None = None,
         telemetry: Telemetry | None = None,
+        on_refusal: OnRefusal = "return",
     ) -> None:
         if isinstance(providers, Provider):
             providers = [providers]
@@ -150,6 +155,7 @@ class ResilientLLM:
         if hedge is not None and not isinstance(hedge, Hedge):
             raise ConfigurationError(f"ResilientLLM.hedge must be a Hedge or None, got {hedge!r}")
         self.hedge = hedge
+        self.on_refusal: OnRefusal = refusal_setting(on_refusal)
         self.providers: tuple[Provider, ...] = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.breaker_policy = breaker or BreakerPolicy()
@@ -268,7 +274,7 @@ class ResilientLLM:
             def send(call: Call) -> tuple[ChatResponse, int | None]:
                 adapter, timeout = self._adapter(call)
                 reply = adapter.chat(self._for_route(request, call), timeout)
-                return reply, _observe(call, reply, self.clock.now())
+                return self._answer(reply, _observe(call, reply, self.clock.now()))
 
             reply, report = run_sync(flow, self.clock, send)
             return scope.finish(_with_report(reply, report))
@@ -284,7 +290,7 @@ class ResilientLLM:
             async def send(call: Call) -> tuple[ChatResponse, int | None]:
                 adapter, timeout = self._adapter(call)
                 reply = await adapter.achat(self._for_route(request, call), timeout)
-                return reply, _observe(call, reply, self.clock.now())
+                return self._answer(reply, _observe(call, reply, self.clock.now()))
 
             if self.hedge is None:
                 reply, report = await run_async(flow, self.clock, send)
@@ -310,7 +316,8 @@ class ResilientLLM:
 
         def open_stream(call: Call) -> Iterator[ChatChunk]:
             adapter, timeout = self._adapter(call)
-            return adapter.stream(self._for_route(request, call), timeout)
+            chunks = adapter.stream(self._for_route(request, call), timeout)
+            return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
 
         return scope.relay(run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts))
 
@@ -325,7 +332,8 @@ class ResilientLLM:
 
         def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
             adapter, timeout = self._adapter(call)
-            return adapter.astream(self._for_route(request, call), timeout)
+            chunks = adapter.astream(self._for_route(request, call), timeout)
+            return chunks if self.on_refusal == "return" else achecked(chunks, call.route.name)
 
         first_phase: FirstPhase | None = None
         if self.hedge is not None:
@@ -449,6 +457,11 @@ class ResilientLLM:
 
         return make
 
+    def _answer(self, reply: ChatResponse, usage: int | None) -> tuple[ChatResponse, int | None]:
+        if self.on_refusal == "failover":
+            checked_reply(reply, usage)
+        return reply, usage
+
     def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
         # A per-call model override names a model of the first route; another family's
         # route keeps its own model rather than receive a name it cannot serve.
@@ -536,5 +549,8 @@ def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
     return reply.usage.total_tokens if reply.usage is not None else None
 
 
-def _with_report(reply: ChatResponse, report: CallReport) -> ChatResponse:
+def _with_report(reply: ChatResponse | None, report: CallReport) -> ChatResponse:
+    if report.refused is not None:
+        reply = report.refused.reply  # every route refused: the last refusal is the answer
+    assert isinstance(reply, ChatResponse)
     return dataclasses.replace(reply, metadata={**reply.metadata, **report.metadata()})

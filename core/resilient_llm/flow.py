@@ -24,6 +24,9 @@ The policy (DESIGN.md, "Failover policy"):
 - Open breaker: the route is skipped without a call; the engine does not wait out a
   cooldown, since failing fast is the breaker's purpose.
 - 400 / 422: raised at once. 401 / 403 / 404: the route is disabled and the call fails over.
+- A refusal is an answer and ends the call, unless the driver reports it as ``Refused``
+  (the engine's ``on_refusal="failover"``): then the route counts a success, the call
+  moves to the next route, and if none answers otherwise the last refusal is the reply.
 - One deadline bounds everything: no wait ends past it, and a wait that would is not begun.
 """
 
@@ -41,12 +44,24 @@ from ._callstate import (
     exhausted_error,
     go_past_window,
     mark_unfit,
+    note_refused,
 )
 from .admission import Admission, CallReport
 from .breaker import Permit
 from .budget import RetryLedger
 from .bulkhead import Bulkhead
-from .effects import Call, Effect, Enter, Entered, Failed, FlowPolicy, Outcome, Succeeded, Wait
+from .effects import (
+    Call,
+    Effect,
+    Enter,
+    Entered,
+    Failed,
+    FlowPolicy,
+    Outcome,
+    Refused,
+    Succeeded,
+    Wait,
+)
 from .errors import (
     AuthError,
     ContextLengthExceeded,
@@ -122,74 +137,97 @@ def call_flow(
         raise ValueError("call_flow needs one budget per route")
     state = CallState(len(routes))
     report = CallReport()
-    while True:
-        _note_disabled(routes, state, report, now, emit)
-        if now >= deadline:
-            raise deadline_error(state, report, "the deadline passed")
-        choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
-        if isinstance(choice, _Sleep):
-            now = yield from _wait(report, choice, now, emit)
-            continue
-        index = choice.index
-        route = routes[index]
-        bulkhead = route.bulkhead
-        if bulkhead is not None:
-            now = yield from _enter(bulkhead, route, now, deadline, state, report, emit)
-        try:
-            now, held = yield from _admit(route, estimates[index], now, deadline, report, emit)
-        except BaseException:
+    refused: Refused | None = None
+    try:
+        while True:
+            _note_disabled(routes, state, report, now, emit)
+            if now >= deadline:
+                raise deadline_error(state, report, "the deadline passed")
+            choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
+            if isinstance(choice, _Sleep):
+                now = yield from _wait(report, choice, now, emit)
+                continue
+            index = choice.index
+            route = routes[index]
+            bulkhead = route.bulkhead
             if bulkhead is not None:
-                bulkhead.leave()
+                now = yield from _enter(bulkhead, route, now, deadline, state, report, emit)
+            try:
+                now, held = yield from _admit(route, estimates[index], now, deadline, report, emit)
+            except BaseException:
+                if bulkhead is not None:
+                    bulkhead.leave()
+                raise
+            if held is None:
+                if bulkhead is not None:
+                    bulkhead.leave()
+                continue
+            slot, permit = held
+            admission = Admission(route, slot, permit, estimates[index], emit, bulkhead)
+            if state.last_route is not None and state.last_route != index:
+                previous = routes[state.last_route].name
+                report.failovers.append((previous, route.name, state.last_reason))
+                emit(Failover(previous, now, route.name, state.last_reason))
+            state.attempts += 1
+            if index not in state.tried:
+                state.tried.add(index)
+                if budgets:
+                    budgets[index].note_request(now)
+            emit(AttemptStarted(route.name, now, state.attempts))
+            started = now
+            timeout = min(
+                deadline - now,
+                policy.attempt_timeout or math.inf,
+                route.attempt_timeout or math.inf,
+            )
+            try:
+                outcome = yield Call(route, timeout, state.attempts)
+            except BaseException:
+                admission.release()
+                raise
+            if not isinstance(outcome, Succeeded | Failed):
+                admission.release()
+                raise TypeError(
+                    f"a Call must be answered with Succeeded or Failed, not {outcome!r}"
+                )
+            now = outcome.now
+            if isinstance(outcome, Succeeded):
+                report.finished(route.name, state.attempts, "ok", started, now, None, emit)
+                report.route = route.name
+                if stream:
+                    report.admission = admission
+                else:
+                    admission.succeed(now, outcome.usage_tokens)
+                return report
+            error = outcome.error
+            report.finished(
+                route.name,
+                state.attempts,
+                type(error).__name__,
+                started,
+                now,
+                error.status_code,
+                emit,
+            )
+            ledger = budgets[index] if budgets else None
+            if isinstance(error, Refused):
+                refused = note_refused(index, admission, error, now, state)
+                continue
+            if isinstance(error, ContextLengthExceeded):
+                admission.release()
+                go_past_window(routes, index, windows, error, state, report, now, emit)
+                continue
+            _on_failure(
+                route, index, admission, error, now, state, policy, rng, emit, ledger, report
+            )
+    except ResilientLLMError:
+        if refused is None:
             raise
-        if held is None:
-            if bulkhead is not None:
-                bulkhead.leave()
-            continue
-        slot, permit = held
-        admission = Admission(route, slot, permit, estimates[index], emit, bulkhead)
-        if state.last_route is not None and state.last_route != index:
-            previous = routes[state.last_route].name
-            report.failovers.append((previous, route.name, state.last_reason))
-            emit(Failover(previous, now, route.name, state.last_reason))
-        state.attempts += 1
-        if index not in state.tried:
-            state.tried.add(index)
-            if budgets:
-                budgets[index].note_request(now)
-        emit(AttemptStarted(route.name, now, state.attempts))
-        started = now
-        timeout = min(
-            deadline - now,
-            policy.attempt_timeout or math.inf,
-            route.attempt_timeout or math.inf,
-        )
-        try:
-            outcome = yield Call(route, timeout, state.attempts)
-        except BaseException:
-            admission.release()
-            raise
-        if not isinstance(outcome, Succeeded | Failed):
-            admission.release()
-            raise TypeError(f"a Call must be answered with Succeeded or Failed, not {outcome!r}")
-        now = outcome.now
-        if isinstance(outcome, Succeeded):
-            report.finished(route.name, state.attempts, "ok", started, now, None, emit)
-            report.route = route.name
-            if stream:
-                report.admission = admission
-            else:
-                admission.succeed(now, outcome.usage_tokens)
-            return report
-        error = outcome.error
-        report.finished(
-            route.name, state.attempts, type(error).__name__, started, now, error.status_code, emit
-        )
-        ledger = budgets[index] if budgets else None
-        if isinstance(error, ContextLengthExceeded):
-            admission.release()
-            go_past_window(routes, index, windows, error, state, report, now, emit)
-            continue
-        _on_failure(route, index, admission, error, now, state, policy, rng, emit, ledger, report)
+        # No later route answered otherwise (none left, or one that cannot take the
+        # request): the refusal is the call's answer.
+        report.route = refused.provider or ""
+        report.refused = refused
+        return report
 
 
 def _admit(

@@ -167,7 +167,12 @@ def _check_sendable(request: ChatRequest) -> None:
 @dataclass(frozen=True)
 class ChatResponse:
     """A complete reply. ``metadata`` holds the engine's account of the call (attempts,
-    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any."""
+    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any.
+
+    A reply the model declined to give is still a reply: ``refusal`` holds the model's
+    refusal text (OpenAI's ``message.refusal``), or a short reason when the provider gives
+    none (``"blocked: SAFETY"``), and ``finish_reason`` is ``"refusal"``.
+    """
 
     content: str
     provider: str
@@ -177,6 +182,7 @@ class ChatResponse:
     finish_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,9 @@ class ChatChunk:
 
     The first chunk a caller receives carries the engine's account of the call so far in
     ``metadata`` (provider, attempts, waits, failovers): after it, nothing is retried.
+    ``refusal`` is a piece of refusal text, as ``delta`` is a piece of the content: the
+    pieces joined are the reply's refusal, and the last chunk says ``"refusal"`` in
+    ``finish_reason``.
     """
 
     delta: str = ""
@@ -194,6 +203,7 @@ class ChatChunk:
     usage: Usage | None = None
     finish_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    refusal: str | None = None
 
 
 def _is_int(value: object) -> bool:

@@ -196,12 +196,15 @@ class _Assembled:
         self.tool_calls: list[ToolCall] = []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.refusal: list[str] = []
         self.model = ""
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
         if self.first is None:
             self.first = chunk
         self.text.append(chunk.delta)
+        if chunk.refusal is not None:
+            self.refusal.append(chunk.refusal)
         self.tool_calls.extend(chunk.tool_calls)
         self.usage = chunk.usage or self.usage
         self.finish_reason = chunk.finish_reason or self.finish_reason
@@ -219,6 +222,7 @@ class _Assembled:
             usage=self.usage,
             finish_reason=self.finish_reason,
             metadata=self.first.metadata,
+            refusal="".join(self.refusal) if self.refusal else None,
         )
 
 

@@ -154,7 +154,7 @@ def test_anthropic_stream_without_message_stop_is_cut() -> None:
         ("stop_sequence", "stop"),
         ("max_tokens", "length"),
         ("tool_use", "tool_calls"),
-        ("refusal", "content_filter"),
+        ("refusal", "refusal"),
     ],
 )
 def test_anthropic_finish_reason(raw: str, normal: str) -> None:

@@ -88,7 +88,7 @@ def test_gemini_response_and_finish_reasons() -> None:
     assert reply.usage.output_tokens == 5
     assert reply.model == "gemini-x"
     assert gc.finish_reason("MAX_TOKENS") == "length"
-    assert gc.finish_reason("SAFETY") == "content_filter"
+    assert gc.finish_reason("SAFETY") == "refusal"
 
 
 def test_gemini_stream_state_needs_a_terminal_finish_reason() -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "build_params",
     "finish_reason",
     "messages_to_anthropic",
+    "refusal_reason",
     "response_from_message",
 ]
 
@@ -41,13 +42,30 @@ _FINISH = {
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
-    "refusal": "content_filter",
+    "refusal": "refusal",
 }
 
 
 def finish_reason(raw: str | None) -> str | None:
     """Anthropic's stop reason, normalised (unknown reasons read as ``"stop"``)."""
     return None if raw is None else _FINISH.get(raw, "stop")
+
+
+def refusal_reason(stop_reason: object, stop_details: object) -> str | None:
+    """What a reply ended by ``stop_reason: "refusal"`` says about it: the explanation in
+    ``stop_details`` if any, else its category, else just ``"refused"``; None otherwise."""
+    if stop_reason != "refusal":
+        return None
+    explanation = _detail(stop_details, "explanation")
+    if explanation:
+        return explanation
+    category = _detail(stop_details, "category")
+    return f"refused: {category}" if category else "refused"
+
+
+def _detail(details: object, name: str) -> str | None:
+    value = details.get(name) if isinstance(details, Mapping) else getattr(details, name, None)
+    return value if isinstance(value, str) and value else None
 
 
 def _blocks(message: Message) -> list[dict[str, Any]]:
@@ -214,6 +232,7 @@ def response_from_message(
         finish_reason=finish,
         metadata={"raw_finish_reason": raw_finish, "id": message.id},
         rate_limit_headers=rate_limit_headers(headers),
+        refusal=refusal_reason(raw_finish, getattr(message, "stop_details", None)),
     )
 
 
@@ -241,6 +260,7 @@ class AnthropicStreamState:
     _input: Any = None
     _output_tokens: int = 0
     _stop_reason: str | None = None
+    _stop_details: Any = None
     _stopped: bool = False
     _blocks: dict[int, _Block] = field(default_factory=dict)
     _calls: list[ToolCall] = field(default_factory=list)
@@ -270,6 +290,7 @@ class AnthropicStreamState:
             return self._close_block(event.index)
         elif kind == "message_delta":
             self._stop_reason = event.delta.stop_reason or self._stop_reason
+            self._stop_details = getattr(event.delta, "stop_details", None) or self._stop_details
             usage = event.usage
             self._output_tokens = getattr(usage, "output_tokens", None) or self._output_tokens
             if getattr(usage, "input_tokens", None) is not None:
@@ -306,5 +327,6 @@ class AnthropicStreamState:
                 tool_calls=tuple(self._calls),
                 usage=usage,
                 finish_reason=finish,
+                refusal=refusal_reason(self._stop_reason, self._stop_details),
             )
         ]

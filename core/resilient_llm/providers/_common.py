@@ -39,6 +39,7 @@ __all__ = [
     "parsed",
     "redact",
     "require_key",
+    "says_auth_failure",
     "says_context_length",
     "status_for_error_type",
     "transport_errors",
@@ -87,12 +88,15 @@ def error_from_status(
     headers: Mapping[str, str] | None = None,
     retry_after: float | None = None,
     context_length: bool = False,
+    auth: bool = False,
 ) -> ResilientLLMError:
     """The error for an HTTP status (or in-band equivalent), per the failover policy.
 
     ``message`` must already be redacted. ``retry_after`` (e.g. from a Gemini body) wins
-    over the headers' hint. Unknown statuses: 5xx and other 4xx are ``ProviderUnavailable``
-    and ``BadRequest`` respectively.
+    over the headers' hint. ``auth`` says the body names a bad or unauthorised key
+    (:func:`says_auth_failure`): a 4xx is then ``AuthError`` whatever its status, since
+    Gemini answers a bad key with 400. Unknown statuses: 5xx and other 4xx are
+    ``ProviderUnavailable`` and ``BadRequest`` respectively.
     """
     if retry_after is None and headers is not None:
         retry_after = hints_from_headers(headers, wall_now=time.time()).retry_after
@@ -100,7 +104,7 @@ def error_from_status(
     fields: dict[str, Any] = {"provider": route, "status_code": status}
     if status == 429:
         return RateLimited(text, retry_after=retry_after, **fields)
-    if status in (401, 403, 404):
+    if status in (401, 403, 404) or (auth and 400 <= status < 500):
         return AuthError(text, **fields)
     if status in (408, 409) or status >= 500:
         return ProviderUnavailable(text, retry_after=retry_after, **fields)
@@ -285,6 +289,52 @@ def body_error(body: object) -> tuple[str | None, str | None, str | None]:
         text(error.get("type")) or text(error.get("status")),
         str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
     )
+
+
+# Error types and codes that say the key is wrong or may not do this: OpenAI's
+# ``invalid_api_key``, Anthropic's ``authentication_error`` / ``permission_error``, and the
+# google.rpc statuses Gemini uses.
+_AUTH_TYPES = frozenset(
+    {
+        "invalid_api_key",
+        "authentication_error",
+        "permission_error",
+        "UNAUTHENTICATED",
+        "PERMISSION_DENIED",
+    }
+)
+# google.rpc ``ErrorInfo`` reasons about the credential rather than the request. Gemini
+# sends ``API_KEY_INVALID`` (a bad or expired key) with status 400 ``INVALID_ARGUMENT``;
+# the ``API_KEY_*_BLOCKED`` reasons are keys restricted away from this API or caller.
+_AUTH_REASON_PREFIX = "API_KEY_"
+_AUTH_REASONS = frozenset({"ACCESS_TOKEN_EXPIRED", "ACCESS_TOKEN_TYPE_UNSUPPORTED"})
+
+
+def says_auth_failure(body: object) -> bool:
+    """Whether an error body (any provider's shape, as :func:`body_error` takes) says the
+    key is invalid or not allowed: by its ``type``, ``code`` or ``status``, or by a
+    google.rpc ``ErrorInfo`` reason in its ``details``."""
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return False
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return False
+    inner = body.get("error")
+    error = inner if isinstance(inner, Mapping) else body
+    if any(error.get(name) in _AUTH_TYPES for name in ("type", "code", "status")):
+        return True
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else ():
+        reason = detail.get("reason") if isinstance(detail, Mapping) else None
+        if isinstance(reason, str) and (
+            reason.startswith(_AUTH_REASON_PREFIX) or reason in _AUTH_REASONS
+        ):
+            return True
+    return False
 
 
 def async_http_client(provider: Provider, sdk: Any) -> Any | None:

@@ -22,22 +22,25 @@ __all__ = [
     "build_config",
     "build_contents",
     "finish_reason",
+    "refusal_reason",
     "response_from_generate",
 ]
 
+# Every reason by which Gemini withholds or cuts a reply for its content is a refusal: the
+# model's answer is that it will not answer.
 _FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "IMAGE_PROHIBITED_CONTENT": "content_filter",
-    "IMAGE_RECITATION": "content_filter",
-    "MODEL_ARMOR": "content_filter",
-    "LANGUAGE": "content_filter",
+    "SAFETY": "refusal",
+    "RECITATION": "refusal",
+    "BLOCKLIST": "refusal",
+    "PROHIBITED_CONTENT": "refusal",
+    "SPII": "refusal",
+    "IMAGE_SAFETY": "refusal",
+    "IMAGE_PROHIBITED_CONTENT": "refusal",
+    "IMAGE_RECITATION": "refusal",
+    "MODEL_ARMOR": "refusal",
+    "LANGUAGE": "refusal",
 }
 # Reasons that do not end a reply: the stream must go on to a real one.
 _NOT_TERMINAL = frozenset({"FINISH_REASON_UNSPECIFIED", "CONTINUATION"})
@@ -208,9 +211,19 @@ def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None]:
     return texts, calls, _raw_reason(getattr(candidate, "finish_reason", None))
 
 
-def _blocked(response: Any) -> bool:
+def _block_reason(response: Any) -> str | None:
+    """Why the prompt itself was blocked (``promptFeedback.blockReason``), if it was."""
     feedback = getattr(response, "prompt_feedback", None)
-    return getattr(feedback, "block_reason", None) is not None
+    return _raw_reason(getattr(feedback, "block_reason", None))
+
+
+def refusal_reason(raw: str | None, blocked: str | None) -> str | None:
+    """``"blocked: SAFETY"`` for a withheld reply or a blocked prompt; None otherwise."""
+    if raw is not None and _FINISH.get(raw) == "refusal":
+        return f"blocked: {raw}"
+    if raw is None and blocked is not None:
+        return f"blocked: {blocked}"
+    return None
 
 
 def response_from_generate(
@@ -218,13 +231,12 @@ def response_from_generate(
 ) -> ChatResponse:
     """A ``GenerateContentResponse`` as a neutral reply (first candidate only).
 
-    A prompt blocked by the safety filters (no candidates) is an empty
-    ``content_filter`` reply, as OpenAI reports a filtered completion.
+    A reply withheld by the safety filters (``finishReason: SAFETY`` and the like) or a
+    prompt blocked before any candidate (``promptFeedback.blockReason``) is a refusal.
     """
     texts, calls, raw = _parts(response)
-    finish = finish_reason(raw, bool(calls))
-    if raw is None and _blocked(response):
-        finish = "content_filter"
+    refusal = refusal_reason(raw, _block_reason(response))
+    finish = "refusal" if refusal is not None else finish_reason(raw, bool(calls))
     return ChatResponse(
         content="".join(texts),
         provider=route,
@@ -234,6 +246,7 @@ def response_from_generate(
         finish_reason=finish,
         metadata={"raw_finish_reason": raw},
         rate_limit_headers=rate_limit_headers(headers),
+        refusal=refusal,
     )
 
 
@@ -262,7 +275,7 @@ class GeminiStreamState:
     route: str
     model: str
     _raw: str | None = None
-    _blocked: bool = False
+    _blocked: str | None = None
     _usage: Usage | None = None
     _calls: list[ToolCall] = field(default_factory=list)
 
@@ -274,18 +287,18 @@ class GeminiStreamState:
         self._calls.extend(calls)
         if raw is not None and raw not in _NOT_TERMINAL:
             self._raw = raw
-        if _blocked(event):
-            self._blocked = True
+        self._blocked = _block_reason(event) or self._blocked
         text = "".join(texts)
         return [ChatChunk(delta=text, provider=self.route, model=self.model)] if text else []
 
     def finish(self) -> list[ChatChunk]:
-        if self._raw is None and not self._blocked:
+        if self._raw is None and self._blocked is None:
             raise ProviderUnavailable(
                 f"{self.route}: stream ended without its terminal event", provider=self.route
             )
         calls = _unique_ids(self._calls)
-        finish = "content_filter" if self._raw is None else finish_reason(self._raw, bool(calls))
+        refusal = refusal_reason(self._raw, self._blocked)
+        finish = "refusal" if refusal is not None else finish_reason(self._raw, bool(calls))
         return [
             ChatChunk(
                 provider=self.route,
@@ -293,5 +306,6 @@ class GeminiStreamState:
                 tool_calls=calls,
                 usage=self._usage,
                 finish_reason=finish,
+                refusal=refusal,
             )
         ]

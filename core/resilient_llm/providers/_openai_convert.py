@@ -37,7 +37,11 @@ _FINISH = {
 
 
 def finish_reason(raw: str | None) -> str | None:
-    """OpenAI's finish reason, normalised (unknown reasons read as ``"stop"``)."""
+    """OpenAI's finish reason, normalised (unknown reasons read as ``"stop"``).
+
+    A refusal is not told by the finish reason but by ``refusal`` text: see
+    :func:`response_from_completion`.
+    """
     return None if raw is None else _FINISH.get(raw, "stop")
 
 
@@ -137,16 +141,24 @@ def response_from_completion(
     choice = completion.choices[0]
     usage = completion.usage
     raw_finish = choice.finish_reason
+    refusal = _refusal(getattr(choice.message, "refusal", None))
     return ChatResponse(
         content=choice.message.content or "",
         provider=route,
         model=completion.model,
         tool_calls=_tool_calls(choice.message.tool_calls),
         usage=None if usage is None else Usage(usage.prompt_tokens, usage.completion_tokens),
-        finish_reason=finish_reason(raw_finish),
+        finish_reason="refusal" if refusal is not None else finish_reason(raw_finish),
         metadata={"raw_finish_reason": raw_finish, "id": completion.id},
         rate_limit_headers=rate_limit_headers(headers),
+        refusal=refusal,
     )
+
+
+def _refusal(value: object) -> str | None:
+    """OpenAI's refusal text; OpenAI reports a refusal with ``finish_reason: "stop"``, so
+    the text itself is the sign."""
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass
@@ -170,6 +182,7 @@ class OpenAIStreamState:
     _finish: str | None = None
     _usage: Usage | None = None
     _calls: dict[int, _PartialCall] = field(default_factory=dict)
+    _refused: bool = False
 
     def feed(self, event: ChatCompletionChunk) -> list[ChatChunk]:
         self.model = event.model or self.model
@@ -187,6 +200,10 @@ class OpenAIStreamState:
             text = (delta.content or "") if delta is not None else ""
             if text:
                 out.append(ChatChunk(delta=text, provider=self.route, model=self.model))
+            refusal = _refusal(getattr(delta, "refusal", None))
+            if refusal is not None:
+                self._refused = True
+                out.append(ChatChunk(refusal=refusal, provider=self.route, model=self.model))
             if choice.finish_reason is not None:
                 self._finish = choice.finish_reason
         return out
@@ -206,6 +223,6 @@ class OpenAIStreamState:
                 model=self.model,
                 tool_calls=calls,
                 usage=self._usage,
-                finish_reason=finish_reason(self._finish),
+                finish_reason="refusal" if self._refused else finish_reason(self._finish),
             )
         ]

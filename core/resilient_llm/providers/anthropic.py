@@ -34,6 +34,7 @@ from ._common import (
     map_generated_sdk_error,
     parsed,
     redact,
+    says_auth_failure,
     says_context_length,
     status_for_error_type,
     transport_errors,
@@ -73,6 +74,7 @@ def map_anthropic_error(
             text,
             headers=None if prefix else header_items(exc.response.headers),
             context_length=says_context_length(code, kind, message),
+            auth=says_auth_failure(exc.body),
         )
     return map_generated_sdk_error(exc, route, secret, anthropic, anthropic.AnthropicError)
 

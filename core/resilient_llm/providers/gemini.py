@@ -26,6 +26,7 @@ from ._common import (
     error_from_status,
     header_items,
     redact,
+    says_auth_failure,
     says_context_length,
     status_for_error_type,
     transport_errors,
@@ -56,9 +57,10 @@ def map_gemini_error(
     """The engine's error for anything google-genai (or its transport) raised.
 
     ``APIError`` maps by its code (or, for an in-band stream error without one, by its
-    ``google.rpc`` status); a 429's wait comes from the body's ``RetryInfo``, else the
-    headers. Unreadable bodies, timeouts, resets and aiohttp/httpx2 errors are
-    ``ProviderUnavailable``. Anything else is a bug: re-raised.
+    ``google.rpc`` status), except that a body naming a bad key (400 ``INVALID_ARGUMENT``
+    with ``ErrorInfo`` reason ``API_KEY_INVALID``) is an ``AuthError``; a 429's wait
+    comes from the body's ``RetryInfo``, else the headers. Unreadable bodies, timeouts,
+    resets and aiohttp/httpx2 errors are ``ProviderUnavailable``. Anything else is a bug: re-raised.
     """
     if isinstance(exc, ResilientLLMError):
         return exc
@@ -76,6 +78,7 @@ def map_gemini_error(
             headers=header_items(getattr(response, "headers", None)),
             retry_after=retry_delay_from_gemini_error(exc.details),
             context_length=says_context_length(message),
+            auth=says_auth_failure(exc.details),
         )
     if isinstance(exc, genai_errors.UnknownApiResponseError):
         return ProviderUnavailable(f"{route}: the reply was not valid JSON", provider=route)

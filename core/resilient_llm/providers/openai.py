@@ -23,6 +23,7 @@ from ._common import (
     map_generated_sdk_error,
     parsed,
     redact,
+    says_auth_failure,
     says_context_length,
     status_for_error_type,
     transport_errors,
@@ -63,6 +64,7 @@ def map_openai_error(
             text,
             headers=header_items(exc.response.headers),
             context_length=says_context_length(code, kind, message),
+            auth=says_auth_failure(exc.body),
         )
     if isinstance(exc, openai.APIError) and not isinstance(exc, _NOT_IN_BAND):
         # in-band: an error event inside a 200 stream
@@ -70,7 +72,11 @@ def map_openai_error(
         status = status_for_error_type(kind, code)
         text = redact(f"in-band stream error: {message or exc.message}", secret)
         return error_from_status(
-            route, status, text, context_length=says_context_length(code, kind, message)
+            route,
+            status,
+            text,
+            context_length=says_context_length(code, kind, message),
+            auth=says_auth_failure(exc.body),
         )
     return map_generated_sdk_error(exc, route, secret, openai, openai.OpenAIError)
 
