@@ -50,6 +50,7 @@ def test_exported_names() -> None:
         "encoding_for_model",
         "estimate_tokens",
         "preload",
+        "usage_ceiling",
     ]
     assert DEFAULT_OUTPUT_RESERVE == 1024
 

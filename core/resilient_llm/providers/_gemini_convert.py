@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ProviderUnavailable
 from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import loads_arguments
+from ._common import object_arguments, tool_call
+from ._shape import Malformed, count, get, items, node, optional_node, reading, text
 from .base import Provider, rate_limit_headers
 
 __all__ = [
@@ -104,7 +105,7 @@ def build_contents(messages: tuple[Message, ...]) -> tuple[str | None, list[dict
                         "function_call": {
                             "id": call.id,
                             "name": call.name,
-                            "args": dict(call.arguments),
+                            "args": object_arguments(call, "gemini"),
                         }
                     }
                 )
@@ -176,41 +177,49 @@ def model_name(request: ChatRequest, provider: Provider) -> str:
 def _usage(metadata: Any) -> Usage | None:
     if metadata is None:
         return None
-    output = (getattr(metadata, "candidates_token_count", None) or 0) + (
-        getattr(metadata, "thoughts_token_count", None) or 0
+    path = "usageMetadata"
+    node(metadata, path)
+    output = count(metadata, "candidates_token_count", path) + count(
+        metadata, "thoughts_token_count", path
     )
-    return Usage(getattr(metadata, "prompt_token_count", None) or 0, output)
+    return Usage(count(metadata, "prompt_token_count", path), output)
 
 
-def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None]:
-    """Text pieces, function calls and the raw finish reason of the first candidate."""
-    candidates = getattr(response, "candidates", None) or ()
+def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None, bool]:
+    """Text pieces, function calls and the raw finish reason of the first candidate, and
+    whether there was a candidate at all."""
+    candidates = items(response, "candidates", "the body")
     if not candidates:
-        return [], [], None
-    candidate = candidates[0]
+        return [], [], None, False
+    candidate = node(candidates[0], "candidates[0]")
     texts: list[str] = []
     calls: list[ToolCall] = []
-    content = getattr(candidate, "content", None)
-    for part in getattr(content, "parts", None) or ():
-        if getattr(part, "thought", None):
+    content = optional_node(candidate, "content", "candidates[0]")
+    for index, part in enumerate(items(content, "parts", "candidates[0].content")):
+        path = f"candidates[0].content.parts[{index}]"
+        node(part, path)
+        if get(part, "thought"):
             continue  # the model's reasoning summary is not the reply
-        call = getattr(part, "function_call", None)
+        call = optional_node(part, "function_call", path)
         if call is not None:
-            calls.append(
-                ToolCall(
-                    id=call.id or f"call_{call.name}",
-                    name=call.name or "",
-                    arguments=loads_arguments(call.args),
-                )
-            )
-        elif getattr(part, "text", None):
-            texts.append(part.text)
-    return texts, calls, _raw_reason(getattr(candidate, "finish_reason", None))
+            calls.append(_call(call, f"{path}.functionCall"))
+        else:
+            piece = text(part, "text", path)
+            if piece:
+                texts.append(piece)
+    return texts, calls, _raw_reason(get(candidate, "finish_reason")), True
 
 
-def _blocked(response: Any) -> bool:
-    feedback = getattr(response, "prompt_feedback", None)
-    return getattr(feedback, "block_reason", None) is not None
+def _call(call: Any, path: str) -> ToolCall:
+    name = text(call, "name", path, required=True)
+    if not name:
+        raise Malformed(f"{path}.name is empty")
+    return tool_call(text(call, "id", path) or f"call_{name}", name, get(call, "args"))
+
+
+def _block_reason(response: Any) -> str | None:
+    feedback = optional_node(response, "prompt_feedback", "the body")
+    return None if feedback is None else _raw_reason(get(feedback, "block_reason"))
 
 
 def response_from_generate(
@@ -218,21 +227,39 @@ def response_from_generate(
 ) -> ChatResponse:
     """A ``GenerateContentResponse`` as a neutral reply (first candidate only).
 
-    A prompt blocked by the safety filters (no candidates) is an empty
-    ``content_filter`` reply, as OpenAI reports a filtered completion.
+    A prompt blocked by the safety filters (no candidates, ``promptFeedback.blockReason``)
+    is an empty ``content_filter`` reply with ``metadata["block_reason"]``, as OpenAI
+    reports a filtered completion. Any other reply without a candidate, or whose
+    candidate has no finish reason, is not a reply: ``ProviderUnavailable`` naming what
+    is missing (a failed attempt).
     """
-    texts, calls, raw = _parts(response)
+    with reading(route):
+        return _response(response, route, fallback_model, headers)
+
+
+def _response(
+    response: Any, route: str, fallback_model: str, headers: Mapping[str, str] | None
+) -> ChatResponse:
+    node(response, "the body")
+    texts, calls, raw, found = _parts(response)
+    blocked = _block_reason(response)
+    metadata: dict[str, Any] = {"raw_finish_reason": raw}
+    if not found and blocked is None:
+        raise Malformed("the reply had no candidates")
+    if found and raw is None:
+        raise Malformed("candidates[0].finishReason is missing")
     finish = finish_reason(raw, bool(calls))
-    if raw is None and _blocked(response):
+    if not found:
         finish = "content_filter"
+        metadata["block_reason"] = blocked
     return ChatResponse(
         content="".join(texts),
         provider=route,
-        model=getattr(response, "model_version", None) or fallback_model,
+        model=text(response, "model_version", "the body") or fallback_model,
         tool_calls=_unique_ids(calls),
-        usage=_usage(getattr(response, "usage_metadata", None)),
+        usage=_usage(get(response, "usage_metadata")),
         finish_reason=finish,
-        metadata={"raw_finish_reason": raw},
+        metadata=metadata,
         rate_limit_headers=rate_limit_headers(headers),
     )
 
@@ -246,7 +273,7 @@ def _unique_ids(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
         if call_id in seen:
             call_id = f"{call_id}_{index}"
         seen.add(call_id)
-        out.append(ToolCall(id=call_id, name=call.name, arguments=call.arguments))
+        out.append(replace(call, id=call_id))
     return tuple(out)
 
 
@@ -262,30 +289,36 @@ class GeminiStreamState:
     route: str
     model: str
     _raw: str | None = None
-    _blocked: bool = False
+    _blocked: str | None = None
     _usage: Usage | None = None
     _calls: list[ToolCall] = field(default_factory=list)
 
     def feed(self, event: Any) -> list[ChatChunk]:
-        self.model = getattr(event, "model_version", None) or self.model
-        usage = _usage(getattr(event, "usage_metadata", None))
+        with reading(self.route):
+            return self._feed(node(event, "the event"))
+
+    def _feed(self, event: Any) -> list[ChatChunk]:
+        self.model = text(event, "model_version", "the event") or self.model
+        usage = _usage(get(event, "usage_metadata"))
         self._usage = usage or self._usage
-        texts, calls, raw = _parts(event)
+        texts, calls, raw, _ = _parts(event)
         self._calls.extend(calls)
         if raw is not None and raw not in _NOT_TERMINAL:
             self._raw = raw
-        if _blocked(event):
-            self._blocked = True
-        text = "".join(texts)
-        return [ChatChunk(delta=text, provider=self.route, model=self.model)] if text else []
+        blocked = _block_reason(event)
+        if blocked is not None:
+            self._blocked = blocked
+        piece = "".join(texts)
+        return [ChatChunk(delta=piece, provider=self.route, model=self.model)] if piece else []
 
     def finish(self) -> list[ChatChunk]:
-        if self._raw is None and not self._blocked:
+        if self._raw is None and self._blocked is None:
             raise ProviderUnavailable(
                 f"{self.route}: stream ended without its terminal event", provider=self.route
             )
         calls = _unique_ids(self._calls)
         finish = "content_filter" if self._raw is None else finish_reason(self._raw, bool(calls))
+        blocked = {"block_reason": self._blocked} if self._raw is None else {}
         return [
             ChatChunk(
                 provider=self.route,
@@ -293,5 +326,6 @@ class GeminiStreamState:
                 tool_calls=calls,
                 usage=self._usage,
                 finish_reason=finish,
+                metadata=blocked,
             )
         ]
