@@ -188,11 +188,11 @@ def _usage(usage: Any, path: str) -> Usage | None:
     return Usage(inputs, count(usage, "output_tokens", path))
 
 
-def _call(block: Any, path: str, raw: object) -> ToolCall:
+def _call(block: Any, path: str, raw: object, *, decoded: bool) -> ToolCall:
     name = text(block, "name", path, required=True)
     if not name:
         raise Malformed(f"{path}.name is empty")
-    return tool_call(text(block, "id", path) or "", name, raw)
+    return tool_call(text(block, "id", path) or "", name, raw, decoded=decoded)
 
 
 def _structured(call: ToolCall, wrapped: bool) -> str:
@@ -233,7 +233,7 @@ def _response(
         if kind == "text":
             texts.append(text(block, "text", path, required=True) or "")
         elif kind == "tool_use":
-            call = _call(block, path, get(block, "input"))
+            call = _call(block, path, get(block, "input"), decoded=True)
             if call.name == STRUCTURED_TOOL:
                 structured = _structured(call, wrapped)
             else:

@@ -247,18 +247,20 @@ def header_items(headers: object) -> Mapping[str, str] | None:
         return None
 
 
-def tool_call(call_id: str, name: str, raw: object) -> ToolCall:
-    """A tool call from the arguments as a provider sent them: JSON text or an object.
+def tool_call(call_id: str, name: str, raw: object, *, decoded: bool = False) -> ToolCall:
+    """A tool call from the arguments as a provider sent them.
 
+    ``raw`` is JSON text (OpenAI's ``arguments``, a stream's joined deltas), or with
+    ``decoded`` the JSON value itself (Anthropic's ``input``, Gemini's ``args``).
     Arguments that are not a JSON object make an invalid call (see :class:`ToolCall`):
     kept, with the text as sent and what is wrong, never guessed into an object. Empty
-    text is no arguments (some servers send ``""`` for a tool without parameters).
+    text or null is no arguments (some servers send ``""`` for a tool without parameters).
     """
     if isinstance(raw, Mapping):
         return ToolCall(call_id, name, dict(raw))
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    if raw is None or (isinstance(raw, str) and not decoded and not raw.strip()):
         return ToolCall(call_id, name, {})
-    if isinstance(raw, str):
+    if isinstance(raw, str) and not decoded:
         try:
             value = json.loads(raw)
         except (ValueError, RecursionError) as exc:

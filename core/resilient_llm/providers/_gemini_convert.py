@@ -214,7 +214,8 @@ def _call(call: Any, path: str) -> ToolCall:
     name = text(call, "name", path, required=True)
     if not name:
         raise Malformed(f"{path}.name is empty")
-    return tool_call(text(call, "id", path) or f"call_{name}", name, get(call, "args"))
+    call_id = text(call, "id", path) or f"call_{name}"
+    return tool_call(call_id, name, get(call, "args"), decoded=True)
 
 
 def _block_reason(response: Any) -> str | None:
