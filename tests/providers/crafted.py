@@ -60,7 +60,7 @@ class CraftedServer:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
-        self.requests: list[str] = []
+        self.requests: list[tuple[str, bytes]] = []
 
     def answer(self, prefix: str, answer: Answer) -> None:
         with self._lock:
@@ -71,14 +71,18 @@ class CraftedServer:
         return f"http://127.0.0.1:{self.port}/{prefix}{suffix}"
 
     def hits(self, prefix: str) -> int:
+        return len(self.bodies(prefix))
+
+    def bodies(self, prefix: str) -> list[Any]:
+        """The JSON bodies ``prefix`` received, in order."""
         with self._lock:
-            return sum(1 for p in self.requests if p == prefix)
+            return [json.loads(body or b"null") for p, body in self.requests if p == prefix]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         prefix = request.match_info["prefix"]
         raw = await request.read()
         with self._lock:
-            self.requests.append(prefix)
+            self.requests.append((prefix, raw))
             answer = self._answers.get(prefix, Answer(status=404))
         if _streaming(request.path, raw):
             response = web.StreamResponse(

@@ -13,7 +13,14 @@ from typing import Any
 
 from .crafted import Answer, sse
 
-__all__ = ["BODIES", "EVENTS", "OK", "ok_answer"]
+__all__ = [
+    "BODIES",
+    "EVENTS",
+    "OK",
+    "anthropic_tool_input",
+    "ok_answer",
+    "openai_tool_arguments",
+]
 
 
 def _json(value: Any) -> Answer:
@@ -337,3 +344,69 @@ def ok_answer(kind: str, body: dict[str, Any] | None = None) -> Answer:
         "gemini": _gemini_events(_GEMINI_TEXT, _GEMINI_STOP),
     }[kind]
     return Answer(body=json.dumps(body or OK[kind]).encode(), events=events.events)
+
+
+def openai_tool_arguments(arguments: str) -> Answer:
+    """A reply and a stream whose one tool call (``f``, id ``t1``) has ``arguments``."""
+    body = json.loads(json.dumps(OK["openai"]))
+    body["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+        ],
+    }
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
+    halves = (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :])
+    deltas = [
+        {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}},
+        {"index": 0, "function": {"arguments": halves[0]}},
+        {"index": 0, "function": {"arguments": halves[1]}},
+    ]
+    events = [
+        {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [d]}, "finish_reason": None}]}
+        for d in deltas
+    ]
+    events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return Answer(body=json.dumps(body).encode(), events=(*sse(*events), "data: [DONE]\n\n"))
+
+
+def anthropic_tool_input(value: Any, partial: str) -> Answer:
+    """A reply whose tool call has ``input`` ``value``; a stream whose input is ``partial``."""
+    body = json.loads(json.dumps(OK["anthropic"]))
+    body["content"] = [{"type": "tool_use", "id": "t1", "name": "f", "input": value}]
+    body["stop_reason"] = "tool_use"
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "m",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    }
+    events = [
+        start,
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": partial},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 5},
+        },
+        {"type": "message_stop"},
+    ]
+    names = tuple(str(e["type"]) for e in events)
+    return Answer(body=json.dumps(body).encode(), events=sse(*events, names=names))

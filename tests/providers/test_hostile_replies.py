@@ -23,7 +23,7 @@ from resilient_llm.providers import ChatAdapter, create_adapter
 from resilient_llm.providers.base import Provider
 
 from .crafted import Answer, CraftedServer, sse
-from .hostile import BODIES, EVENTS, OK, ok_answer
+from .hostile import BODIES, EVENTS, anthropic_tool_input, ok_answer, openai_tool_arguments
 
 KEY = "sk-hostile-canary-4242"
 QUESTION = ChatRequest((Message("user", "What is the capital of France?"),))
@@ -145,70 +145,6 @@ def test_the_well_formed_reply_the_cases_vary_is_accepted(
 # -- tool arguments that do not parse: an answer with an invalid call ------------------
 
 
-def _openai_with_arguments(arguments: str) -> Answer:
-    body = json.loads(json.dumps(OK["openai"]))
-    body["choices"][0]["message"] = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": arguments}}
-        ],
-    }
-    body["choices"][0]["finish_reason"] = "tool_calls"
-    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
-    halves = (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :])
-    deltas = [
-        {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}},
-        {"index": 0, "function": {"arguments": halves[0]}},
-        {"index": 0, "function": {"arguments": halves[1]}},
-    ]
-    events = [
-        {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [d]}, "finish_reason": None}]}
-        for d in deltas
-    ]
-    events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-    return Answer(body=json.dumps(body).encode(), events=(*sse(*events), "data: [DONE]\n\n"))
-
-
-def _anthropic_with_input(value: Any, partial: str) -> Answer:
-    body = json.loads(json.dumps(OK["anthropic"]))
-    body["content"] = [{"type": "tool_use", "id": "t1", "name": "f", "input": value}]
-    body["stop_reason"] = "tool_use"
-    start = {
-        "type": "message_start",
-        "message": {
-            "id": "m",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-x",
-            "content": [],
-            "usage": {"input_tokens": 3, "output_tokens": 1},
-        },
-    }
-    events = [
-        start,
-        {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": partial},
-        },
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "tool_use"},
-            "usage": {"output_tokens": 5},
-        },
-        {"type": "message_stop"},
-    ]
-    names = tuple(str(e["type"]) for e in events)
-    return Answer(body=json.dumps(body).encode(), events=sse(*events, names=names))
-
-
 def _calls(out: Any) -> tuple[Any, ...]:
     if isinstance(out, ChatResponse):
         return out.tool_calls
@@ -226,7 +162,7 @@ MODES = ["chat", "achat", "stream", "astream"]
 def test_openai_arguments_that_are_no_object_make_an_invalid_call(
     crafted: CraftedServer, mode: str, arguments: str, error: str
 ) -> None:
-    adapter, _ = _adapter(crafted, "openai", _openai_with_arguments(arguments))
+    adapter, _ = _adapter(crafted, "openai", openai_tool_arguments(arguments))
     try:
         out = run(adapter, mode, TOOLS)
     finally:
@@ -242,7 +178,7 @@ def test_openai_arguments_that_are_no_object_make_an_invalid_call(
 def test_anthropic_input_that_is_no_object_makes_an_invalid_call(
     crafted: CraftedServer, mode: str
 ) -> None:
-    adapter, _ = _adapter(crafted, "anthropic", _anthropic_with_input("x", '"x"'))
+    adapter, _ = _adapter(crafted, "anthropic", anthropic_tool_input("x", '"x"'))
     try:
         out = run(adapter, mode, TOOLS)
     finally:
@@ -256,7 +192,7 @@ def test_anthropic_input_that_is_no_object_makes_an_invalid_call(
 def test_anthropic_streamed_input_that_does_not_parse_makes_an_invalid_call(
     crafted: CraftedServer, mode: str
 ) -> None:
-    adapter, _ = _adapter(crafted, "anthropic", _anthropic_with_input({}, '{"city": '))
+    adapter, _ = _adapter(crafted, "anthropic", anthropic_tool_input({}, '{"city": '))
     try:
         out = run(adapter, mode, TOOLS)
     finally:
