@@ -217,16 +217,16 @@ def response_from_message(
 def _response(
     message: Any, route: str, headers: Mapping[str, str] | None, wrapped: bool
 ) -> ChatResponse:
-    node(message, "the body")
-    kind = text(message, "type", "the body")
+    node(message, "body")
+    kind = text(message, "type", "body")
     if kind not in (None, "message"):
-        raise Malformed(f"the body's type is {kind!r}, not 'message'")
+        raise Malformed("body.type is not 'message'")
     if get(message, "content") is None:
-        raise Malformed("the body.content is missing")
+        raise Malformed("body.content is missing")
     texts: list[str] = []
     calls: list[ToolCall] = []
     structured: str | None = None
-    for index, block in enumerate(items(message, "content", "the body")):
+    for index, block in enumerate(items(message, "content", "body")):
         path = f"content[{index}]"
         node(block, path)
         kind = text(block, "type", path, required=True)
@@ -238,18 +238,18 @@ def _response(
                 structured = _structured(call, wrapped)
             else:
                 calls.append(call)
-    raw_finish = text(message, "stop_reason", "the body")
+    raw_finish = text(message, "stop_reason", "body")
     finish = finish_reason(raw_finish)
     if structured is not None and not calls:
         finish = "stop" if finish == "tool_calls" else finish
     return ChatResponse(
         content=structured if structured is not None else "".join(texts),
         provider=route,
-        model=text(message, "model", "the body") or "",
+        model=text(message, "model", "body") or "",
         tool_calls=tuple(calls),
-        usage=_usage(get(message, "usage"), "the body.usage"),
+        usage=_usage(get(message, "usage"), "body.usage"),
         finish_reason=finish,
-        metadata={"raw_finish_reason": raw_finish, "id": text(message, "id", "the body")},
+        metadata={"raw_finish_reason": raw_finish, "id": text(message, "id", "body")},
         rate_limit_headers=rate_limit_headers(headers),
     )
 
@@ -295,10 +295,10 @@ class AnthropicStreamState:
 
     def feed(self, event: Any) -> list[ChatChunk]:
         with reading(self.route):
-            return self._feed(node(event, "the event"))
+            return self._feed(node(event, "event"))
 
     def _feed(self, event: Any) -> list[ChatChunk]:
-        kind = text(event, "type", "the event", required=True)
+        kind = text(event, "type", "event", required=True)
         if kind == "message_start":
             message = node(get(event, "message"), "message_start.message")
             self.model = text(message, "model", "message_start.message") or self.model

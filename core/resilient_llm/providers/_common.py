@@ -231,10 +231,22 @@ def unavailable_from_transport(route: str, exc: BaseException) -> ProviderUnavai
     elif any(word in kind.lower() for word in ("protocol", "payload", "disconnected")):
         what = "the connection broke mid-reply"
     elif "validation" in kind.lower():
-        what = "the reply did not have the expected shape"
+        what = "malformed reply: the reply did not have the expected shape" + _where(exc)
     else:
         what = "connection failed"
     return ProviderUnavailable(f"{route}: {what} ({kind})", provider=route)
+
+
+def _where(exc: BaseException) -> str:
+    """Where a pydantic validation error found the reply wrong: the field path only (its
+    message quotes the offending value, which a hostile body could make anything)."""
+    errors = getattr(exc, "errors", None)
+    try:
+        location = errors()[0]["loc"] if callable(errors) else ()
+    except Exception:
+        return ""
+    path = ".".join(str(part) for part in location if isinstance(part, str | int))
+    return f" at {path}" if path else ""
 
 
 def header_items(headers: object) -> Mapping[str, str] | None:

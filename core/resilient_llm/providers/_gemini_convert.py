@@ -188,7 +188,7 @@ def _usage(metadata: Any) -> Usage | None:
 def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None, bool]:
     """Text pieces, function calls and the raw finish reason of the first candidate, and
     whether there was a candidate at all."""
-    candidates = items(response, "candidates", "the body")
+    candidates = items(response, "candidates", "body")
     if not candidates:
         return [], [], None, False
     candidate = node(candidates[0], "candidates[0]")
@@ -219,7 +219,7 @@ def _call(call: Any, path: str) -> ToolCall:
 
 
 def _block_reason(response: Any) -> str | None:
-    feedback = optional_node(response, "prompt_feedback", "the body")
+    feedback = optional_node(response, "prompt_feedback", "body")
     return None if feedback is None else _raw_reason(get(feedback, "block_reason"))
 
 
@@ -241,7 +241,7 @@ def response_from_generate(
 def _response(
     response: Any, route: str, fallback_model: str, headers: Mapping[str, str] | None
 ) -> ChatResponse:
-    node(response, "the body")
+    node(response, "body")
     texts, calls, raw, found = _parts(response)
     blocked = _block_reason(response)
     metadata: dict[str, Any] = {"raw_finish_reason": raw}
@@ -256,7 +256,7 @@ def _response(
     return ChatResponse(
         content="".join(texts),
         provider=route,
-        model=text(response, "model_version", "the body") or fallback_model,
+        model=text(response, "model_version", "body") or fallback_model,
         tool_calls=_unique_ids(calls),
         usage=_usage(get(response, "usage_metadata")),
         finish_reason=finish,
@@ -296,10 +296,10 @@ class GeminiStreamState:
 
     def feed(self, event: Any) -> list[ChatChunk]:
         with reading(self.route):
-            return self._feed(node(event, "the event"))
+            return self._feed(node(event, "event"))
 
     def _feed(self, event: Any) -> list[ChatChunk]:
-        self.model = text(event, "model_version", "the event") or self.model
+        self.model = text(event, "model_version", "event") or self.model
         usage = _usage(get(event, "usage_metadata"))
         self._usage = usage or self._usage
         texts, calls, raw, _ = _parts(event)

@@ -172,8 +172,8 @@ def response_from_completion(
 
 
 def _response(completion: Any, route: str, headers: Mapping[str, str] | None) -> ChatResponse:
-    node(completion, "the body")
-    choices = items(completion, "choices", "the body")
+    node(completion, "body")
+    choices = items(completion, "choices", "body")
     if not choices:
         raise ProviderUnavailable(f"{route}: the reply had no choices", provider=route)
     choice = node(choices[0], "choices[0]")
@@ -187,11 +187,11 @@ def _response(completion: Any, route: str, headers: Mapping[str, str] | None) ->
     return ChatResponse(
         content=content or "",
         provider=route,
-        model=text(completion, "model", "the body") or "",
+        model=text(completion, "model", "body") or "",
         tool_calls=calls,
-        usage=_usage(completion, "the body"),
+        usage=_usage(completion, "body"),
         finish_reason=finish_reason(raw_finish),
-        metadata={"raw_finish_reason": raw_finish, "id": text(completion, "id", "the body")},
+        metadata={"raw_finish_reason": raw_finish, "id": text(completion, "id", "body")},
         rate_limit_headers=rate_limit_headers(headers),
     )
 
@@ -223,12 +223,12 @@ class OpenAIStreamState:
             return self._feed(event)
 
     def _feed(self, event: Any) -> list[ChatChunk]:
-        node(event, "the event")
-        self.model = text(event, "model", "the event") or self.model
-        usage = _usage(event, "the event")
+        node(event, "event")
+        self.model = text(event, "model", "event") or self.model
+        usage = _usage(event, "event")
         self._usage = usage or self._usage
         out: list[ChatChunk] = []
-        for choice in items(event, "choices", "the event")[:1]:
+        for choice in items(event, "choices", "event")[:1]:
             node(choice, "choices[0]")
             delta = optional_node(choice, "delta", "choices[0]")
             path = "choices[0].delta"
