@@ -8,6 +8,8 @@ that take only an object refuse it, naming the call.
 
 from __future__ import annotations
 
+from types import SimpleNamespace as NS
+
 import pytest
 
 from resilient_llm.errors import BadRequest, ConfigurationError
@@ -88,3 +90,16 @@ def test_families_that_take_only_objects_refuse_it_naming_the_call(kind: str) ->
     }[kind]
     with pytest.raises(BadRequest, match="tool call 'f'"):
         build()
+
+
+def test_a_streamed_call_without_an_index_is_assembled_by_position() -> None:
+    # Some OpenAI-compatible servers leave ``index`` out of a tool-call delta.
+    def chunk(calls: list[object] | None, finish: str | None = None) -> object:
+        delta = NS(content=None, tool_calls=calls)
+        return NS(model="m", usage=None, choices=[NS(delta=delta, finish_reason=finish)])
+
+    state = oc.OpenAIStreamState("r")
+    state.feed(chunk([NS(id="t1", function=NS(name="f", arguments='{"a": 1}'))]))
+    state.feed(chunk(None, "tool_calls"))
+    (last,) = state.finish()
+    assert last.tool_calls == (ToolCall("t1", "f", {"a": 1}),)

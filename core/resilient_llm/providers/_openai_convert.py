@@ -245,7 +245,9 @@ class OpenAIStreamState:
     def _delta(self, call: Any, position: int) -> None:
         where = f"choices[0].delta.tool_calls[{position}]"
         index = get(call, "index")
-        if isinstance(index, bool) or not isinstance(index, int):
+        if index is None:
+            index = position  # some OpenAI-compatible servers leave it out
+        elif isinstance(index, bool) or not isinstance(index, int):
             raise Malformed(f"{where}.index is not an integer")
         partial = self._calls.setdefault(index, _PartialCall())
         partial.id = text(call, "id", where) or partial.id
