@@ -17,7 +17,7 @@ from resilient_llm.messages import ChatRequest, Message, ToolCall
 from resilient_llm.providers import _anthropic_convert as ac
 from resilient_llm.providers import _gemini_convert as gc
 from resilient_llm.providers import _openai_convert as oc
-from resilient_llm.providers._common import tool_call
+from resilient_llm.providers._tool_calls import tool_call
 from resilient_llm.providers.base import unsendable_reason
 
 from .samples import provider

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderUnavailable
 from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import tool_call
 from ._shape import (
     Malformed,
     count,
@@ -25,6 +24,7 @@ from ._shape import (
     text,
     unavailable,
 )
+from ._tool_calls import tool_call
 from .base import Provider, rate_limit_headers
 
 if TYPE_CHECKING:
