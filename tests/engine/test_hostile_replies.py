@@ -15,11 +15,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from resilient_llm import CircuitState, FakeClock, Provider, RateLimit
+from resilient_llm import (
+    ChatChunk,
+    CircuitState,
+    FakeClock,
+    Provider,
+    RateLimit,
+    StreamInterrupted,
+)
 from resilient_llm.events import AttemptFinished, Failover, LimiterWait
 
 from ..providers.crafted import Answer, CraftedServer, sse
-from ..providers.hostile import BODIES, OK, ok_answer
+from ..providers.hostile import BODIES, EVENTS, OK, ok_answer
 from .conftest import ANSWER, ATTEMPTS_PER_ROUTE, FALLBACK, KINDS, MODES, Bench
 
 _PREFIXES = itertools.count()
@@ -70,6 +77,61 @@ def test_a_hostile_reply_is_retried_counted_and_failed_over(
     assert outcomes == ["ProviderUnavailable"] * ATTEMPTS_PER_ROUTE
     assert [(f.route, f.to_route) for f in bench.of(Failover)] == [(primary.name, fallback.name)]
     assert llm.snapshot()[primary.name].breaker.failures == ATTEMPTS_PER_ROUTE
+
+
+def _check_failover(bench: Bench, crafted: CraftedServer, primary: Provider, mode: str) -> None:
+    fallback = bench.route(FALLBACK[primary.kind], "fallback")
+    llm = bench.engine(primary, fallback)
+    result = bench.run(llm, mode)
+    assert result.text == ANSWER
+    assert result.providers == {fallback.name}
+    assert crafted.hits(primary.name) == ATTEMPTS_PER_ROUTE
+    assert llm.snapshot()[primary.name].breaker.failures == ATTEMPTS_PER_ROUTE
+
+
+@pytest.mark.parametrize(
+    ("kind", "case"), [(kind, case) for kind, cases in BODIES.items() for case in cases]
+)
+def test_every_hostile_body_fails_over_from_chat(
+    bench: Bench, crafted: CraftedServer, kind: str, case: str
+) -> None:
+    _check_failover(bench, crafted, _hostile(crafted, kind, BODIES[kind][case]), "chat")
+
+
+# Streams in which text reaches the caller before the malformed event.
+AFTER_TEXT = {
+    ("openai", "event_null"),
+    ("openai", "event_string"),
+    ("openai", "event_html"),
+    ("openai", "usage_strings"),
+    ("anthropic", "index_string"),
+    ("anthropic", "usage_strings"),
+    ("anthropic", "tool_name_null"),
+    ("gemini", "event_html"),
+    ("gemini", "usage_strings"),
+}
+_STREAM_CASES = [(kind, case) for kind, cases in EVENTS.items() for case in cases]
+
+
+@pytest.mark.parametrize(("kind", "case"), _STREAM_CASES)
+def test_every_hostile_stream_fails_over_or_is_interrupted(
+    bench: Bench, crafted: CraftedServer, kind: str, case: str
+) -> None:
+    primary = _hostile(crafted, kind, EVENTS[kind][case])
+    if (kind, case) not in AFTER_TEXT:
+        _check_failover(bench, crafted, primary, "astream")
+        return
+    # Text already reached the caller: retrying would repeat it, so the stream is
+    # interrupted, and the attempt still counts as the route's failure.
+    llm = bench.engine(primary, bench.route(FALLBACK[kind], "fallback"))
+    chunks: list[ChatChunk] = []
+    with pytest.raises(StreamInterrupted) as info:
+        bench.run(llm, "astream", chunks)
+    assert info.value.partial_text.startswith("Hi")
+    assert "malformed reply" in str(info.value) or "not valid JSON" in str(info.value)
+    assert {c.provider for c in chunks} == {primary.name}
+    assert crafted.hits(primary.name) == 1
+    assert llm.snapshot()[primary.name].breaker.failures == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
