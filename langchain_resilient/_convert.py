@@ -21,6 +21,7 @@ from langchain_core.messages import (
     ToolCallChunk,
     ToolMessage,
 )
+from langchain_core.messages import InvalidToolCall as LCInvalidToolCall
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import ToolCall as LCToolCall
 
@@ -62,7 +63,7 @@ def _message(message: BaseMessage, index: int) -> Message:
         calls = tuple(
             ToolCall(id=c.get("id") or "", name=c["name"], arguments=dict(c["args"]))
             for c in message.tool_calls
-        )
+        ) + tuple(_invalid_call(c, index) for c in message.invalid_tool_calls)
         return Message("assistant", text, tool_calls=calls, name=message.name)
     if isinstance(message, ToolMessage):
         return Message("tool", text, tool_call_id=message.tool_call_id, name=message.name)
@@ -74,6 +75,21 @@ def _message(message: BaseMessage, index: int) -> Message:
     raise ValueError(
         f"messages[{index}]: ChatResilientLLM cannot send a {type(message).__name__}"
         + (f" with role {message.role!r}" if isinstance(message, ChatMessage) else "")
+    )
+
+
+def _invalid_call(call: LCInvalidToolCall, index: int) -> ToolCall:
+    """An ``invalid_tool_calls`` entry, kept invalid: the engine decides per route whether
+    its text can be sent back (see ``ToolCall``)."""
+    name = call.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"messages[{index}]: an invalid tool call without a name cannot be sent")
+    raw = call.get("args")
+    return ToolCall(
+        id=call.get("id") or "",
+        name=name,
+        raw_arguments=raw if isinstance(raw, str) else "",
+        error=call.get("error") or "the arguments did not parse",
     )
 
 
@@ -138,6 +154,23 @@ def _tool_calls(calls: Iterable[ToolCall]) -> list[LCToolCall]:
     return [
         LCToolCall(name=c.name, args=dict(c.arguments), id=c.id or None, type="tool_call")
         for c in calls
+        if not c.invalid
+    ]
+
+
+def _invalid_tool_calls(calls: Iterable[ToolCall]) -> list[LCInvalidToolCall]:
+    """Calls whose arguments did not parse, as LangChain keeps them: the raw text in
+    ``args`` and what is wrong in ``error``."""
+    return [
+        LCInvalidToolCall(
+            name=c.name,
+            args=c.raw_arguments,
+            id=c.id or None,
+            error=c.error,
+            type="invalid_tool_call",
+        )
+        for c in calls
+        if c.invalid
     ]
 
 
@@ -162,6 +195,7 @@ def to_ai_message(reply: ChatResponse) -> AIMessage:
         content=reply.content,
         additional_kwargs=_refusal(reply.refusal),
         tool_calls=_tool_calls(reply.tool_calls),
+        invalid_tool_calls=_invalid_tool_calls(reply.tool_calls),
         usage_metadata=usage_metadata(reply.usage),
         response_metadata={
             "model_name": reply.model,
@@ -173,11 +207,14 @@ def to_ai_message(reply: ChatResponse) -> AIMessage:
 
 
 def tool_call_chunks(calls: Iterable[ToolCall], first_index: int) -> list[ToolCallChunk]:
-    """Complete tool calls as chunks (the engine streams each call whole, in one chunk)."""
+    """Complete tool calls as chunks (the engine streams each call whole, in one chunk);
+    an invalid call's chunk carries the text the model wrote."""
     return [
         ToolCallChunk(
             name=c.name,
-            args=json.dumps(dict(c.arguments), ensure_ascii=False),
+            args=(
+                c.raw_arguments if c.invalid else json.dumps(dict(c.arguments), ensure_ascii=False)
+            ),
             id=c.id or None,
             index=first_index + i,
             type="tool_call_chunk",
@@ -187,10 +224,20 @@ def tool_call_chunks(calls: Iterable[ToolCall], first_index: int) -> list[ToolCa
 
 
 def to_chunk(chunk: ChatChunk, first_index: int) -> AIMessageChunk:
-    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones."""
-    return AIMessageChunk(
+    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones.
+
+    LangChain derives a chunk's calls from its ``tool_call_chunks`` by a lenient partial
+    parse, which would take some broken arguments for valid ones; each call arrives whole
+    here, so the chunk states its calls as the engine judged them, invalid ones with their
+    ``error``. Chunks added together are parsed again by LangChain, as for any model.
+    """
+    message = AIMessageChunk(
         content=chunk.delta,
         additional_kwargs=_refusal(chunk.refusal),
         tool_call_chunks=tool_call_chunks(chunk.tool_calls, first_index),
         usage_metadata=usage_metadata(chunk.usage),
     )
+    if chunk.tool_calls:
+        message.tool_calls = _tool_calls(chunk.tool_calls)
+        message.invalid_tool_calls = _invalid_tool_calls(chunk.tool_calls)
+    return message

@@ -105,12 +105,18 @@ def _message(message: ChatMessage, index: int) -> Message:
 
 
 def _call(call_id: str | None, name: str, arguments: Mapping[str, Any] | str) -> ToolCall:
+    """A neutral call; arguments given as text that is not a JSON object make an invalid
+    call that keeps the text (see ``ToolCall``), never an empty one that hides it."""
     if isinstance(arguments, str):
         try:
             parsed = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            parsed = {}
-        arguments = parsed if isinstance(parsed, dict) else {}
+        except (ValueError, RecursionError):
+            error = "the arguments are not valid JSON"
+        else:
+            if isinstance(parsed, Mapping):
+                return ToolCall(id=call_id or "", name=name, arguments=dict(parsed))
+            error = "the arguments are not a JSON object"
+        return ToolCall(id=call_id or "", name=name, raw_arguments=arguments, error=error)
     if not isinstance(arguments, Mapping):
         raise ConfigurationError(f"tool call {name!r} arguments must be a JSON object")
     return ToolCall(id=call_id or "", name=name, arguments=dict(arguments))
@@ -168,10 +174,17 @@ def to_tool_choice(
 def _blocks(text: str, calls: Sequence[ToolCall]) -> list[TextBlock | ToolCallBlock]:
     blocks: list[TextBlock | ToolCallBlock] = [TextBlock(text=text)] if text else []
     blocks += [
-        ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=dict(c.arguments))
-        for c in calls
+        ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=_kwargs(c)) for c in calls
     ]
     return blocks
+
+
+def _kwargs(call: ToolCall) -> dict[str, Any] | str:
+    # LlamaIndex keeps arguments it could not parse as their text (``tool_kwargs: str``),
+    # and reads them as no arguments when it selects the tool.
+    if call.invalid and call.raw_arguments is not None:
+        return call.raw_arguments
+    return dict(call.arguments)
 
 
 def _openai_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
@@ -179,7 +192,14 @@ def _openai_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
         {
             "id": c.id,
             "type": "function",
-            "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments))},
+            "function": {
+                "name": c.name,
+                "arguments": (
+                    c.raw_arguments
+                    if c.invalid and c.raw_arguments is not None
+                    else json.dumps(dict(c.arguments))
+                ),
+            },
         }
         for c in calls
     ]
@@ -284,7 +304,11 @@ class StreamState:
 
 
 def tool_selections(response: ChatResponse) -> list[ToolSelection]:
-    """The tool calls of a response: its ``ToolCallBlock`` s, else legacy ``tool_calls``."""
+    """The tool calls of a response: its ``ToolCallBlock`` s, else legacy ``tool_calls``.
+
+    A call whose arguments did not parse is selected with no arguments, as LlamaIndex's
+    own integrations do; its text stays in the message's ``ToolCallBlock``.
+    """
     message = response.message
     calls = [
         _call(b.tool_call_id, b.tool_name, b.tool_kwargs)

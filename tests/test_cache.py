@@ -192,6 +192,13 @@ _json = st.recursive(
             id=st.text(),
             name=st.text(min_size=1),
             arguments=st.dictionaries(st.text(), _json, max_size=3),
+        )
+        | st.builds(
+            ToolCall,
+            id=st.text(),
+            name=st.text(min_size=1),
+            raw_arguments=st.text(),
+            error=st.text(min_size=1),
         ),
         max_size=3,
     ),
@@ -277,6 +284,17 @@ def test_tool_calls_and_results_in_the_history_are_part_of_the_key() -> None:
         cache_key(history({"a": 2, "b": 3}, "6"), ROUTES),
     }
     assert len(keys) == 3
+
+
+def test_the_text_of_an_invalid_tool_call_is_part_of_the_key() -> None:
+    def history(raw: str) -> ChatRequest:
+        call = ToolCall("call_1", "add", raw_arguments=raw, error="not JSON")
+        return ChatRequest(
+            messages=(Message("user", "What is 2 + 3?"), Message("assistant", tool_calls=(call,))),
+            temperature=0,
+        )
+
+    assert cache_key(history("{a: 2}"), ROUTES) != cache_key(history("{a: 3}"), ROUTES)
 
 
 def test_the_routes_are_part_of_the_key() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .errors import ConfigurationError
 from .messages import ChatResponse, ToolCall, Usage
 
 __all__ = ["FORMAT", "dump_response", "load_response"]
@@ -21,9 +22,7 @@ def dump_response(reply: ChatResponse) -> str:
             "content": reply.content,
             "provider": reply.provider,
             "model": reply.model,
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
-            ],
+            "tool_calls": [_dump_call(c) for c in reply.tool_calls],
             "usage": None
             if reply.usage is None
             else [reply.usage.input_tokens, reply.usage.output_tokens],
@@ -48,14 +47,7 @@ def load_response(payload: str | bytes) -> ChatResponse:
             content=_typed(data["content"], str),
             provider=_typed(data["provider"], str),
             model=_typed(data["model"], str),
-            tool_calls=tuple(
-                ToolCall(
-                    id=_typed(c["id"], str),
-                    name=_typed(c["name"], str),
-                    arguments=_typed(c["arguments"], dict),
-                )
-                for c in data["tool_calls"]
-            ),
+            tool_calls=tuple(_load_call(c) for c in data["tool_calls"]),
             usage=None if usage is None else Usage(_typed(usage[0], int), _typed(usage[1], int)),
             finish_reason=None
             if data["finish_reason"] is None
@@ -64,8 +56,35 @@ def load_response(payload: str | bytes) -> ChatResponse:
             rate_limit_headers=_typed(data["rate_limit_headers"], dict),
             refusal=None if data["refusal"] is None else _typed(data["refusal"], str),
         )
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        ConfigurationError,
+    ) as exc:
         raise ValueError(f"a corrupt cache entry: {type(exc).__name__}") from None
+
+
+def _dump_call(call: ToolCall) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.invalid:
+        out["raw_arguments"] = call.raw_arguments
+        out["error"] = call.error
+    return out
+
+
+def _load_call(data: Any) -> ToolCall:
+    error = data.get("error")
+    return ToolCall(
+        id=_typed(data["id"], str),
+        name=_typed(data["name"], str),
+        arguments=_typed(data["arguments"], dict),
+        raw_arguments=None if error is None else _typed(data["raw_arguments"], str),
+        error=None if error is None else _typed(error, str),
+    )
 
 
 def _typed(value: Any, kind: type[Any]) -> Any:

@@ -4,9 +4,10 @@ An :class:`Admission` is the pair (limiter slot, breaker permit) that an attempt
 took. It is finished exactly once, in one of four ways, and each way says what the
 route's shared state learns from the attempt:
 
-- ``succeed``: the breaker records a success; the reservation is settled to real usage
-  (never below the estimate on a route whose provider charges the reserved output up
-  front, as OpenAI does).
+- ``succeed``: the breaker records a success; the reservation is settled to real usage,
+  bounded by what the request could have cost (``ceiling``: a provider's claim is not
+  trusted past it), and never below the estimate on a route whose provider charges the
+  reserved output up front, as OpenAI does.
 - ``fail``: the breaker records a failure; the reservation stays (the provider counted it).
 - ``release``: a neutral outcome (429, 4xx, caller gave up mid-call): the breaker permit is
   returned without counting; the reservation stays, since the request went out.
@@ -26,6 +27,7 @@ from .breaker import Permit
 from .bulkhead import Bulkhead
 from .errors import AttemptRecord
 from .events import AttemptFinished, EventHandler, RouteSkipped, Settled
+from .limiter import settled_tokens
 from .routes import Route, Slot
 
 __all__ = ["Admission", "CallReport"]
@@ -40,8 +42,10 @@ class Admission:
         estimate: int,
         emit: EventHandler,
         bulkhead: Bulkhead | None = None,
+        ceiling: int | None = None,
     ) -> None:
         self.route = route
+        self.ceiling = ceiling
         self.bulkhead = bulkhead
         self.slot = slot
         self.permit = permit
@@ -64,9 +68,12 @@ class Admission:
     def succeed(self, now: float, usage_tokens: int | None) -> None:
         if not self._finish():
             return
-        charged = usage_tokens
-        if charged is not None and not self.route.settles_below_estimate:
-            charged = max(charged, self.estimate)
+        charged = None
+        if usage_tokens is not None:
+            below = self.route.settles_below_estimate
+            charged = settled_tokens(
+                usage_tokens, self.estimate, self.ceiling, below_estimate=below
+            )
         self.route.succeed(self.slot, self.permit, now, charged)
         if usage_tokens is not None:
             self._emit(Settled(self.route.name, now, self.estimate, usage_tokens))

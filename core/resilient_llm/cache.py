@@ -206,6 +206,8 @@ def key_material(request: ChatRequest, providers: Sequence[Provider]) -> str | N
 
 
 def _call(call: ToolCall) -> list[Any]:
+    if call.invalid:  # the text the model wrote is what is sent back
+        return [call.id, call.name, {"raw_arguments": call.raw_arguments}]
     return [call.id, call.name, call.arguments]
 
 

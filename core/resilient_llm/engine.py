@@ -55,17 +55,17 @@ from .drivers import (
 from .effects import Call, FlowPolicy
 from .errors import ConfigurationError, ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
-from .flow import call_flow
+from .flow import Unfit, call_flow
 from .hedge import Hedge, run_hedged
 from .hints import hints_from_headers
 from .limiter import RateLimit
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
-from .providers.base import ChatAdapter, Provider, distinct_names
+from .providers.base import ChatAdapter, Provider, distinct_names, unsendable_reason
 from .routes import Route
 from .scope import CallScope
 from .snapshot import Snapshot
 from .stall import StreamTimeouts
-from .tokens import estimate_tokens, preload
+from .tokens import estimate_tokens, preload, usage_ceiling
 
 if TYPE_CHECKING:
     from .telemetry import EngineTelemetry, Telemetry
@@ -424,7 +424,18 @@ class ResilientLLM:
         unfit = _PerRoute(
             len(keep),
             lambda i: (
-                turn_reason(kinds[i], request) or unfit_reason(caps[i], request, estimates[i])
+                turn_reason(kinds[i], request)
+                or unfit_reason(caps[i], request, estimates[i])
+                or _unsendable(kinds[i], request)
+            ),
+        )
+        ceilings = _PerRoute(
+            len(keep),
+            lambda i: usage_ceiling(
+                request,
+                estimates[i],
+                context_window=caps[i].context_window,
+                max_output=caps[i].max_output,
             ),
         )
         with self._rng_lock:
@@ -441,6 +452,7 @@ class ResilientLLM:
             unfit=unfit,
             windows=[c.context_window for c in caps],
             budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
+            ceilings=ceilings,
         )
 
     def _hedger(
@@ -538,6 +550,11 @@ class _PerRoute(Sequence[_T]):
         if index not in self._known:
             self._known[index] = self._compute(index)
         return self._known[index]
+
+
+def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
+    reason = unsendable_reason(kind, request)
+    return None if reason is None else Unfit(reason)
 
 
 def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:

@@ -120,6 +120,7 @@ def call_flow(
     unfit: Sequence[Unfit | None] = (),
     windows: Sequence[int | None] = (),
     budgets: Sequence[RetryLedger] = (),
+    ceilings: Sequence[int | None] = (),
 ) -> Generator[Effect, Answer, CallReport]:
     """Run one call over ``routes`` (in preference order) until a reply or a final error.
 
@@ -128,9 +129,15 @@ def call_flow(
     (``report.admission``) for the streaming driver to finish when the stream ends.
     ``unfit[i]`` says why ``routes[i]`` cannot take the request (it is skipped unasked),
     ``windows[i]`` is its model's context window if known (a context-length error moves
-    the call to a larger one), ``budgets[i]`` its retry budget.
+    the call to a larger one), ``budgets[i]`` its retry budget, ``ceilings[i]`` the most
+    tokens a reply on it may settle (see :func:`~resilient_llm.tokens.usage_ceiling`).
     """
-    for name, given in (("estimate", estimates), ("unfit", unfit), ("windows", windows)):
+    for name, given in (
+        ("estimate", estimates),
+        ("unfit", unfit),
+        ("windows", windows),
+        ("ceiling", ceilings),
+    ):
         if given and len(given) != len(routes):
             raise ValueError(f"call_flow needs one {name} per route")
     if budgets and len(budgets) != len(routes):
@@ -163,7 +170,8 @@ def call_flow(
                     bulkhead.leave()
                 continue
             slot, permit = held
-            admission = Admission(route, slot, permit, estimates[index], emit, bulkhead)
+            ceiling = ceilings[index] if ceilings else None
+            admission = Admission(route, slot, permit, estimates[index], emit, bulkhead, ceiling)
             if state.last_route is not None and state.last_route != index:
                 previous = routes[state.last_route].name
                 report.failovers.append((previous, route.name, state.last_reason))

@@ -30,7 +30,7 @@ from datetime import timedelta
 
 from resilient_llm.errors import ConfigurationError, RequestTooLarge
 
-__all__ = ["Limiter", "LimiterSnapshot", "RateLimit", "Reservation"]
+__all__ = ["Limiter", "LimiterSnapshot", "RateLimit", "Reservation", "settled_tokens"]
 
 
 def _positive_int_or_none(name: str, value: object) -> None:
@@ -149,6 +149,25 @@ class Reservation:
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         return f"<Reservation tokens={self._tokens} at={self._at!r} wait={self._wait!r}{state}>"
+
+
+def settled_tokens(
+    reported: int, estimate: int, ceiling: int | None, *, below_estimate: bool = True
+) -> int:
+    """What a request is charged once its reply reports ``reported`` tokens.
+
+    The provider's figure, bounded by ``ceiling`` (what the request could have cost, see
+    :func:`~resilient_llm.tokens.usage_ceiling`) so a false claim cannot fill the window for
+    everyone sharing it, and by 0 below. With ``below_estimate=False`` (a provider that
+    charges the reserved output up front, as OpenAI does) never below ``estimate``.
+    Memory and Redis state both settle to this figure.
+    """
+    charged = max(0, reported)
+    if ceiling is not None:
+        charged = min(charged, max(ceiling, estimate))
+    if not below_estimate:
+        charged = max(charged, estimate)
+    return charged
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,37 @@ _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A model's request to call a tool, with its arguments already parsed from JSON."""
+    """A model's request to call a tool, with its arguments already parsed from JSON.
+
+    A call whose arguments are not a JSON object (text that does not parse, or JSON that
+    is a list, a string, a number) is *invalid*: it is still part of the answer, since the
+    model did ask for the tool, but it cannot be run. Its ``arguments`` are empty,
+    ``raw_arguments`` holds the text exactly as the model wrote it, and ``error`` says what
+    is wrong (LangChain lists such calls in ``invalid_tool_calls``). Sent back in a later
+    request, OpenAI-protocol routes receive the raw text as it came; Anthropic and Gemini
+    take only an object there, so those routes are skipped for that request (see README).
+    """
 
     id: str
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    raw_arguments: str | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None and not isinstance(self.raw_arguments, str):
+            raise ConfigurationError(
+                f"ToolCall {self.name!r} has an error but no raw_arguments (the text sent)"
+            )
+        if self.error is not None and self.arguments:
+            raise ConfigurationError(
+                f"ToolCall {self.name!r} has an error, so its arguments must be empty"
+            )
+
+    @property
+    def invalid(self) -> bool:
+        """Whether the arguments did not parse as a JSON object (see ``error``)."""
+        return self.error is not None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ __all__ = [
     "estimate_tokens",
     "preload",
     "reserved_output",
+    "usage_ceiling",
 ]
 
 EncodingName = Literal["o200k_base", "cl100k_base"]
@@ -46,6 +47,16 @@ DEFAULT_OUTPUT_RESERVE: int = 1024
 against tokens-per-minute too. 1024 covers a typical answer (a few paragraphs, a tool call, a
 JSON object); reserving the model's whole output window (4k-128k) would make a TPM limit
 admit far fewer calls than it could. The limiter settles against real usage afterwards."""
+
+USAGE_INPUT_FACTOR = 4
+"""How far a provider's prompt count may exceed our prompt estimate before it is taken for a
+lie: the heuristic leans to overestimating, tiktoken is exact for OpenAI models."""
+USAGE_INPUT_SLACK = 4096
+"""Prompt tokens a provider adds that no estimate sees (Anthropic's tool-use system prompt
+is a few hundred)."""
+UNKNOWN_OUTPUT_LIMIT = 131_072
+"""The most output a reply is believed to have when neither the request nor the model table
+bounds it."""
 
 # OpenAI's chat format (the "How to count tokens" cookbook): every message costs 3 tokens
 # around its content (<|start|>{role}<|message|>...<|end|>), a ``name`` costs 1 more, and
@@ -265,7 +276,9 @@ def _message_tokens(message: Message, count: Callable[[str], int]) -> int:
     for part in (message.name, message.tool_call_id):
         total += count(_text(part)) if part else 0
     for call in message.tool_calls:
-        parts = (call.id, call.name, call.arguments)
+        # An invalid call is sent as the text the model wrote.
+        arguments = call.raw_arguments if call.invalid else call.arguments
+        parts = (call.id, call.name, arguments)
         total += _PER_TOOL_CALL + sum(count(_text(part)) for part in parts)
     return total
 
@@ -322,3 +335,29 @@ def estimate_tokens(
             reserved_output(request) if isinstance(request, ChatRequest) else DEFAULT_OUTPUT_RESERVE
         )
         return 1 + _REPLY_PRIMING + reserve + _heuristic_tokens(_text(request))
+        return 1 + _REPLY_PRIMING + DEFAULT_OUTPUT_RESERVE + _heuristic_tokens(_text(request))
+
+
+def usage_ceiling(
+    request: ChatRequest,
+    estimate: int,
+    *,
+    context_window: int | None = None,
+    max_output: int | None = None,
+) -> int:
+    """The most tokens a reply to ``request`` can honestly report, given its ``estimate``.
+
+    Settling a route's token window on provider-reported usage trusts the provider; one
+    reply claiming ``10**15`` tokens would otherwise fill the window for every caller (and,
+    shared over Redis, every process) until it slides past. The prompt counts at most
+    :data:`USAGE_INPUT_FACTOR` times its estimate plus :data:`USAGE_INPUT_SLACK`, and never
+    more than the model's context window; the output at most the request's ``max_tokens``,
+    else the model's output limit, else its window, else :data:`UNKNOWN_OUTPUT_LIMIT`.
+    Never below ``estimate``.
+    """
+    reserved = request.max_tokens or DEFAULT_OUTPUT_RESERVE
+    prompt = max(0, estimate - reserved) * USAGE_INPUT_FACTOR + USAGE_INPUT_SLACK
+    if context_window is not None:
+        prompt = min(prompt, context_window)
+    output = request.max_tokens or max_output or context_window or UNKNOWN_OUTPUT_LIMIT
+    return max(estimate, prompt + output)

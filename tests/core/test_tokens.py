@@ -52,6 +52,7 @@ def test_exported_names() -> None:
         "estimate_tokens",
         "preload",
         "reserved_output",
+        "usage_ceiling",
     ]
     assert DEFAULT_OUTPUT_RESERVE == 1024
 

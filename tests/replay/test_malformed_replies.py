@@ -25,14 +25,6 @@ CASES = [
     ("gemini", "no-candidates"),
 ]
 # What the engine gets wrong until replies are validated: these return an empty success.
-NEEDS_VALIDATION = {
-    ("anthropic", "malformed", "chat"),
-    ("anthropic", "malformed", "achat"),
-    ("gemini", "malformed", "chat"),
-    ("gemini", "malformed", "achat"),
-    ("gemini", "no-candidates", "chat"),
-    ("gemini", "no-candidates", "achat"),
-}
 
 
 def _served(kind: str, body: str, mode: str) -> Recording:
@@ -48,12 +40,7 @@ def _params() -> list[object]:
     out: list[object] = []
     for kind, case in CASES:
         for mode in MODES:
-            marks = (
-                [pytest.mark.xfail(reason="needs the reply validation fix", strict=True)]
-                if (kind, case, mode) in NEEDS_VALIDATION
-                else []
-            )
-            out.append(pytest.param(kind, case, mode, marks=marks, id=f"{kind}-{case}-{mode}"))
+            out.append(pytest.param(kind, case, mode, id=f"{kind}-{case}-{mode}"))
     return out
 
 

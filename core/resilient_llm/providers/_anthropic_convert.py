@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import ProviderUnavailable
 from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import loads_arguments
+from ._shape import Malformed, count, get, items, node, optional_node, reading, text
+from ._tool_calls import object_arguments, tool_call
 from .base import Provider, rate_limit_headers
 
 __all__ = [
@@ -82,7 +83,12 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
         blocks.append({"type": "text", "text": message.content})
     for call in message.tool_calls if message.role == "assistant" else ():
         blocks.append(
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.arguments)}
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": object_arguments(call, "anthropic"),
+            }
         )
     return blocks
 
@@ -189,14 +195,28 @@ def structured_text(arguments: Mapping[str, Any], wrapped: bool) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _usage(usage: Any) -> Usage | None:
+def _usage(usage: Any, path: str) -> Usage | None:
     if usage is None:
         return None
+    node(usage, path)
     inputs = sum(
-        getattr(usage, name, None) or 0
+        count(usage, name, path)
         for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
-    return Usage(inputs, getattr(usage, "output_tokens", None) or 0)
+    return Usage(inputs, count(usage, "output_tokens", path))
+
+
+def _call(block: Any, path: str, raw: object, *, decoded: bool) -> ToolCall:
+    name = text(block, "name", path, required=True)
+    if not name:
+        raise Malformed(f"{path}.name is empty")
+    return tool_call(text(block, "id", path) or "", name, raw, decoded=decoded)
+
+
+def _structured(call: ToolCall, wrapped: bool) -> str:
+    if call.invalid:
+        raise Malformed(f"the {STRUCTURED_TOOL} input is not an object")
+    return structured_text(call.arguments, wrapped)
 
 
 def response_from_message(
@@ -204,33 +224,50 @@ def response_from_message(
 ) -> ChatResponse:
     """An Anthropic ``Message`` as a neutral reply.
 
-    A ``structured_output`` tool call becomes the content, and the reply a plain stop.
+    A ``structured_output`` tool call becomes the content, and the reply a plain stop. A
+    body that is not a message (``type`` other than ``"message"``, ``content`` not a list
+    of blocks...) raises ``ProviderUnavailable`` naming the field: a failed attempt.
     """
+    with reading(route):
+        return _response(message, route, headers, wrapped)
+
+
+def _response(
+    message: Any, route: str, headers: Mapping[str, str] | None, wrapped: bool
+) -> ChatResponse:
+    node(message, "body")
+    kind = text(message, "type", "body")
+    if kind not in (None, "message"):
+        raise Malformed("body.type is not 'message'")
+    if get(message, "content") is None:
+        raise Malformed("body.content is missing")
     texts: list[str] = []
     calls: list[ToolCall] = []
     structured: str | None = None
-    for block in message.content or ():
-        kind = getattr(block, "type", None)
+    for index, block in enumerate(items(message, "content", "body")):
+        path = f"content[{index}]"
+        node(block, path)
+        kind = text(block, "type", path, required=True)
         if kind == "text":
-            texts.append(block.text)
+            texts.append(text(block, "text", path, required=True) or "")
         elif kind == "tool_use":
-            arguments = loads_arguments(block.input)
-            if block.name == STRUCTURED_TOOL:
-                structured = structured_text(arguments, wrapped)
+            call = _call(block, path, get(block, "input"), decoded=True)
+            if call.name == STRUCTURED_TOOL:
+                structured = _structured(call, wrapped)
             else:
-                calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
-    raw_finish = message.stop_reason
+                calls.append(call)
+    raw_finish = text(message, "stop_reason", "body")
     finish = finish_reason(raw_finish)
     if structured is not None and not calls:
         finish = "stop" if finish == "tool_calls" else finish
     return ChatResponse(
         content=structured if structured is not None else "".join(texts),
         provider=route,
-        model=message.model,
+        model=text(message, "model", "body") or "",
         tool_calls=tuple(calls),
-        usage=_usage(message.usage),
+        usage=_usage(get(message, "usage"), "body.usage"),
         finish_reason=finish,
-        metadata={"raw_finish_reason": raw_finish, "id": message.id},
+        metadata={"raw_finish_reason": raw_finish, "id": text(message, "id", "body")},
         rate_limit_headers=rate_limit_headers(headers),
         refusal=refusal_reason(raw_finish, getattr(message, "stop_details", None)),
     )
@@ -242,6 +279,13 @@ class _Block:
     id: str = ""
     name: str = ""
     parts: list[str] = field(default_factory=list)
+
+
+def _index(event: Any, kind: str) -> int:
+    index = get(event, "index")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise Malformed(f"{kind}.index is not an integer")
+    return index
 
 
 @dataclass
@@ -257,7 +301,7 @@ class AnthropicStreamState:
     route: str
     wrapped: bool = False
     model: str = ""
-    _input: Any = None
+    _input: Usage | None = None
     _output_tokens: int = 0
     _stop_reason: str | None = None
     _stop_details: Any = None
@@ -270,31 +314,49 @@ class AnthropicStreamState:
         return ChatChunk(delta=text, provider=self.route, model=self.model)
 
     def feed(self, event: Any) -> list[ChatChunk]:
-        kind = getattr(event, "type", None)
+        with reading(self.route):
+            return self._feed(node(event, "event"))
+
+    def _feed(self, event: Any) -> list[ChatChunk]:
+        kind = text(event, "type", "event", required=True)
         if kind == "message_start":
-            self.model = event.message.model or self.model
-            self._input = event.message.usage
-            self._output_tokens = getattr(event.message.usage, "output_tokens", 0) or 0
+            message = node(get(event, "message"), "message_start.message")
+            self.model = text(message, "model", "message_start.message") or self.model
+            usage = optional_node(message, "usage", "message_start.message")
+            self._input = _usage(usage, "message_start.message.usage")
+            self._output_tokens = count(usage, "output_tokens", "message_start.usage")
         elif kind == "content_block_start":
-            block = event.content_block
-            self._blocks[event.index] = _Block(
-                kind=block.type, id=getattr(block, "id", ""), name=getattr(block, "name", "")
+            block = node(get(event, "content_block"), "content_block_start.content_block")
+            path = "content_block_start.content_block"
+            self._blocks[_index(event, kind)] = _Block(
+                kind=text(block, "type", path, required=True) or "",
+                id=text(block, "id", path) or "",
+                name=text(block, "name", path) or "",
             )
         elif kind == "content_block_delta":
-            delta = event.delta
-            if delta.type == "text_delta" and delta.text:
-                return [self._chunk(delta.text)]
-            if delta.type == "input_json_delta" and event.index in self._blocks:
-                self._blocks[event.index].parts.append(delta.partial_json)
+            index = _index(event, kind)
+            delta = node(get(event, "delta"), "content_block_delta.delta")
+            delta_kind = text(delta, "type", "content_block_delta.delta", required=True)
+            if delta_kind == "text_delta":
+                piece = text(delta, "text", "content_block_delta.delta", required=True)
+                return [self._chunk(piece)] if piece else []
+            if delta_kind == "input_json_delta" and index in self._blocks:
+                part = text(delta, "partial_json", "content_block_delta.delta", required=True)
+                self._blocks[index].parts.append(part or "")
         elif kind == "content_block_stop":
-            return self._close_block(event.index)
+            return self._close_block(_index(event, kind))
         elif kind == "message_delta":
-            self._stop_reason = event.delta.stop_reason or self._stop_reason
-            self._stop_details = getattr(event.delta, "stop_details", None) or self._stop_details
-            usage = event.usage
-            self._output_tokens = getattr(usage, "output_tokens", None) or self._output_tokens
-            if getattr(usage, "input_tokens", None) is not None:
-                self._input = usage
+            delta = optional_node(event, "delta", "message_delta")
+            reason = text(delta, "stop_reason", "message_delta.delta") if delta else None
+            self._stop_reason = reason or self._stop_reason
+            details = get(delta, "stop_details") if delta else None
+            self._stop_details = details or self._stop_details
+            usage = optional_node(event, "usage", "message_delta")
+            if usage is not None:
+                output = count(usage, "output_tokens", "message_delta.usage")
+                self._output_tokens = output or self._output_tokens
+                if get(usage, "input_tokens") is not None:
+                    self._input = _usage(usage, "message_delta.usage")
         elif kind == "message_stop":
             self._stopped = True
         return []
@@ -303,11 +365,13 @@ class AnthropicStreamState:
         block = self._blocks.pop(index, None)
         if block is None or block.kind != "tool_use":
             return []
-        arguments = loads_arguments("".join(block.parts))
+        if not block.name:
+            raise Malformed(f"tool_use block {index} has no name")
+        call = tool_call(block.id, block.name, "".join(block.parts))
         if block.name == STRUCTURED_TOOL:
             self._structured = True
-            return [self._chunk(structured_text(arguments, self.wrapped))]
-        self._calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
+            return [self._chunk(_structured(call, self.wrapped))]
+        self._calls.append(call)
         return []
 
     def finish(self) -> list[ChatChunk]:
@@ -318,7 +382,7 @@ class AnthropicStreamState:
         finish = finish_reason(self._stop_reason)
         if self._structured and not self._calls and finish == "tool_calls":
             finish = "stop"
-        inputs = _usage(self._input)
+        inputs = self._input
         usage = Usage(inputs.input_tokens if inputs else 0, self._output_tokens)
         return [
             ChatChunk(

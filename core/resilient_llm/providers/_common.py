@@ -34,7 +34,6 @@ __all__ = [
     "body_error",
     "error_from_status",
     "header_items",
-    "loads_arguments",
     "map_generated_sdk_error",
     "parsed",
     "redact",
@@ -232,10 +231,22 @@ def unavailable_from_transport(route: str, exc: BaseException) -> ProviderUnavai
     elif any(word in kind.lower() for word in ("protocol", "payload", "disconnected")):
         what = "the connection broke mid-reply"
     elif "validation" in kind.lower():
-        what = "the reply did not have the expected shape"
+        what = "malformed reply: the reply did not have the expected shape" + _where(exc)
     else:
         what = "connection failed"
     return ProviderUnavailable(f"{route}: {what} ({kind})", provider=route)
+
+
+def _where(exc: BaseException) -> str:
+    """Where a pydantic validation error found the reply wrong: the field path only (its
+    message quotes the offending value, which a hostile body could make anything)."""
+    errors = getattr(exc, "errors", None)
+    try:
+        location = errors()[0]["loc"] if callable(errors) else ()
+    except Exception:
+        return ""
+    path = ".".join(str(part) for part in location if isinstance(part, str | int))
+    return f" at {path}" if path else ""
 
 
 def header_items(headers: object) -> Mapping[str, str] | None:
@@ -246,19 +257,6 @@ def header_items(headers: object) -> Mapping[str, str] | None:
         return {str(k): str(v) for k, v in dict(headers).items()}  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
-
-
-def loads_arguments(raw: object) -> dict[str, Any]:
-    """Tool-call arguments as a dict: JSON text, a mapping, or empty."""
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    if isinstance(raw, str) and raw.strip():
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            return {"_raw": raw}
-        return dict(value) if isinstance(value, Mapping) else {"_value": value}
-    return {}
 
 
 def body_error(body: object) -> tuple[str | None, str | None, str | None]:

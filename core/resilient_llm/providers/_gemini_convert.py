@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ProviderUnavailable
 from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import loads_arguments
+from ._shape import Malformed, count, get, items, node, optional_node, reading, text
+from ._tool_calls import object_arguments, tool_call
 from .base import Provider, rate_limit_headers
 
 __all__ = [
@@ -107,7 +108,7 @@ def build_contents(messages: tuple[Message, ...]) -> tuple[str | None, list[dict
                         "function_call": {
                             "id": call.id,
                             "name": call.name,
-                            "args": dict(call.arguments),
+                            "args": object_arguments(call, "gemini"),
                         }
                     }
                 )
@@ -179,42 +180,51 @@ def model_name(request: ChatRequest, provider: Provider) -> str:
 def _usage(metadata: Any) -> Usage | None:
     if metadata is None:
         return None
-    output = (getattr(metadata, "candidates_token_count", None) or 0) + (
-        getattr(metadata, "thoughts_token_count", None) or 0
+    path = "usageMetadata"
+    node(metadata, path)
+    output = count(metadata, "candidates_token_count", path) + count(
+        metadata, "thoughts_token_count", path
     )
-    return Usage(getattr(metadata, "prompt_token_count", None) or 0, output)
+    return Usage(count(metadata, "prompt_token_count", path), output)
 
 
-def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None]:
-    """Text pieces, function calls and the raw finish reason of the first candidate."""
-    candidates = getattr(response, "candidates", None) or ()
+def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None, bool]:
+    """Text pieces, function calls and the raw finish reason of the first candidate, and
+    whether there was a candidate at all."""
+    candidates = items(response, "candidates", "body")
     if not candidates:
-        return [], [], None
-    candidate = candidates[0]
+        return [], [], None, False
+    candidate = node(candidates[0], "candidates[0]")
     texts: list[str] = []
     calls: list[ToolCall] = []
-    content = getattr(candidate, "content", None)
-    for part in getattr(content, "parts", None) or ():
-        if getattr(part, "thought", None):
+    content = optional_node(candidate, "content", "candidates[0]")
+    for index, part in enumerate(items(content, "parts", "candidates[0].content")):
+        path = f"candidates[0].content.parts[{index}]"
+        node(part, path)
+        if get(part, "thought"):
             continue  # the model's reasoning summary is not the reply
-        call = getattr(part, "function_call", None)
+        call = optional_node(part, "function_call", path)
         if call is not None:
-            calls.append(
-                ToolCall(
-                    id=call.id or f"call_{call.name}",
-                    name=call.name or "",
-                    arguments=loads_arguments(call.args),
-                )
-            )
-        elif getattr(part, "text", None):
-            texts.append(part.text)
-    return texts, calls, _raw_reason(getattr(candidate, "finish_reason", None))
+            calls.append(_call(call, f"{path}.functionCall"))
+        else:
+            piece = text(part, "text", path)
+            if piece:
+                texts.append(piece)
+    return texts, calls, _raw_reason(get(candidate, "finish_reason")), True
+
+
+def _call(call: Any, path: str) -> ToolCall:
+    name = text(call, "name", path, required=True)
+    if not name:
+        raise Malformed(f"{path}.name is empty")
+    call_id = text(call, "id", path) or f"call_{name}"
+    return tool_call(call_id, name, get(call, "args"), decoded=True)
 
 
 def _block_reason(response: Any) -> str | None:
     """Why the prompt itself was blocked (``promptFeedback.blockReason``), if it was."""
-    feedback = getattr(response, "prompt_feedback", None)
-    return _raw_reason(getattr(feedback, "block_reason", None))
+    feedback = optional_node(response, "prompt_feedback", "body")
+    return None if feedback is None else _raw_reason(get(feedback, "block_reason"))
 
 
 def refusal_reason(raw: str | None, blocked: str | None) -> str | None:
@@ -232,19 +242,38 @@ def response_from_generate(
     """A ``GenerateContentResponse`` as a neutral reply (first candidate only).
 
     A reply withheld by the safety filters (``finishReason: SAFETY`` and the like) or a
-    prompt blocked before any candidate (``promptFeedback.blockReason``) is a refusal.
+    prompt blocked before any candidate (``promptFeedback.blockReason``, also kept as
+    ``metadata["block_reason"]``) is a refusal. Any other reply without a candidate, or
+    whose candidate has no finish reason, is not a reply: ``ProviderUnavailable`` naming
+    what is missing (a failed attempt).
     """
-    texts, calls, raw = _parts(response)
-    refusal = refusal_reason(raw, _block_reason(response))
+    with reading(route):
+        return _response(response, route, fallback_model, headers)
+
+
+def _response(
+    response: Any, route: str, fallback_model: str, headers: Mapping[str, str] | None
+) -> ChatResponse:
+    node(response, "body")
+    texts, calls, raw, found = _parts(response)
+    blocked = _block_reason(response)
+    metadata: dict[str, Any] = {"raw_finish_reason": raw}
+    if not found and blocked is None:
+        raise Malformed("the reply had no candidates")
+    if found and raw is None:
+        raise Malformed("candidates[0].finishReason is missing")
+    if not found:
+        metadata["block_reason"] = blocked
+    refusal = refusal_reason(raw, blocked)
     finish = "refusal" if refusal is not None else finish_reason(raw, bool(calls))
     return ChatResponse(
         content="".join(texts),
         provider=route,
-        model=getattr(response, "model_version", None) or fallback_model,
+        model=text(response, "model_version", "body") or fallback_model,
         tool_calls=_unique_ids(calls),
-        usage=_usage(getattr(response, "usage_metadata", None)),
+        usage=_usage(get(response, "usage_metadata")),
         finish_reason=finish,
-        metadata={"raw_finish_reason": raw},
+        metadata=metadata,
         rate_limit_headers=rate_limit_headers(headers),
         refusal=refusal,
     )
@@ -259,7 +288,7 @@ def _unique_ids(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
         if call_id in seen:
             call_id = f"{call_id}_{index}"
         seen.add(call_id)
-        out.append(ToolCall(id=call_id, name=call.name, arguments=call.arguments))
+        out.append(replace(call, id=call_id))
     return tuple(out)
 
 
@@ -280,16 +309,22 @@ class GeminiStreamState:
     _calls: list[ToolCall] = field(default_factory=list)
 
     def feed(self, event: Any) -> list[ChatChunk]:
-        self.model = getattr(event, "model_version", None) or self.model
-        usage = _usage(getattr(event, "usage_metadata", None))
+        with reading(self.route):
+            return self._feed(node(event, "event"))
+
+    def _feed(self, event: Any) -> list[ChatChunk]:
+        self.model = text(event, "model_version", "event") or self.model
+        usage = _usage(get(event, "usage_metadata"))
         self._usage = usage or self._usage
-        texts, calls, raw = _parts(event)
+        texts, calls, raw, _ = _parts(event)
         self._calls.extend(calls)
         if raw is not None and raw not in _NOT_TERMINAL:
             self._raw = raw
-        self._blocked = _block_reason(event) or self._blocked
-        text = "".join(texts)
-        return [ChatChunk(delta=text, provider=self.route, model=self.model)] if text else []
+        blocked = _block_reason(event)
+        if blocked is not None:
+            self._blocked = blocked
+        piece = "".join(texts)
+        return [ChatChunk(delta=piece, provider=self.route, model=self.model)] if piece else []
 
     def finish(self) -> list[ChatChunk]:
         if self._raw is None and self._blocked is None:
@@ -299,6 +334,7 @@ class GeminiStreamState:
         calls = _unique_ids(self._calls)
         refusal = refusal_reason(self._raw, self._blocked)
         finish = "refusal" if refusal is not None else finish_reason(self._raw, bool(calls))
+        blocked = {"block_reason": self._blocked} if self._raw is None else {}
         return [
             ChatChunk(
                 provider=self.route,
@@ -307,5 +343,6 @@ class GeminiStreamState:
                 usage=self._usage,
                 finish_reason=finish,
                 refusal=refusal,
+                metadata=blocked,
             )
         ]

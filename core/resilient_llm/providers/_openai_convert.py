@@ -7,13 +7,24 @@ as JSON) and responses are read by attribute, so these functions are tested on t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderUnavailable
 from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._common import loads_arguments
+from ._shape import (
+    Malformed,
+    count,
+    get,
+    items,
+    node,
+    optional_node,
+    reading,
+    text,
+    unavailable,
+)
+from ._tool_calls import tool_call
 from .base import Provider, rate_limit_headers
 
 if TYPE_CHECKING:
@@ -57,13 +68,21 @@ def message_to_openai(message: Message) -> dict[str, Any]:
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(dict(call.arguments))},
+                "function": {"name": call.name, "arguments": _arguments_text(call)},
             }
             for call in message.tool_calls
         ]
         if not message.content:
             out["content"] = None
     return out
+
+
+def _arguments_text(call: ToolCall) -> str:
+    # An invalid call goes back exactly as the model wrote it: this protocol carries the
+    # arguments as text, so nothing needs to be guessed.
+    if call.raw_arguments is not None and call.invalid:
+        return call.raw_arguments
+    return json.dumps(dict(call.arguments))
 
 
 def _tool_choice(choice: str | None) -> Any:
@@ -116,40 +135,68 @@ def build_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
     return params
 
 
-def _tool_calls(raw: Iterable[Any] | None) -> tuple[ToolCall, ...]:
+def _tool_calls(message: Any, path: str) -> tuple[ToolCall, ...]:
     calls = []
-    for call in raw or ():
-        function = getattr(call, "function", None)
+    for index, raw in enumerate(items(message, "tool_calls", path)):
+        where = f"{path}.tool_calls[{index}]"
+        node(raw, where)
+        function = optional_node(raw, "function", where)
         if function is None:  # a custom (non-function) tool call: not ours to represent
+            if text(raw, "type", where) in (None, "function"):
+                raise Malformed(f"{where}.function is missing")
             continue
-        calls.append(
-            ToolCall(
-                id=call.id or "",
-                name=function.name,
-                arguments=loads_arguments(function.arguments),
-            )
-        )
+        name = text(function, "name", f"{where}.function", required=True)
+        if not name:
+            raise Malformed(f"{where}.function.name is empty")
+        arguments = get(function, "arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise Malformed(f"{where}.function.arguments is not a string")
+        calls.append(tool_call(text(raw, "id", where) or "", name, arguments))
     return tuple(calls)
+
+
+def _usage(holder: Any, path: str) -> Usage | None:
+    usage = optional_node(holder, "usage", path)
+    if usage is None:
+        return None
+    where = f"{path}.usage"
+    return Usage(count(usage, "prompt_tokens", where), count(usage, "completion_tokens", where))
 
 
 def response_from_completion(
     completion: ChatCompletion, route: str, headers: Mapping[str, str] | None
 ) -> ChatResponse:
-    """A ``ChatCompletion`` as a neutral reply (first choice only)."""
-    if not completion.choices:
+    """A ``ChatCompletion`` as a neutral reply (first choice only).
+
+    A body without a chat completion's shape raises ``ProviderUnavailable`` naming the
+    field that is wrong: the attempt failed, and is retried or failed over.
+    """
+    with reading(route):
+        return _response(completion, route, headers)
+
+
+def _response(completion: Any, route: str, headers: Mapping[str, str] | None) -> ChatResponse:
+    node(completion, "body")
+    choices = items(completion, "choices", "body")
+    if not choices:
         raise ProviderUnavailable(f"{route}: the reply had no choices", provider=route)
-    choice = completion.choices[0]
-    usage = completion.usage
-    raw_finish = choice.finish_reason
-    refusal = _refusal(getattr(choice.message, "refusal", None))
+    choice = node(choices[0], "choices[0]")
+    message = get(choice, "message")
+    if message is None:
+        raise Malformed("choices[0].message is missing")
+    node(message, "choices[0].message")
+    raw_finish = text(choice, "finish_reason", "choices[0]")
+    content = text(message, "content", "choices[0].message")
+    calls = _tool_calls(message, "choices[0].message")
+    refusal = _refusal(text(message, "refusal", "choices[0].message"))
     return ChatResponse(
-        content=choice.message.content or "",
+        content=content or "",
         provider=route,
-        model=completion.model,
-        tool_calls=_tool_calls(choice.message.tool_calls),
-        usage=None if usage is None else Usage(usage.prompt_tokens, usage.completion_tokens),
+        model=text(completion, "model", "body") or "",
+        tool_calls=calls,
+        usage=_usage(completion, "body"),
         finish_reason="refusal" if refusal is not None else finish_reason(raw_finish),
-        metadata={"raw_finish_reason": raw_finish, "id": completion.id},
+        metadata={"raw_finish_reason": raw_finish, "id": text(completion, "id", "body")},
         rate_limit_headers=rate_limit_headers(headers),
         refusal=refusal,
     )
@@ -185,37 +232,57 @@ class OpenAIStreamState:
     _refused: bool = False
 
     def feed(self, event: ChatCompletionChunk) -> list[ChatChunk]:
-        self.model = event.model or self.model
-        if event.usage is not None:
-            self._usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
+        with reading(self.route):
+            return self._feed(event)
+
+    def _feed(self, event: Any) -> list[ChatChunk]:
+        node(event, "event")
+        self.model = text(event, "model", "event") or self.model
+        usage = _usage(event, "event")
+        self._usage = usage or self._usage
         out: list[ChatChunk] = []
-        for choice in event.choices[:1] if event.choices else ():
-            delta = choice.delta
-            for call in (delta.tool_calls or ()) if delta is not None else ():
-                partial = self._calls.setdefault(call.index, _PartialCall())
-                partial.id = call.id or partial.id
-                if call.function is not None:
-                    partial.name = call.function.name or partial.name
-                    partial.arguments.append(call.function.arguments or "")
-            text = (delta.content or "") if delta is not None else ""
-            if text:
-                out.append(ChatChunk(delta=text, provider=self.route, model=self.model))
-            refusal = _refusal(getattr(delta, "refusal", None))
+        for choice in items(event, "choices", "event")[:1]:
+            node(choice, "choices[0]")
+            delta = optional_node(choice, "delta", "choices[0]")
+            path = "choices[0].delta"
+            for position, call in enumerate(items(delta, "tool_calls", path) if delta else ()):
+                self._delta(node(call, f"{path}.tool_calls[{position}]"), position)
+            piece = (text(delta, "content", path) or "") if delta is not None else ""
+            if piece:
+                out.append(ChatChunk(delta=piece, provider=self.route, model=self.model))
+            refusal = _refusal(text(delta, "refusal", path)) if delta is not None else None
             if refusal is not None:
                 self._refused = True
                 out.append(ChatChunk(refusal=refusal, provider=self.route, model=self.model))
-            if choice.finish_reason is not None:
-                self._finish = choice.finish_reason
+            raw_finish = text(choice, "finish_reason", "choices[0]")
+            if raw_finish is not None:
+                self._finish = raw_finish
         return out
+
+    def _delta(self, call: Any, position: int) -> None:
+        where = f"choices[0].delta.tool_calls[{position}]"
+        index = get(call, "index")
+        if index is None:
+            index = position  # some OpenAI-compatible servers leave it out
+        elif isinstance(index, bool) or not isinstance(index, int):
+            raise Malformed(f"{where}.index is not an integer")
+        partial = self._calls.setdefault(index, _PartialCall())
+        partial.id = text(call, "id", where) or partial.id
+        function = optional_node(call, "function", where)
+        if function is not None:
+            partial.name = text(function, "name", f"{where}.function") or partial.name
+            partial.arguments.append(text(function, "arguments", f"{where}.function") or "")
 
     def finish(self) -> list[ChatChunk]:
         if self._finish is None:
             raise ProviderUnavailable(
                 f"{self.route}: stream ended without its terminal event", provider=self.route
             )
+        for index, partial in sorted(self._calls.items()):
+            if not partial.name:
+                raise unavailable(self.route, Malformed(f"tool call {index} has no name"))
         calls = tuple(
-            ToolCall(id=p.id, name=p.name, arguments=loads_arguments("".join(p.arguments)))
-            for _, p in sorted(self._calls.items())
+            tool_call(p.id, p.name, "".join(p.arguments)) for _, p in sorted(self._calls.items())
         )
         return [
             ChatChunk(

@@ -19,7 +19,7 @@ from .._arguments import timeout_setting
 from ..capabilities import Capabilities
 from ..errors import ConfigurationError
 from ..limiter import RateLimit
-from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall
 from ..secrets import Secret
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ProviderKind",
     "distinct_names",
     "rate_limit_headers",
+    "unsendable_reason",
 ]
 
 ProviderKind = Literal["openai", "anthropic", "gemini"]
@@ -331,3 +332,28 @@ def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     if not headers:
         return {}
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_HINT_HEADERS)}
+
+
+def unsendable_reason(kind: str, request: ChatRequest) -> str | None:
+    """Why a route of family ``kind`` cannot carry ``request`` faithfully, or None.
+
+    An invalid tool call in the history (arguments that were not a JSON object) goes to
+    the OpenAI protocol as the text the model wrote, since its arguments are text; the
+    Anthropic and Gemini protocols take only an object there, and inventing one would
+    change what the model said. Such a route is skipped for the request, with this reason.
+    """
+    if kind == "openai":
+        return None
+    call = next(iter(invalid_calls(request)), None)
+    if call is None:
+        return None
+    return (
+        f"the history holds tool call {call.name!r} (id {call.id!r}) whose arguments are not "
+        f"a JSON object ({call.error}); {kind} takes only an object there: answer the call "
+        "with a tool result saying so, or drop it, or use an OpenAI-protocol route"
+    )
+
+
+def invalid_calls(request: ChatRequest) -> list[ToolCall]:
+    """The invalid tool calls in the request's assistant turns, in order."""
+    return [c for m in request.messages if m.role == "assistant" for c in m.tool_calls if c.invalid]
