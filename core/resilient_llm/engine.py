@@ -28,6 +28,7 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._arguments import MessagesIn, as_list, build_request, number_setting
+from ._forks import renew_locks
 from .adaptive import ProviderCap
 from .admission import CallReport
 from .backends import MemoryState, StateBackend
@@ -184,6 +185,7 @@ class ResilientLLM:
         self._factory = adapter_factory or _default_factory
         self._adapters: dict[str, ChatAdapter] = {}
         self._adapters_lock = threading.Lock()
+        renew_locks(self, "_rng_lock", "_adapters_lock")
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
         self.retry_budget = retry_budget
         self._ledgers = (
