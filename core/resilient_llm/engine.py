@@ -465,9 +465,10 @@ class ResilientLLM:
                     adapter = self._adapters[name] = self._factory(provider)
         left = call.timeout - (self.clock.now() - started)
         if left <= 0:
+            # Raised from a timeout: the attempt ran out of its time before it was sent.
             raise ProviderUnavailable(
                 f"no time left for attempt {call.attempt} on {name!r}", provider=name
-            )
+            ) from TimeoutError()
         return adapter, left
 
     # -- cache and telemetry ------------------------------------------------------------
