@@ -8,6 +8,10 @@ at the moment of the fork stays held forever in the child, where that thread doe
 exist. So each owner registers here what it must redo in a child (new locks, new clients)
 and the child redoes it right after the fork, before any of its code runs.
 
+No fork happens while a thread of the engine builds an SDK client (:func:`building`): that
+creates TLS contexts, and OpenSSL's locks, held by another thread at the fork, would stay
+held in the child and block its first client forever.
+
 Connections the child inherits are neither closed nor let go: closing one in the child
 (an SSL ``close_notify``, a pool's shutdown) could write to a socket the parent still
 reads, and garbage collection would close it the same way. They are kept, unused, for the
@@ -16,20 +20,29 @@ child's lifetime (:func:`keep_inherited`); the parent never notices.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["keep_inherited", "on_fork_in_child", "renew_locks"]
+__all__ = ["building", "keep_inherited", "on_fork_in_child", "renew_locks"]
 
 _T = TypeVar("_T")
 
 _hooks: dict[int, tuple[weakref.ref[Any], Callable[[Any], None]]] = {}
 _ids = itertools.count()
 _inherited: list[object] = []
+_building = threading.Lock()
+
+
+@contextlib.contextmanager
+def building() -> Iterator[None]:
+    """Hold off any fork of this process while the block (building an SDK client) runs."""
+    with _building:
+        yield
 
 
 def on_fork_in_child(owner: _T, reset: Callable[[_T], None]) -> None:
@@ -56,7 +69,17 @@ def keep_inherited(*things: object) -> None:
     _inherited.extend(things)
 
 
+def _before_fork() -> None:
+    _building.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _building.release()
+
+
 def _after_fork_in_child() -> None:
+    global _building
+    _building = threading.Lock()
     for ref, reset in list(_hooks.values()):
         owner = ref()
         if owner is not None:
@@ -64,4 +87,8 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere a process cannot fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

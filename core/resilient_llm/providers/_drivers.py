@@ -13,7 +13,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
-from .._forks import keep_inherited, on_fork_in_child
+from .._forks import building, keep_inherited, on_fork_in_child
 from ..errors import ResilientLLMError
 from ..messages import ChatChunk
 from ..secrets import Secret
@@ -70,7 +70,8 @@ class Clients(Generic[_SYNC, _CLIENT]):
     def sync(self) -> _SYNC:
         with self._lock:
             if self._sync is None:
-                self._sync = self._make_sync(self._key())
+                with building():
+                    self._sync = self._make_sync(self._key())
             return self._sync
 
     async def aget(self) -> _CLIENT:
@@ -125,7 +126,8 @@ class PerLoop(Generic[_CLIENT]):
             entry = self._clients.get(loop)
             if entry is not None:
                 return entry[0]
-            client = self._factory()
+            with building():
+                client = self._factory()
             keeper = self._keep(loop, client)
             self._clients[loop] = (client, keeper)
         await keeper.asend(None)  # runs to its yield: now the loop finalises it
