@@ -19,6 +19,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+from ._forks import renew_locks
 from .hints import RateLimitHints
 
 __all__ = ["ProviderCap"]
@@ -57,6 +58,7 @@ class ProviderCap:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
         self._requests: _Left | None = None
         self._tokens: _Left | None = None
 

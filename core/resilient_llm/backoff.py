@@ -51,8 +51,16 @@ class RetryPolicy:
 
     ``max_retries`` counts retries after the first attempt (0: never retry). The delay before
     retry ``n`` (1 for the first retry) is ``min(cap, base * multiplier ** (n - 1))`` seconds,
-    then jittered. ``base`` and ``cap`` also accept a :class:`~datetime.timedelta`; every
-    duration is stored as float seconds. Invalid settings raise
+    then jittered.
+
+    ``min_attempt_time`` is the least time an attempt needs to be worth sending: an
+    attempt is not sent, and no wait (backoff, retry-after, limiter queue) is begun, when
+    less than ``min(min_attempt_time, timeout / 10)`` of the call's deadline would be left
+    for it; the call ends ``DeadlineExceeded`` instead of sending a request that can only
+    time out. ``0`` sends whatever time is left.
+
+    ``base``, ``cap`` and ``min_attempt_time`` also accept a :class:`~datetime.timedelta`;
+    every duration is stored as float seconds. Invalid settings raise
     :class:`~resilient_llm.errors.ConfigurationError` naming the field.
     """
 
@@ -61,6 +69,7 @@ class RetryPolicy:
     cap: float
     multiplier: float
     jitter: Jitter
+    min_attempt_time: float
 
     # Written by hand (not __post_init__) so the fields stay typed ``float`` for readers
     # while callers may still pass a timedelta; the same pattern as RateLimit.
@@ -72,6 +81,7 @@ class RetryPolicy:
         cap: float | timedelta = 30.0,
         multiplier: float = 2.0,
         jitter: Jitter = "full",
+        min_attempt_time: float | timedelta = 0.5,
     ) -> None:
         retries = _count("RetryPolicy.max_retries", max_retries, 0)
         low = _real("RetryPolicy.base", base, ">= 0", lambda v: v >= 0, duration=True)
@@ -80,6 +90,13 @@ class RetryPolicy:
         )
         growth = _real(
             "RetryPolicy.multiplier", multiplier, ">= 1", lambda v: v >= 1, duration=False
+        )
+        floor = _real(
+            "RetryPolicy.min_attempt_time",
+            min_attempt_time,
+            ">= 0",
+            lambda v: v >= 0,
+            duration=True,
         )
         if jitter not in _JITTERS:
             raise ConfigurationError(
@@ -90,6 +107,7 @@ class RetryPolicy:
         object.__setattr__(self, "cap", high)
         object.__setattr__(self, "multiplier", growth)
         object.__setattr__(self, "jitter", jitter)
+        object.__setattr__(self, "min_attempt_time", floor)
 
     def computed_delay(self, retry: int) -> float:
         """The un-jittered delay in seconds before retry number ``retry`` (1 is the first).

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from resilient_llm._forks import renew_locks
 from resilient_llm.backoff import _count, _real
 
 __all__ = [
@@ -131,6 +132,7 @@ class CircuitBreaker:
         self._name = name
         # Held only inside these methods, never around a provider call or a listener.
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
         self._listeners: list[BreakerListener] = []
         self._state = CircuitState.CLOSED
         self._generation = 0

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ._forks import renew_locks
 from .backoff import _count, _real
 
 __all__ = ["RetryBudget", "RetryLedger"]
@@ -50,6 +51,7 @@ class RetryLedger:
     def __init__(self, budget: RetryBudget) -> None:
         self.budget = budget
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
 

@@ -18,6 +18,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from ._forks import on_fork_in_child
+
 __all__ = ["Bulkhead", "BulkheadSnapshot"]
 
 
@@ -63,6 +65,14 @@ class Bulkhead:
         self._lock = threading.Lock()
         self._held = 0
         self._waiters: deque[_Waiter] = deque()
+        on_fork_in_child(self, Bulkhead._forget_inherited)
+
+    def _forget_inherited(self) -> None:
+        # In a forked child the calls holding or awaiting a slot are the parent's threads
+        # and tasks, which do not exist there: the child starts with every slot free.
+        self._lock = threading.Lock()
+        self._held = 0
+        self._waiters = deque()
 
     def try_enter(self) -> bool:
         """Take a slot if one is free and nobody queues; never waits."""

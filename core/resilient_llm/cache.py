@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ._forks import renew_locks
 from ._stored import FORMAT, dump_response, load_response
 from .admission import CallReport
 from .clock import Clock, SystemClock
@@ -114,6 +115,7 @@ class ResponseCache:
         self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
 
     def get(self, key: str) -> ChatResponse | None:
         now = self.clock.now()

@@ -41,6 +41,7 @@ __all__ = [
     "run_async_stream",
     "run_sync",
     "run_sync_stream",
+    "timed_out",
 ]
 
 T = TypeVar("T")
@@ -68,7 +69,7 @@ def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport
             try:
                 value, usage = send(effect)
             except ResilientLLMError as error:
-                effect = flow.send(Failed(clock.now(), error))
+                effect = flow.send(Failed(clock.now(), error, timed_out(error)))
             else:
                 effect = flow.send(Succeeded(clock.now(), usage))
     except StopIteration as stop:
@@ -96,15 +97,38 @@ async def run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, Ca
                 async with asyncio.timeout(effect.timeout):
                     value, usage = await send(effect)
             except ResilientLLMError as error:
-                effect = flow.send(Failed(clock.now(), error))
+                effect = flow.send(Failed(clock.now(), error, timed_out(error)))
             except TimeoutError:
-                effect = flow.send(Failed(clock.now(), _timed_out(effect)))
+                effect = flow.send(Failed(clock.now(), _timed_out(effect), timed_out=True))
             else:
                 effect = flow.send(Succeeded(clock.now(), usage))
     except StopIteration as stop:
         return value, stop.value  # type: ignore[return-value]
     finally:
         flow.close()
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether an attempt's error is its running out of time rather than a provider's answer.
+
+    Adapters raise their error from the SDK's, which is raised from the transport's: the
+    root of that chain of causes says what happened. Only the root, since transports
+    relabel (openai's aiohttp transport calls a reset connection a ``ConnectTimeout``); a
+    ``CancelledError`` there is the cancellation by which ``asyncio.timeout`` cut the wait.
+    A root that is a builtin ``TimeoutError`` or named for one (httpcore's
+    ``ReadTimeout``) is a timeout.
+    """
+    seen: set[int] = set()
+    root = error
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if not isinstance(link, asyncio.CancelledError):
+            root = link
+        link = link.__cause__
+    return isinstance(root, TimeoutError) or any(
+        "Timeout" in kind.__name__ for kind in type(root).__mro__
+    )
 
 
 def _timed_out(call: Call) -> ProviderUnavailable:
@@ -229,8 +253,10 @@ def _run_sync_stream_watched(
         except StopIteration:
             pump.abandon()
             raise _no_first_chunk(call) from None
-        except Stalled:
+        except Stalled as stalled:
             pump.abandon()
+            if limit >= call.timeout:  # the attempt's own timeout, as in run_async
+                raise _timed_out(call) from TimeoutError(stalled)
             raise _no_first_chunk_in(call, limit) from None
         except BaseException:
             pump.abandon()

@@ -56,9 +56,16 @@ class Entered:
 
 @dataclass(frozen=True)
 class Call:
+    """Make attempt ``attempt`` on ``route`` within ``timeout`` seconds.
+
+    ``until_deadline``: the timeout is the call's time left, not a shorter per-attempt
+    limit, so running out of it is the caller's deadline cutting the attempt short.
+    """
+
     route: Route
     timeout: float
     attempt: int
+    until_deadline: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,12 @@ class Succeeded:
 
 @dataclass(frozen=True)
 class Failed:
+    """The attempt failed; ``timed_out``: it ran out of its timeout (the driver's or the
+    SDK's), as opposed to the provider answering with an error."""
+
     now: float
     error: ResilientLLMError
+    timed_out: bool = False
 
 
 class Refused(ResilientLLMError):

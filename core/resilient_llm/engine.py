@@ -28,6 +28,7 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
+from ._forks import renew_locks
 from ._keys import check_keys, note_withheld_key
 from ._refusals import OnRefusal, achecked, checked, checked_reply
 from ._refusals import on_refusal as refusal_setting
@@ -185,6 +186,7 @@ class ResilientLLM:
         self._factory = adapter_factory or _default_factory
         self._adapters: dict[str, ChatAdapter] = {}
         self._adapters_lock = threading.Lock()
+        renew_locks(self, "_rng_lock", "_adapters_lock")
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
         self.retry_budget = retry_budget
         self._ledgers = (
@@ -498,9 +500,10 @@ class ResilientLLM:
                     adapter = self._adapters[name] = self._factory(provider)
         left = call.timeout - (self.clock.now() - started)
         if left <= 0:
+            # Raised from a timeout: the attempt ran out of its time before it was sent.
             raise ProviderUnavailable(
                 f"no time left for attempt {call.attempt} on {name!r}", provider=name
-            )
+            ) from TimeoutError()
         return adapter, left
 
     # -- cache and telemetry ------------------------------------------------------------

@@ -21,9 +21,11 @@ One tree, so callers catch what they mean::
     └── ConfigurationError             invalid settings (also a ``ValueError``)
 
 Every error carries ``provider``, ``status_code``, ``retry_after`` and ``retryable``. The
-provider SDK's own exception, when there was one, stays reachable as ``__cause__``; the
-error's own fields and message hold only what the engine wrote, never a request, a header
-or an API key, so logging or pickling an error cannot leak a secret.
+provider SDK's own exception, when there was one, stays reachable as ``__cause__``, with
+the route's key masked wherever the provider echoed it (message, body, response, request
+headers); the error's own fields and message hold only what the engine wrote, never a
+request, a header or an API key, so logging, printing or pickling an error cannot leak a
+secret.
 """
 
 from __future__ import annotations

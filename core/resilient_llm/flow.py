@@ -4,7 +4,7 @@
 
 - ``Wait(seconds, reason, route)``: sleep, then send back the new ``now``;
 - ``Call(route, timeout, attempt)``: make the attempt, then send back ``Succeeded(now, usage)``
-  or ``Failed(now, error)``.
+  or ``Failed(now, error, timed_out)``.
 
 It returns a :class:`CallReport`, or raises the error the caller should see. Sync, async
 and streaming drivers only sleep and call; every decision is here once, testable with
@@ -28,6 +28,10 @@ The policy (DESIGN.md, "Failover policy"):
   (the engine's ``on_refusal="failover"``): then the route counts a success, the call
   moves to the next route, and if none answers otherwise the last refusal is the reply.
 - One deadline bounds everything: no wait ends past it, and a wait that would is not begun.
+  Nor is an attempt sent, or a wait begun, that would leave the attempt less than the
+  policy's minimum attempt time. An attempt the deadline cuts short (it timed out on the
+  call's time left, not on a per-attempt timeout) ends the call ``DeadlineExceeded`` and
+  counts neither way for the breaker: our deadline is not the provider's failure.
 """
 
 from __future__ import annotations
@@ -145,12 +149,15 @@ def call_flow(
     state = CallState(len(routes))
     report = CallReport()
     refused: Refused | None = None
+    # The latest moment an attempt may start: one sent later has too little time to
+    # plausibly succeed, and would only time out and be blamed on a healthy provider.
+    last_start = deadline - min(policy.retry.min_attempt_time, (deadline - now) / 10)
     try:
         while True:
             _note_disabled(routes, state, report, now, emit)
-            if now >= deadline:
-                raise deadline_error(state, report, "the deadline passed")
-            choice = _choose(routes, estimates, unfit, state, report, policy, now, deadline, emit)
+            if now >= last_start:
+                raise deadline_error(state, report, _too_late(deadline, now))
+            choice = _choose(routes, estimates, unfit, state, report, policy, now, last_start, emit)
             if isinstance(choice, _Sleep):
                 now = yield from _wait(report, choice, now, emit)
                 continue
@@ -158,9 +165,11 @@ def call_flow(
             route = routes[index]
             bulkhead = route.bulkhead
             if bulkhead is not None:
-                now = yield from _enter(bulkhead, route, now, deadline, state, report, emit)
+                now = yield from _enter(bulkhead, route, now, last_start, state, report, emit)
             try:
-                now, held = yield from _admit(route, estimates[index], now, deadline, report, emit)
+                now, held = yield from _admit(
+                    route, estimates[index], now, last_start, report, emit
+                )
             except BaseException:
                 if bulkhead is not None:
                     bulkhead.leave()
@@ -172,6 +181,10 @@ def call_flow(
             slot, permit = held
             ceiling = ceilings[index] if ceilings else None
             admission = Admission(route, slot, permit, estimates[index], emit, bulkhead, ceiling)
+            if now >= last_start:
+                # The queue ran later than it promised: the request was never sent.
+                admission.withdraw()
+                raise deadline_error(state, report, _too_late(deadline, now))
             if state.last_route is not None and state.last_route != index:
                 previous = routes[state.last_route].name
                 report.failovers.append((previous, route.name, state.last_reason))
@@ -183,13 +196,11 @@ def call_flow(
                     budgets[index].note_request(now)
             emit(AttemptStarted(route.name, now, state.attempts))
             started = now
-            timeout = min(
-                deadline - now,
-                policy.attempt_timeout or math.inf,
-                route.attempt_timeout or math.inf,
-            )
+            own = min(policy.attempt_timeout or math.inf, route.attempt_timeout or math.inf)
+            timeout = min(deadline - now, own)
+            call = Call(route, timeout, state.attempts, until_deadline=deadline - now <= own)
             try:
-                outcome = yield Call(route, timeout, state.attempts)
+                outcome = yield call
             except BaseException:
                 admission.release()
                 raise
@@ -208,6 +219,17 @@ def call_flow(
                     admission.succeed(now, outcome.usage_tokens)
                 return report
             error = outcome.error
+            if outcome.timed_out and call.until_deadline:
+                # Our deadline, not the provider, ended the attempt: the breaker learns
+                # nothing (the permit goes back, as for a cancelled call) and the call is over.
+                report.finished(
+                    route.name, state.attempts, "DeadlineExceeded", started, now, None, emit
+                )
+                admission.release()
+                state.last_error = error
+                raise deadline_error(
+                    state, report, f"attempt {state.attempts} on {route.name!r} was cut by it"
+                )
             report.finished(
                 route.name,
                 state.attempts,
@@ -236,6 +258,12 @@ def call_flow(
         report.route = refused.provider or ""
         report.refused = refused
         return report
+
+
+def _too_late(deadline: float, now: float) -> str:
+    if now >= deadline:
+        return "the deadline passed"
+    return f"only {deadline - now:.3g}s left, too little for an attempt"
 
 
 def _admit(

@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from resilient_llm._forks import renew_locks
 from resilient_llm.errors import ConfigurationError, RequestTooLarge
 
 __all__ = ["Limiter", "LimiterSnapshot", "RateLimit", "Reservation", "settled_tokens"]
@@ -195,6 +196,7 @@ class Limiter:
     def __init__(self, limit: RateLimit | None = None) -> None:
         self._limit = RateLimit() if limit is None else limit
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
         # Live reservations in admission order; ``at`` is non-decreasing along the list.
         self._log: list[Reservation] = []
         # When the last pruned entry stopped counting. New admissions never start before it,

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._forks import renew_locks
 from .adaptive import ProviderCap
 from .breaker import BreakerListener, BreakerSnapshot, CircuitBreaker, Permit
 from .bulkhead import Bulkhead, BulkheadSnapshot
@@ -97,6 +98,7 @@ class Route:
         self.breaker = breaker
         self.attempt_timeout = attempt_timeout
         self._lock = threading.Lock()
+        renew_locks(self, "_lock")
         self._paused_until = -math.inf
         self._disabled: str | None = None
         self._quota: RateLimitHints | None = None

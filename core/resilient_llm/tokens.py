@@ -19,12 +19,14 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._forks import renew_locks
 from .messages import ChatRequest, Message, Tool, to_messages
 
 if TYPE_CHECKING:
@@ -144,6 +146,7 @@ def _load_encoding(name: str, path: Traversable | None = None) -> tiktoken.Encod
 
 
 _LOCK = threading.Lock()
+renew_locks(sys.modules[__name__], "_LOCK")
 _LOADED: dict[str, tiktoken.Encoding | None] = {}
 
 

@@ -44,7 +44,8 @@ class Script:
         if isinstance(step, Slow):
             self.clock.advance(min(step.seconds, call.timeout))
             if step.seconds > call.timeout:
-                raise ProviderUnavailable("timed out", provider=name)
+                # As the adapters do: the mapped error is raised from the timeout.
+                raise ProviderUnavailable("timed out", provider=name) from TimeoutError()
             step = step.then
         if isinstance(step, ResilientLLMError):
             raise step

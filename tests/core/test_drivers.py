@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 
 from resilient_llm.breaker import BreakerPolicy, CircuitState
 from resilient_llm.clock import FakeClock
-from resilient_llm.drivers import run_async, run_async_stream, run_sync, run_sync_stream
+from resilient_llm.drivers import (
+    run_async,
+    run_async_stream,
+    run_sync,
+    run_sync_stream,
+    timed_out,
+)
 from resilient_llm.effects import Call
 from resilient_llm.errors import ProviderUnavailable, StreamInterrupted
 from resilient_llm.limiter import RateLimit
@@ -239,3 +246,30 @@ def test_the_first_chunk_carries_the_calls_account() -> None:
     assert first.metadata["provider"] == "b"
     assert first.metadata["failovers"][0]["from"] == "a"
     assert all(not chunk.metadata for chunk in stream)
+
+
+def _chained(*links: BaseException) -> BaseException:
+    """``links[0]`` raised from ``links[1]`` raised from ... (as adapters and SDKs chain)."""
+    for outer, inner in itertools.pairwise(links):
+        outer.__cause__ = inner
+    return links[0]
+
+
+class ConnectTimeout(Exception):
+    """Named as transports name theirs: httpx's ``ConnectTimeout``."""
+
+
+class ReadTimeout(Exception):
+    """httpcore's ``ReadTimeout``: a timeout by name, not a ``TimeoutError``."""
+
+
+def test_timed_out_reads_the_root_of_the_chain() -> None:
+    def mapped() -> ProviderUnavailable:
+        return ProviderUnavailable("x")
+
+    assert timed_out(_chained(mapped(), ReadTimeout()))
+    assert timed_out(_chained(mapped(), TimeoutError(), asyncio.CancelledError()))
+    # A transport that calls a reset a timeout: the root says what happened.
+    assert not timed_out(_chained(mapped(), ConnectTimeout(), ConnectionResetError()))
+    assert not timed_out(mapped())
+    assert not timed_out(_chained(mapped(), ValueError()))

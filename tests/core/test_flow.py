@@ -371,3 +371,91 @@ def test_a_routes_own_attempt_timeout_bounds_its_attempts(mode: str) -> None:
     value, _ = drive(mode, flow_for(routes, clock, deadline=100, policy=policy), clock, script)
     assert value == "b:late"  # b has no attempt timeout of its own: only the deadline
     assert script.log == [("a", 0.0), ("b", 1.5)]
+
+
+def test_a_deadline_cut_counts_neither_way_for_the_breaker(mode: str) -> None:
+    """An attempt cut short by the call's own deadline is not the provider's failure."""
+    clock = FakeClock()
+    routes = make_routes("a", breaker=BreakerPolicy(failure_threshold=1, cooldown=30))
+    script = Script(clock, {"a": [Slow(1000.0), "ok"]})
+    with pytest.raises(DeadlineExceeded) as info:
+        drive(mode, flow_for(routes, clock, deadline=10), clock, script)
+    assert [(a.route, a.outcome) for a in info.value.attempts] == [("a", "DeadlineExceeded")]
+    assert isinstance(info.value.__cause__, ProviderUnavailable)
+    assert routes[0].breaker.state(clock.now()) is CircuitState.CLOSED
+    # The next call is sent, not refused as CircuitOpen.
+    value, _ = drive(mode, flow_for(routes, clock, deadline=10), clock, script)
+    assert value == "a:ok"
+
+
+def test_a_providers_own_timeout_still_counts(mode: str) -> None:
+    """A per-attempt timeout shorter than the time left is the provider being slow."""
+    clock = FakeClock()
+    routes = make_routes("a", "b", breaker=BreakerPolicy(failure_threshold=1, cooldown=30))
+    policy = FlowPolicy(attempt_timeout=2.0, retry=RetryPolicy(max_retries=0))
+    script = Script(clock, {"a": [Slow(1000.0)]})
+    value, _ = drive(mode, flow_for(routes, clock, deadline=10, policy=policy), clock, script)
+    assert value == "b:ok"
+    assert routes[0].breaker.state(clock.now()) is CircuitState.OPEN
+
+
+def test_a_deadline_cut_gives_back_the_half_open_probe(mode: str) -> None:
+    clock = FakeClock()
+    routes = make_routes("a", breaker=BreakerPolicy(failure_threshold=1, cooldown=30))
+    permit = routes[0].breaker.acquire(0.0)
+    assert permit is not None
+    routes[0].breaker.record_failure(permit, 0.0)
+    clock.advance(31.0)
+    script = Script(clock, {"a": [Slow(1000.0), "ok"]})
+    with pytest.raises(DeadlineExceeded):
+        drive(mode, flow_for(routes, clock, deadline=5), clock, script)
+    assert routes[0].breaker.state(clock.now()) is CircuitState.HALF_OPEN
+    # The probe permit came back: the next call probes and closes the breaker.
+    value, _ = drive(mode, flow_for(routes, clock, deadline=5), clock, script)
+    assert value == "a:ok"
+    assert routes[0].breaker.state(clock.now()) is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize(("floor", "sent"), [(0.5, False), (0.0, True)])
+def test_no_attempt_is_sent_with_too_little_time_left(mode: str, floor: float, sent: bool) -> None:
+    """A limiter queue that would leave the attempt less than the floor is not joined."""
+    clock = FakeClock()
+    routes = make_routes("a", limits={"a": RateLimit(requests_per_minute=1)})
+    routes[0].limiter.reserve(10, clock.now())
+    policy = FlowPolicy(retry=RetryPolicy(min_attempt_time=floor))
+    script = Script(clock, {})
+    flow = flow_for(routes, clock, deadline=60.3, policy=policy)
+    if sent:
+        value, _ = drive(mode, flow, clock, script)
+        assert value == "a:ok"
+        assert script.log == [("a", 60.0)]
+        return
+    with pytest.raises(DeadlineExceeded, match="outlasts the deadline"):
+        drive(mode, flow, clock, script)
+    assert script.log == []
+    assert clock.sleeps == []
+    assert routes[0].limiter.snapshot(clock.now()).queue_length == 0
+
+
+def test_no_retry_is_sent_with_too_little_time_left(mode: str) -> None:
+    """A backoff that would leave less than the floor is not begun; the breaker keeps its
+    one failure and the call ends DeadlineExceeded at once."""
+    clock = FakeClock()
+    routes = make_routes("a")
+    policy = FlowPolicy(retry=RetryPolicy(max_retries=3, base=4.0, jitter="none"))
+    script = Script(clock, {"a": [overloaded()]})
+    with pytest.raises(DeadlineExceeded):
+        drive(mode, flow_for(routes, clock, deadline=4.3, policy=policy), clock, script)
+    assert script.log == [("a", 0.0)]
+    assert clock.sleeps == []
+
+
+def test_the_floor_is_a_tenth_of_a_short_call(mode: str) -> None:
+    """With a 1 s call the floor is 0.1 s, so a 0.85 s backoff is still waited out."""
+    clock = FakeClock()
+    routes = make_routes("a")
+    policy = FlowPolicy(retry=RetryPolicy(max_retries=1, base=0.85, jitter="none"))
+    script = Script(clock, {"a": [overloaded(), "ok"]})
+    value, _ = drive(mode, flow_for(routes, clock, deadline=1.0, policy=policy), clock, script)
+    assert value == "a:ok"
+    assert clock.sleeps == [0.85]

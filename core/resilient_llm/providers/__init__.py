@@ -7,8 +7,10 @@ application that never builds a Gemini route never imports google-genai, and imp
 
 from __future__ import annotations
 
+import sys
 import threading
 
+from .._forks import renew_locks
 from ._common import transport_errors
 from .base import ENV_KEYS, ChatAdapter, Provider, ProviderKind, rate_limit_headers
 
@@ -23,6 +25,7 @@ __all__ = [
 
 
 _IMPORTS = threading.Lock()
+renew_locks(sys.modules[__name__], "_IMPORTS")
 
 
 def create_adapter(provider: Provider) -> ChatAdapter:

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
+from .._forks import building, keep_inherited, on_fork_in_child
 from ..errors import ResilientLLMError
 from ..messages import ChatChunk
 from ..secrets import Secret
@@ -52,6 +53,15 @@ class Clients(Generic[_SYNC, _CLIENT]):
         self._sync: _SYNC | None = None
         self.secret: Secret | None = None
         self._async = PerLoop(lambda: make_async(self._key()), close_async)
+        on_fork_in_child(self, Clients._forget_inherited)
+
+    def _forget_inherited(self) -> None:
+        # In a forked child: the parent's client shares its connections; the next call
+        # makes the child's own (see resilient_llm._forks).
+        self._lock = threading.Lock()
+        if self._sync is not None:
+            keep_inherited(self._sync)
+            self._sync = None
 
     def _key(self) -> str:
         self.secret = require_key(self._provider)
@@ -60,7 +70,8 @@ class Clients(Generic[_SYNC, _CLIENT]):
     def sync(self) -> _SYNC:
         with self._lock:
             if self._sync is None:
-                self._sync = self._make_sync(self._key())
+                with building():
+                    self._sync = self._make_sync(self._key())
             return self._sync
 
     async def aget(self) -> _CLIENT:
@@ -99,6 +110,14 @@ class PerLoop(Generic[_CLIENT]):
             asyncio.AbstractEventLoop, tuple[_CLIENT, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        on_fork_in_child(self, PerLoop._forget_inherited)
+
+    def _forget_inherited(self) -> None:
+        # In a forked child: neither the clients nor their keepers may run their closing
+        # there (it would shut connections the parent still uses); they are kept unused.
+        keep_inherited(*self._clients.values())
+        self._clients = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
     async def get(self) -> _CLIENT:
         """The client of the running loop, made on first use."""
@@ -107,7 +126,8 @@ class PerLoop(Generic[_CLIENT]):
             entry = self._clients.get(loop)
             if entry is not None:
                 return entry[0]
-            client = self._factory()
+            with building():
+                client = self._factory()
             keeper = self._keep(loop, client)
             self._clients[loop] = (client, keeper)
         await keeper.asend(None)  # runs to its yield: now the loop finalises it

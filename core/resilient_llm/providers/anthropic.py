@@ -34,6 +34,7 @@ from ._common import (
     map_generated_sdk_error,
     parsed,
     redact,
+    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
@@ -123,7 +124,9 @@ class AnthropicAdapter:
         return f"{type(self).__name__}({self.provider!r})"
 
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_anthropic_error(exc, self.provider.name, self._clients.secret)
+        # The SDK's exception stays the cause of ours: mask the key on it too.
+        secret = self._clients.secret
+        return map_anthropic_error(redact_chain(exc, secret), self.provider.name, secret)
 
     def _state(self, request: ChatRequest) -> AnthropicStreamState:
         return AnthropicStreamState(self.provider.name, wrapped=wraps_schema(request))

@@ -26,6 +26,7 @@ from ._common import (
     error_from_status,
     header_items,
     redact,
+    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
@@ -122,7 +123,9 @@ class GeminiAdapter:
         return f"{type(self).__name__}({self.provider!r})"
 
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_gemini_error(exc, self.provider.name, self._clients.secret)
+        # The SDK's exception stays the cause of ours: mask the key on it too.
+        secret = self._clients.secret
+        return map_gemini_error(redact_chain(exc, secret), self.provider.name, secret)
 
     def _arguments(self, request: ChatRequest, timeout: float) -> dict[str, Any]:
         system, contents = build_contents(request.messages)

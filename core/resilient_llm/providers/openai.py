@@ -23,6 +23,7 @@ from ._common import (
     map_generated_sdk_error,
     parsed,
     redact,
+    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
@@ -106,7 +107,9 @@ class OpenAIAdapter:
         return f"{type(self).__name__}({self.provider!r})"
 
     def _map(self, exc: BaseException) -> ResilientLLMError:
-        return map_openai_error(exc, self.provider.name, self._clients.secret)
+        # The SDK's exception stays the cause of ours: mask the key on it too.
+        secret = self._clients.secret
+        return map_openai_error(redact_chain(exc, secret), self.provider.name, secret)
 
     def _stream_params(self, request: ChatRequest) -> dict[str, Any]:
         params = build_params(request, self.provider)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from ..._forks import renew_locks
 from ...breaker import (
     BreakerListener,
     BreakerPolicy,
@@ -90,6 +91,7 @@ class RedisRoute(Route):
         self._listeners: list[BreakerListener] = []
         self._seen = CircuitState.CLOSED
         self._turn = threading.Lock()
+        renew_locks(self, "_turn")  # redis-py's pool makes a child its own connections
         self._down_since: float | None = None
         self._retry_at = -math.inf
 
