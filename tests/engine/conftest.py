@@ -10,7 +10,9 @@ which may be after the test that sent it has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from resilient_llm import (
     ChatResponse,
     Clock,
     Event,
+    FakeClock,
     Provider,
     ResilientLLM,
     RetryPolicy,
@@ -80,6 +83,36 @@ def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+@contextlib.contextmanager
+def cutting(clock: FakeClock, arrivals: Callable[[], int]) -> Iterator[list[float]]:
+    """While the block runs, each time ``arrivals()`` grows (one more request the test
+    means to cut has reached the chaos server), move ``clock`` to the earliest deadline
+    the engine armed (an attempt's timeout, a stream's stall limit, a hedge's delay).
+
+    A hang is then cut exactly once it is known to hang, never by real time racing a busy
+    machine. The list yielded gets each moment the clock was moved to.
+    """
+    stop = threading.Event()
+    moved: list[float] = []
+
+    def run() -> None:
+        while not stop.is_set():
+            deadlines = clock.deadlines()
+            if arrivals() > len(moved) and deadlines:
+                moved.append(deadlines[0])
+                clock.advance_to(deadlines[0])
+            else:
+                stop.wait(0.002)
+
+    thread = threading.Thread(target=run, name="fake-clock-cutter", daemon=True)
+    thread.start()
+    try:
+        yield moved
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -165,6 +198,19 @@ class Bench:
 
         eventually(lambda: len(mine()) >= at_least)
         return [(r.provider, r.status, r.fault) for r in sorted(mine(), key=lambda r: r.at)]
+
+    def arrivals(self, provider: Provider, fault: str, status: int = 0) -> Callable[[], int]:
+        """How many of ``provider``'s requests with ``fault`` reached the server, counting
+        a stream once its ``status`` was sent (0: on arrival)."""
+
+        def count() -> int:
+            return sum(
+                1
+                for r in self.server.log
+                if r.provider == provider.name and r.fault == fault and r.status == status
+            )
+
+        return count
 
     def of(self, event_type: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, event_type)]
