@@ -82,13 +82,13 @@ class FakeClock:
     ``sleeps`` lists every requested sleep in order, so a test can assert the exact
     schedule (backoff delays, limiter waits) without measuring anything. ``deadlines()``
     lists the timeouts and waits armed now, so a test can move time to the next one
-    exactly when the engine is waiting on it (``advance`` may be called from any thread).
+    exactly when the engine is waiting on it. ``advance`` may be called from any thread.
     """
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
         self.sleeps: list[float] = []
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()
         self._timers: list[_FakeTimeout] = []
         self._waits: list[float] = []
 
@@ -98,7 +98,7 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"FakeClock cannot go backwards (advance by {seconds!r})")
-        with self._lock:
+        with self._guard:
             self._now += seconds
             due = [t for t in self._timers if t.deadline <= self._now]
             self._timers = [t for t in self._timers if t.deadline > self._now]
@@ -111,7 +111,7 @@ class FakeClock:
 
     def deadlines(self) -> list[float]:
         """When each timeout and wait armed now would end, earliest first."""
-        with self._lock:
+        with self._guard:
             return sorted([t.deadline for t in self._timers] + self._waits)
 
     def sleep(self, seconds: float) -> None:
@@ -129,7 +129,7 @@ class FakeClock:
         if timeout is None:
             return event.wait()
         deadline = self._now + max(timeout, 0.0)
-        with self._lock:
+        with self._guard:
             self._waits.append(deadline)
         try:
             while not event.is_set():
@@ -138,7 +138,7 @@ class FakeClock:
                 event.wait(_POLL)
             return True
         finally:
-            with self._lock:
+            with self._guard:
                 self._waits.remove(deadline)
 
     def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
@@ -146,14 +146,14 @@ class FakeClock:
 
     def _arm(self, timer: _FakeTimeout) -> bool:
         """Register ``timer``; False if it is already due."""
-        with self._lock:
+        with self._guard:
             if timer.deadline <= self._now:
                 return False
             self._timers.append(timer)
             return True
 
     def _disarm(self, timer: _FakeTimeout) -> None:
-        with self._lock, contextlib.suppress(ValueError):
+        with self._guard, contextlib.suppress(ValueError):
             self._timers.remove(timer)
 
     def __repr__(self) -> str:
