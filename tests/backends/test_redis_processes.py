@@ -17,14 +17,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from resilient_llm import estimate_tokens
-from resilient_llm.chaos import ChaosServer, Plan, RequestRecord
+from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
 from resilient_llm.messages import ChatRequest, Message
 
 from .conftest import RedisServer, redis_server_binary
@@ -262,8 +262,18 @@ def test_four_processes_share_one_quota_without_overshoot(
 # --------------------------------------------------------------------------- one breaker
 
 
-COOLDOWN = 3.0
+# Long enough for the steps that must happen inside it, on a loaded machine too.
+COOLDOWN = 6.0
 PROBES = 3
+
+
+def _release_when(chaos: ChaosServer, name: str, ready: Callable[[], bool]) -> None:
+    """Wait for ``ready()`` (a minute at most), then end the pauses ``name``'s requests
+    are in, if any."""
+    deadline = time.monotonic() + 60
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    chaos.release(name)
 
 
 def _breaker_changes(worker: Worker) -> list[tuple[str, str, str]]:
@@ -276,8 +286,8 @@ def test_one_process_opens_the_breaker_for_all_and_probes_are_shared(
 ) -> None:
     names = _names("primary", "fallback")
     primary, fallback = names["primary"], names["fallback"]
-    failing = Plan(error_rate=1.0, error_kinds=("server_error",))
-    chaos.set_plan(primary, failing)
+    failing_kinds: dict[str, Any] = {"error_rate": 1.0, "error_kinds": ("server_error",)}
+    chaos.set_plan(primary, Plan(**failing_kinds))
     chaos.set_plan(fallback, Plan())
     config = _config(
         redis_url,
@@ -311,11 +321,19 @@ def test_one_process_opens_the_breaker_for_all_and_probes_are_shared(
     assert len(_mine(chaos, primary)) == 3
 
     # After the cooldown, 40 concurrent calls from 4 processes: exactly PROBES reach the
-    # half-open primary (slow and still failing, so every probe is still out while the
-    # others look), the rest fail over; the probes' failure reopens it.
-    chaos.set_plan(primary, Plan(latency=1.0, error_rate=1.0, error_kinds=("server_error",)))
+    # half-open primary (held there, failing, until every other call has failed over, so
+    # every probe is still out while the others look); the probes' failure reopens it.
+    held = Fault("server_error", delay=60)
+    chaos.set_plan(primary, Plan(script=[held] * PROBES, **failing_kinds))
     time.sleep(max(0.0, opened_at + COOLDOWN + 0.05 - time.monotonic()))
+    answered = len(_mine(chaos, fallback))
+    releaser = threading.Thread(
+        target=_release_when,
+        args=(chaos, primary, lambda: len(_mine(chaos, fallback)) >= answered + 40 - PROBES),
+    )
+    releaser.start()
     results = [r for batch in fleet.everyone(workers, {"engine": "pair", "n": 10}) for r in batch]
+    releaser.join()
     assert {r.get("provider") for r in results} == {fallback}
     probes = _mine(chaos, primary)[3:]
     assert len(probes) == PROBES
@@ -349,9 +367,9 @@ def test_redis_killed_and_restarted_mid_run(
     own_redis: RedisServer, prefix: str, chaos: ChaosServer, fleet: Fleet
 ) -> None:
     """Two processes, each with 2 tasks making 6 calls in a row, paced by a shared limit of
-    3 a second; Redis is SIGKILLed after a second and restarted 1.5 s later. Every call is
-    answered within its deadline, and each process says when it fell back and when it came
-    back."""
+    3 a second; Redis is SIGKILLed once 4 calls were answered and restarted once 8 more
+    were (most on the memory fallback). Every call is answered within its deadline, and each
+    process says when it fell back and when it came back."""
     names = _names("steady")
     name = names["steady"]
     chaos.set_plan(name, Plan(latency=0.05))
@@ -370,10 +388,13 @@ def test_redis_killed_and_restarted_mid_run(
     began = time.monotonic()
     for worker in workers:
         worker.send({"cmd": "calls", "n": 2, "repeat": 6})
-    time.sleep(1.0)
+    _release_when(chaos, name, lambda: len(_mine(chaos, name)) >= 4)
     own_redis.kill()
     killed = time.monotonic()
-    time.sleep(1.5)
+    # Of 8 more, at most 4 (2 tasks x 2 processes) were admitted before the kill; the
+    # other 4 were admitted by the memory fallback, which allows 3 a second per process:
+    # so both processes have fallen back.
+    _release_when(chaos, name, lambda: len(_mine(chaos, name)) >= 12)
     own_redis.restart()
     restarted = time.monotonic()
     results = [r for worker in workers for r in worker.reply()["results"]]
