@@ -10,9 +10,7 @@ which may be after the test that sent it has ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,12 +29,15 @@ from resilient_llm import (
     ChatResponse,
     Clock,
     Event,
-    FakeClock,
     Provider,
     ResilientLLM,
     RetryPolicy,
 )
 from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
+
+from ..timing import cutting
+
+__all__ = ["cutting"]
 
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
@@ -83,36 +84,6 @@ def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-@contextlib.contextmanager
-def cutting(clock: FakeClock, arrivals: Callable[[], int]) -> Iterator[list[float]]:
-    """While the block runs, each time ``arrivals()`` grows (one more request the test
-    means to cut has reached the chaos server), move ``clock`` to the earliest deadline
-    the engine armed (an attempt's timeout, a stream's stall limit, a hedge's delay).
-
-    A hang is then cut exactly once it is known to hang, never by real time racing a busy
-    machine. The list yielded gets each moment the clock was moved to.
-    """
-    stop = threading.Event()
-    moved: list[float] = []
-
-    def run() -> None:
-        while not stop.is_set():
-            deadlines = clock.deadlines()
-            if arrivals() > len(moved) and deadlines:
-                moved.append(deadlines[0])
-                clock.advance_to(deadlines[0])
-            else:
-                stop.wait(0.002)
-
-    thread = threading.Thread(target=run, name="fake-clock-cutter", daemon=True)
-    thread.start()
-    try:
-        yield moved
-    finally:
-        stop.set()
-        thread.join()
 
 
 @dataclass
