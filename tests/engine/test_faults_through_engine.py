@@ -189,10 +189,13 @@ def test_a_fault_on_the_primary_fails_over_to_another_family(
 @pytest.mark.parametrize("mode", ["chat", "achat"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_slow_first_token_only_slows_streams(bench: Bench, kind: str, mode: str) -> None:
-    """Without a stream the fault has no first token to delay: the primary just answers."""
-    primary = bench.route(kind, "primary", timeout=ATTEMPT_TIMEOUT)
+    """Without a stream the fault has no first token to delay: the primary just answers.
+
+    Had the reply been held for the fault's minute, the 10 s attempt timeout would have
+    cut it and the call failed over; no busy machine takes 10 s to answer at once."""
+    primary = bench.route(kind, "primary", timeout=10.0)
     fallback = bench.route(FALLBACK[kind], "fallback")
-    llm = bench.engine(primary, fallback)
+    llm = bench.engine(primary, fallback, timeout=30.0)
     bench.script(primary, TIMED_FAULTS["slow_first_token"])
 
     result = bench.run(llm, mode)

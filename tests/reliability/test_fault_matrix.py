@@ -198,7 +198,10 @@ def _intervals(events: list[Event], route: str) -> list[tuple[float, float, str]
 def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[Cell, ResilientLLM]:
     tag = f"m{next(_TAGS)}"
     plan, timed = FAULTS[fault]
-    clock = FakeClock() if timed and mode in ("achat", "astream") else None
+    # Only where the fault holds the request: without a stream, a slow first token is a
+    # prompt, complete answer.
+    holds = fault == "hang" or (fault == "slow_first_token" and mode in STREAMS)
+    clock = FakeClock() if holds and mode in ("achat", "astream") else None
     name = f"{kind}-{tag}-primary"
     fallback_name = f"{FALLBACK[kind]}-{tag}-fallback"
     if plan is None:
