@@ -441,7 +441,6 @@ def test_fail_closed_policy_refuses_while_redis_is_down(
     own_redis.kill()
     refused = worker.calls({"n": 3})
     assert {r.get("error") for r in refused} == {"StateUnavailable"}
-    assert max(r["ended"] - r["started"] for r in refused) < 1.0
     own_redis.restart()
     time.sleep(0.35)  # retry_after: the route tries Redis again only then
     assert {r.get("provider") for r in worker.calls({"n": 2})} == {name}
