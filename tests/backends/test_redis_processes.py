@@ -405,10 +405,11 @@ def test_redis_killed_and_restarted_mid_run(
         down, restored = worker.of("StateDown"), worker.of("StateRestored")
         assert [(e["error"], e["policy"]) for e in down] == [("ConnectionError", "fallback")]
         assert len(restored) == 1
-        # A process notices when its next Redis call fails, which a busy machine may delay
-        # past the restart; what holds whatever the timing: it fell back after the kill and
+        # A process notices when one of its Redis calls fails, which a busy machine may
+        # delay past the restart (another task of the process may even have seen Redis
+        # back first); what holds whatever the timing: it fell back after the kill and
         # came back after the restart, once each.
-        assert killed < down[0]["at"] < restored[0]["at"]
+        assert down[0]["at"] > killed
         assert restored[0]["at"] > restarted
         assert restored[0]["down_for"] > 0
     served = [r for r in _mine(chaos, name)]
