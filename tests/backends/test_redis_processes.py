@@ -406,11 +406,11 @@ def test_redis_killed_and_restarted_mid_run(
         assert [(e["error"], e["policy"]) for e in down] == [("ConnectionError", "fallback")]
         assert len(restored) == 1
         # A process notices when one of its Redis calls fails, which a busy machine may
-        # delay past the restart (another task of the process may even have seen Redis
-        # back first); what holds whatever the timing: it fell back after the kill and
-        # came back after the restart, once each.
-        assert down[0]["at"] > killed
-        assert restored[0]["at"] > restarted
+        # delay past the restart; an event's moment is its call's, which may have begun
+        # before the kill. What holds whatever the timing: it fell back, then came back,
+        # once each, in that order.
+        kinds = [e["type"] for e in worker.events if e["type"] in ("StateDown", "StateRestored")]
+        assert kinds == ["StateDown", "StateRestored"]
         assert restored[0]["down_for"] > 0
     served = [r for r in _mine(chaos, name)]
     assert len(served) == 24
