@@ -10,9 +10,11 @@ done with them, and the engine runs on a fake clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,9 +53,33 @@ def _engine(bench: Bench, provider: Provider, clock: FakeClock, **options: Any) 
     return llm
 
 
-def strand(llm: ResilientLLM, mode: str, count: int, ready: Callable[[], bool]) -> None:
+@contextlib.contextmanager
+def stranding() -> Iterator[list[asyncio.Task[None]]]:
+    """Collect the tasks :func:`strand` leaves behind and, once the test has looked, finish
+    them here: a pending task finalised later by the garbage collector would run its
+    coroutine's cleanup in the middle of whatever test runs then."""
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            with contextlib.suppress(Exception):  # cleanup that needs the closed loop
+                task.get_coro().close()
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+        tasks.clear()
+        gc.collect()
+
+
+def strand(
+    llm: ResilientLLM,
+    mode: str,
+    count: int,
+    ready: Callable[[], bool],
+    tasks: list[asyncio.Task[None]],
+) -> None:
     """Start ``count`` calls in ``mode`` on a fresh loop, run it until ``ready()`` (the
-    calls hold or queue for what the test looks at), then close it without cancelling."""
+    calls hold or queue for what the test looks at), then close it without cancelling.
+    The tasks go to ``tasks`` (see :func:`stranding`)."""
     loop = asyncio.new_event_loop()
 
     async def call() -> None:
@@ -63,7 +89,7 @@ def strand(llm: ResilientLLM, mode: str, count: int, ready: Callable[[], bool]) 
             async for _ in llm.astream(QUESTION):
                 pass
 
-    tasks = [loop.create_task(call()) for _ in range(count)]
+    tasks += [loop.create_task(call()) for _ in range(count)]
 
     async def until_ready() -> None:
         while not ready():
@@ -97,12 +123,13 @@ def test_a_loop_closed_with_calls_in_flight_and_queued_frees_every_slot(
         bulkhead = llm.snapshot()[provider.name].bulkhead
         return arrived() and bulkhead is not None and bulkhead.queued == 2
 
-    strand(llm, mode, 3, ready)
+    with stranding() as tasks:
+        strand(llm, mode, 3, ready, tasks)
 
-    snapshot = llm.snapshot()[provider.name]
-    assert snapshot.bulkhead == BulkheadSnapshot(limit=1, in_flight=0, queued=0)
-    assert snapshot.breaker.failures == 0, "an abandoned call is no failure"
-    assert llm.chat(QUESTION).content == ANSWER, "the next call goes through"
+        snapshot = llm.snapshot()[provider.name]
+        assert snapshot.bulkhead == BulkheadSnapshot(limit=1, in_flight=0, queued=0)
+        assert snapshot.breaker.failures == 0, "an abandoned call is no failure"
+        assert llm.chat(QUESTION).content == ANSWER, "the next call goes through"
 
 
 @pytest.mark.parametrize("mode", ASYNC_MODES)
@@ -122,14 +149,15 @@ def test_a_loop_closed_with_a_half_open_probe_in_flight_gives_the_probe_back(
     def ready() -> bool:
         return arrived() and llm.snapshot()[provider.name].breaker.probes_in_flight == 1
 
-    strand(llm, mode, 1, ready)
+    with stranding() as tasks:
+        strand(llm, mode, 1, ready, tasks)
 
-    snapshot = llm.snapshot()[provider.name]
-    assert snapshot.breaker.probes_in_flight == 0
-    assert snapshot.breaker.state is CircuitState.HALF_OPEN
-    assert snapshot.bulkhead == BulkheadSnapshot(limit=2, in_flight=0, queued=0)
-    assert llm.chat(QUESTION).content == ANSWER, "the next call is the probe"
-    assert llm.snapshot()[provider.name].breaker.state is CircuitState.CLOSED
+        snapshot = llm.snapshot()[provider.name]
+        assert snapshot.breaker.probes_in_flight == 0
+        assert snapshot.breaker.state is CircuitState.HALF_OPEN
+        assert snapshot.bulkhead == BulkheadSnapshot(limit=2, in_flight=0, queued=0)
+        assert llm.chat(QUESTION).content == ANSWER, "the next call is the probe"
+        assert llm.snapshot()[provider.name].breaker.state is CircuitState.CLOSED
 
 
 class _Interrupted(BaseException):

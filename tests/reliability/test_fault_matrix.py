@@ -195,6 +195,16 @@ def _intervals(events: list[Event], route: str) -> list[tuple[float, float, str]
     return out
 
 
+def _attempt_timeout(timed: bool, holds: bool, clock: FakeClock | None) -> float | None:
+    if not timed:
+        return None
+    if not holds:
+        # A non-stream slow first token answers at once: a generous limit that only a
+        # held reply would reach, never the time an async client takes to start.
+        return 10.0
+    return FAKE_ATTEMPT_TIMEOUT if clock else ATTEMPT_TIMEOUT
+
+
 def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[Cell, ResilientLLM]:
     tag = f"m{next(_TAGS)}"
     plan, timed = FAULTS[fault]
@@ -216,7 +226,7 @@ def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[C
         base_url=base_url,
         api_key="test-key",
         name=name,
-        timeout=(FAKE_ATTEMPT_TIMEOUT if clock else ATTEMPT_TIMEOUT) if timed else None,
+        timeout=_attempt_timeout(timed, holds, clock),
     )
     fallback = Provider(
         FALLBACK[kind],  # type: ignore[arg-type]
