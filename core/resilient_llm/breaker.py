@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from resilient_llm._forks import renew_locks
 from resilient_llm.backoff import _count, _real
+
+from ._forks import renew_locks
 
 __all__ = [
     "BreakerListener",

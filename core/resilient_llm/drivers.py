@@ -1,11 +1,12 @@
 """Drivers: the only code that sleeps and calls, interpreting :mod:`flow`'s effects.
 
 ``run_sync`` and ``run_async`` differ only in ``sleep`` vs ``await asleep`` and in how the
-attempt is made; every decision stays in the flow. The streaming drivers run the same
-flow until the first chunk (so retry and failover apply before anything reaches the
-caller), then relay the rest; after the first chunk a failure raises
-:class:`StreamInterrupted` with the partial text, since retrying would repeat text the
-caller already has.
+attempt is made; every decision stays in the flow. Every wait here (sleeps, an attempt's
+timeout, stream stall limits, bulkhead queues) is measured on the injected clock. The
+streaming drivers run the same flow until the first chunk (so retry and failover apply
+before anything reaches the caller), then relay the rest; after the first chunk a failure
+raises :class:`StreamInterrupted` with the partial text, since retrying would repeat text
+the caller already has.
 
 Whatever interrupts a driver (task cancellation, ``KeyboardInterrupt``, a caller
 abandoning a stream), it closes the flow or finishes the admission, so the call's
@@ -15,6 +16,7 @@ reservation and breaker permit are returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import (
     AsyncGenerator,
@@ -24,6 +26,7 @@ from collections.abc import (
     Generator,
     Iterator,
 )
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from .admission import Admission, CallReport
@@ -32,6 +35,7 @@ from .effects import Call, Effect, Enter, Entered, Failed, Outcome, Succeeded, W
 from .errors import ProviderUnavailable, ResilientLLMError, StreamInterrupted
 from .messages import ChatChunk, Usage
 from .stall import Pump, Stalled, StreamTimeouts
+from .stranded import Stranded
 
 __all__ = [
     "aclose_stream",
@@ -63,7 +67,7 @@ def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport
                 continue
             if isinstance(effect, Enter):
                 queued = not effect.bulkhead.try_enter()
-                entered = not queued or effect.bulkhead.enter(effect.timeout)
+                entered = not queued or effect.bulkhead.enter(effect.timeout, clock)
                 effect = flow.send(Entered(clock.now(), entered, queued))
                 continue
             try:
@@ -78,8 +82,24 @@ def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport
         flow.close()
 
 
-async def run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, CallReport]:
-    """Drive ``flow`` on the running event loop; each attempt is bounded by its timeout."""
+async def run_async(
+    flow: Flow, clock: Clock, send: AsyncSend[T], stranded: Stranded | None = None
+) -> tuple[T, CallReport]:
+    """Drive ``flow`` on the running event loop; each attempt is bounded by its timeout.
+
+    With ``stranded``, closing the flow is registered under the loop, so a loop closed
+    under the call still gives back what the flow holds."""
+    with _holding(stranded, flow.close):
+        return await _run_async(flow, clock, send)
+
+
+def _holding(
+    stranded: Stranded | None, release: Callable[[], None]
+) -> AbstractContextManager[None]:
+    return contextlib.nullcontext() if stranded is None else stranded.holding(release)
+
+
+async def _run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, CallReport]:
     value: T | None = None
     try:
         effect = next(flow)
@@ -90,11 +110,11 @@ async def run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, Ca
                 continue
             if isinstance(effect, Enter):
                 queued = not effect.bulkhead.try_enter()
-                entered = not queued or await effect.bulkhead.aenter(effect.timeout)
+                entered = not queued or await effect.bulkhead.aenter(effect.timeout, clock)
                 effect = flow.send(Entered(clock.now(), entered, queued))
                 continue
             try:
-                async with asyncio.timeout(effect.timeout):
+                async with clock.timeout(effect.timeout):
                     value, usage = await send(effect)
             except ResilientLLMError as error:
                 effect = flow.send(Failed(clock.now(), error, timed_out(error)))
@@ -249,7 +269,7 @@ def _run_sync_stream_watched(
         pump = Pump(open_stream(call), call.route.name)
         limit = _limit(timeouts.first_token, call.timeout)
         try:
-            first = pump.next(limit)
+            first = pump.next(limit, clock)
         except StopIteration:
             pump.abandon()
             raise _no_first_chunk(call) from None
@@ -261,16 +281,18 @@ def _run_sync_stream_watched(
         except BaseException:
             pump.abandon()
             raise
-        return (first, _watched(pump, timeouts.idle, call.route.name)), None
+        return (first, _watched(pump, timeouts.idle, call.route.name, clock)), None
 
     return _relay_sync(flow, clock, first_chunk)
 
 
-def _watched(pump: Pump[ChatChunk], idle: float | None, route: str) -> Generator[ChatChunk]:
+def _watched(
+    pump: Pump[ChatChunk], idle: float | None, route: str, clock: Clock
+) -> Generator[ChatChunk]:
     try:
         while True:
             try:
-                yield pump.next(idle)
+                yield pump.next(idle, clock)
             except StopIteration:
                 return
             except Stalled:
@@ -289,6 +311,7 @@ async def run_async_stream(
     open_stream: Callable[[Call], AsyncIterator[ChatChunk]],
     timeouts: StreamTimeouts | None = None,
     first_phase: FirstPhase | None = None,
+    stranded: Stranded | None = None,
 ) -> AsyncGenerator[ChatChunk, None]:
     """The async twin of :func:`run_sync_stream`; the first chunk is bounded by the timeout.
 
@@ -302,7 +325,7 @@ async def run_async_stream(
         chunks = open_stream(call)
         limit = _limit(first_token, call.timeout) if first_token is not None else None
         try:
-            async with asyncio.timeout(limit):
+            async with clock.timeout(limit):
                 return (await anext(chunks), chunks), None
         except StopAsyncIteration:
             await aclose_stream(chunks)
@@ -317,7 +340,7 @@ async def run_async_stream(
             raise
 
     if first_phase is None:
-        start, report = await run_async(flow, clock, first_chunk)
+        start, report = await run_async(flow, clock, first_chunk, stranded)
     else:
         start, report = await first_phase(flow, first_chunk)
     refusal = _refusal(report)
@@ -328,16 +351,17 @@ async def run_async_stream(
     first, chunks = start
     tally = _Tally(report, first)
     try:
-        yield tally.first
-        while True:
-            try:
-                async with asyncio.timeout(idle):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                raise _stalled(report.route, idle) from None
-            yield tally.add(chunk)
+        with _holding(stranded, tally.admission.release):
+            yield tally.first
+            while True:
+                try:
+                    async with clock.timeout(idle):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _stalled(report.route, idle) from None
+                yield tally.add(chunk)
     except ResilientLLMError as error:
         raise tally.interrupted(error, clock.now()) from error
     except BaseException:

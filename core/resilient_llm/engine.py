@@ -66,6 +66,7 @@ from .routes import Route
 from .scope import CallScope
 from .snapshot import Snapshot
 from .stall import StreamTimeouts
+from .stranded import Stranded
 from .tokens import estimate_tokens, preload, usage_ceiling
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ class ResilientLLM:
             None if cache is None else CacheFront(cache, self.providers, self._emit, self.clock.now)
         )
         self._telemetry = self._bind_telemetry(telemetry)
+        # What async calls on event loops closed under them still hold, given back.
+        self._stranded = Stranded()
 
     def _route(self, provider: Provider) -> Route:
         route = self.state.route(
@@ -295,7 +298,7 @@ class ResilientLLM:
                 return self._answer(reply, _observe(call, reply, self.clock.now()))
 
             if self.hedge is None:
-                reply, report = await run_async(flow, self.clock, send)
+                reply, report = await run_async(flow, self.clock, send, self._stranded)
             else:
                 reply, report = await run_hedged(
                     flow,
@@ -304,6 +307,7 @@ class ResilientLLM:
                     send,
                     self.hedge.delay,
                     self._emit,
+                    stranded=self._stranded,
                 )
             return scope.finish(_with_report(reply, report))
 
@@ -338,6 +342,7 @@ class ResilientLLM:
             return chunks if self.on_refusal == "return" else achecked(chunks, call.route.name)
 
         first_phase: FirstPhase | None = None
+        held = self._stranded
         if self.hedge is not None:
             hedge, make = self.hedge, self._hedger(request, deadline, stream=True)
 
@@ -345,11 +350,11 @@ class ResilientLLM:
                 flow: Flow, send: AsyncSend[StreamStart]
             ) -> Awaitable[tuple[StreamStart, CallReport]]:
                 return run_hedged(
-                    flow, make, self.clock, send, hedge.delay, self._emit, discard_stream
+                    flow, make, self.clock, send, hedge.delay, self._emit, discard_stream, held
                 )
 
         return scope.arelay(
-            run_async_stream(flow, self.clock, open_stream, self.stream_timeouts, first_phase)
+            run_async_stream(flow, self.clock, open_stream, self.stream_timeouts, first_phase, held)
         )
 
     # -- state ------------------------------------------------------------------------
@@ -363,6 +368,7 @@ class ResilientLLM:
 
     def snapshot(self) -> Snapshot:
         """Every route's limiter, breaker, pause and health, at this moment."""
+        self._stranded.reclaim()
         now = self.clock.now()
         return Snapshot(tuple(route.snapshot(now) for route in self.routes))
 
@@ -385,6 +391,7 @@ class ResilientLLM:
     # -- internals --------------------------------------------------------------------
 
     def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
+        self._stranded.reclaim()
         timeout = options.pop("timeout", None)
         if timeout is not None:
             timeout = timeout_setting("the call's timeout", timeout)

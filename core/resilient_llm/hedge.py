@@ -13,6 +13,7 @@ primary's usual p95.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,7 @@ from .drivers import AsyncSend, Flow, run_async
 from .effects import Call
 from .events import EventHandler, Hedged
 from .routes import Route
+from .stranded import Stranded
 
 __all__ = ["Hedge", "run_hedged"]
 
@@ -51,6 +53,7 @@ async def run_hedged(
     delay: float,
     emit: EventHandler,
     discard: Callable[[T, CallReport], Awaitable[None]] | None = None,
+    stranded: Stranded | None = None,
 ) -> tuple[T, CallReport]:
     """Run ``primary``; if it has not finished after ``delay``, race it against the flow
     ``make_hedge(route the primary is on, if any)`` returns with the route it leaves out
@@ -65,12 +68,15 @@ async def run_hedged(
         trying.append(call.route)
         return await send(call)
 
-    first = asyncio.ensure_future(run_async(primary, clock, tracked))
-    timer = asyncio.ensure_future(clock.asleep(delay))
+    first = asyncio.ensure_future(run_async(primary, clock, tracked, stranded))
     tasks: list[asyncio.Future[tuple[T, CallReport]]] = [first]
     winner: asyncio.Future[tuple[T, CallReport]] | None = None
     try:
-        await asyncio.wait({first, timer}, return_when=asyncio.FIRST_COMPLETED)
+        # The delay runs on the clock, as a timeout on waiting for the primary (not a
+        # sleep: a fake clock's sleep would end at once and hedge every call).
+        with contextlib.suppress(TimeoutError):
+            async with clock.timeout(delay):
+                await asyncio.wait({first})
         if first.done():
             return first.result()
         hedge = make_hedge(trying[-1] if trying else None)
@@ -78,11 +84,10 @@ async def run_hedged(
             return await first
         flow, slow = hedge
         emit(Hedged(slow.name, clock.now(), delay))
-        tasks.append(asyncio.ensure_future(run_async(flow, clock, send)))
+        tasks.append(asyncio.ensure_future(run_async(flow, clock, send, stranded)))
         winner = await _first_success(tasks)
         return winner.result()
     finally:
-        timer.cancel()
         for task in tasks:
             task.cancel()
         # Let the losers' drivers run their cleanup (close flows, free admissions).

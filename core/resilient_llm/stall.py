@@ -6,10 +6,10 @@ sends nothing for ``idle`` seconds after its first chunk is cut and raises
 :class:`~resilient_llm.errors.StreamInterrupted`; one that sends no first chunk within
 ``first_token`` seconds counts as a failed attempt, so retry and failover still apply.
 
-Async streams bound each read with ``asyncio.timeout``. A blocking read cannot be
+Async streams bound each read with the clock's ``timeout``. A blocking read cannot be
 interrupted from outside, so a sync stream is read by a :class:`Pump` thread and the
-caller waits on its queue with a timeout; an abandoned pump closes its stream as soon as
-the read it is blocked in returns (the SDK's own read timeout bounds that).
+caller waits for its next item on the clock, with a timeout; an abandoned pump closes
+its stream as soon as the read it is blocked in returns (the SDK's own read timeout bounds that).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 
 from ._arguments import MAX_TIMEOUT
 from .backoff import _real
+from .clock import Clock, SystemClock
 
 __all__ = ["Pump", "Stalled", "StreamTimeouts"]
 
@@ -60,6 +61,7 @@ class Stalled(Exception):
 
 
 _END = object()
+_SYSTEM = SystemClock()
 
 
 class Pump(Generic[T]):
@@ -69,6 +71,7 @@ class Pump(Generic[T]):
         self._source = source
         self._items: queue.SimpleQueue[tuple[object, BaseException | None]] = queue.SimpleQueue()
         self._abandoned = threading.Event()
+        self._arrived = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"resilient-llm-pump-{name}")
         self._thread.daemon = True
         self._thread.start()
@@ -79,23 +82,36 @@ class Pump(Generic[T]):
                 try:
                     item: object = next(self._source)
                 except StopIteration:
-                    self._items.put((_END, None))
+                    self._put(_END, None)
                     return
                 except BaseException as exc:  # handed to the reader, raised there
-                    self._items.put((_END, exc))
+                    self._put(_END, exc)
                     return
-                self._items.put((item, None))
+                self._put(item, None)
         finally:
             close = getattr(self._source, "close", None)
             if close is not None:
                 close()
 
-    def next(self, timeout: float | None) -> T:
-        """The next item; raises StopIteration at the end, Stalled after ``timeout``."""
-        try:
-            item, error = self._items.get(timeout=timeout)
-        except queue.Empty:
-            raise Stalled from None
+    def _put(self, item: object, error: BaseException | None) -> None:
+        self._items.put((item, error))
+        self._arrived.set()
+
+    def next(self, timeout: float | None, clock: Clock = _SYSTEM) -> T:
+        """The next item; raises StopIteration at the end, Stalled after ``timeout``
+        seconds of ``clock``."""
+        deadline = None if timeout is None else clock.now() + timeout
+        while True:
+            # Cleared before looking, so an item put after the look sets it again.
+            self._arrived.clear()
+            try:
+                item, error = self._items.get_nowait()
+                break
+            except queue.Empty:
+                left = None if deadline is None else deadline - clock.now()
+                if left is not None and left <= 0:
+                    raise Stalled from None
+                clock.wait(self._arrived, left)
         if error is not None:
             raise error
         if item is _END:

@@ -328,3 +328,17 @@ def test_set_plan_and_script_are_thread_safe(chaos: ChaosServer) -> None:
     assert len(faults) == 80
     assert faults.count("server_error") == 40
     assert faults.count("ok") == 40
+
+
+def test_release_ends_a_providers_pauses_when_the_test_decides(chaos: ChaosServer) -> None:
+    chaos.set_plan("openai-held", Plan(script=[Fault("stall", delay=3600)]))
+    with openai_client(chaos, timeout=60) as client:
+        oai = client.with_options(base_url=chaos.base_url("openai-held"))
+        stream = oai.chat.completions.create(model="m", messages=USER, stream=True)
+        chunks = iter(stream)
+        first = [next(chunks), next(chunks)]  # the head and the first content, then silence
+        assert "".join(c.choices[0].delta.content or "" for c in first)
+        chaos.release("openai-held")
+        rest = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert rest, "the stream went on once released"
+    assert [(r.provider, r.status, r.fault) for r in chaos.log] == [("openai-held", 200, "stall")]

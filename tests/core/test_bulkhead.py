@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import signal
 import threading
 
 import pytest
 
 from resilient_llm.bulkhead import Bulkhead, BulkheadSnapshot
+from resilient_llm.clock import FakeClock
 
 
 def _until_queued(gate: Bulkhead, count: int) -> None:
@@ -117,3 +120,115 @@ async def test_a_thread_and_a_task_share_one_queue() -> None:
     await asyncio.to_thread(thread.join)
     assert thread_got == [True]
     gate.leave()
+
+
+class _Interrupted(BaseException):
+    """Stands for KeyboardInterrupt or a signal handler's timeout: not an Exception."""
+
+
+def test_an_exception_raised_into_a_queued_thread_by_a_signal_gives_its_place_back() -> None:
+    gate = Bulkhead(1)
+    assert gate.enter(0)
+
+    def interrupt(signum: int, frame: object) -> None:
+        # Only once the main thread is queued, so the exception lands inside the wait.
+        if gate.snapshot().queued == 1:
+            raise _Interrupted
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        with pytest.raises(_Interrupted):
+            gate.enter(60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=1, queued=0)
+    gate.leave()
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=0, queued=0)
+    assert gate.enter(0), "the slot is whole again: the next call goes through"
+
+
+def _raise_in(thread: threading.Thread, error: type[BaseException]) -> None:
+    assert thread.ident is not None
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(error)
+    )
+    assert done == 1
+
+
+@pytest.mark.parametrize("granted_first", [False, True])
+def test_an_exception_raised_into_a_queued_worker_thread_loses_no_slot(
+    granted_first: bool,
+) -> None:
+    clock = FakeClock()  # its waits poll, so an exception raised into the thread lands
+    gate = Bulkhead(1)
+    assert gate.enter(0)
+    outcome: list[str] = []
+
+    def queued() -> None:
+        try:
+            outcome.append(f"entered {gate.enter(60, clock)}")
+        except _Interrupted:
+            outcome.append("interrupted")
+
+    worker = threading.Thread(target=queued)
+    worker.start()
+    _until_queued(gate, 1)
+    if granted_first:
+        gate.leave()  # handed to the worker, which is interrupted before it notices
+    _raise_in(worker, _Interrupted)
+    worker.join()
+    if outcome == ["entered True"]:
+        gate.leave()  # the worker noticed its grant before the exception landed
+    else:
+        assert outcome == ["interrupted"]
+        if not granted_first:
+            gate.leave()
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=0, queued=0)
+    assert gate.enter(0)
+
+
+def test_waits_are_measured_on_the_given_clock() -> None:
+    clock = FakeClock()
+    gate = Bulkhead(1)
+    assert gate.enter(0)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(gate.enter(5, clock)))
+    waiter.start()
+    while clock.deadlines() != [5.0]:
+        threading.Event().wait(0.001)
+    assert got == [], "real time does not end a wait on a fake clock"
+    clock.advance(5)
+    waiter.join()
+    assert got == [False]
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=1, queued=0)
+
+
+async def test_a_task_wait_ends_when_fake_time_reaches_it() -> None:
+    clock = FakeClock()
+    gate = Bulkhead(1)
+    assert gate.enter(0)
+    waiting = asyncio.create_task(gate.aenter(5, clock))
+    await asyncio.sleep(0)  # the task runs up to its wait
+    assert clock.deadlines() == [5.0]
+    clock.advance(4.9)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    clock.advance(0.1)
+    assert await waiting is False
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=1, queued=0)
+
+
+def test_a_task_queued_on_a_loop_closed_under_it_loses_no_slot() -> None:
+    gate = Bulkhead(1)
+    assert gate.enter(0)
+    loop = asyncio.new_event_loop()
+    waiting = loop.create_task(gate.aenter(60))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert gate.snapshot().queued == 1
+    loop.close()  # abruptly: the task is never resumed, its coroutine is closed later
+    waiting.get_coro().close()  # what the garbage collector does to an abandoned coroutine
+    gate.leave()
+    assert gate.snapshot() == BulkheadSnapshot(limit=1, in_flight=0, queued=0)

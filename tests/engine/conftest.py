@@ -35,6 +35,10 @@ from resilient_llm import (
 )
 from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
 
+from ..timing import cutting
+
+__all__ = ["cutting"]
+
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
 KINDS = ("openai", "anthropic", "gemini")
@@ -165,6 +169,19 @@ class Bench:
 
         eventually(lambda: len(mine()) >= at_least)
         return [(r.provider, r.status, r.fault) for r in sorted(mine(), key=lambda r: r.at)]
+
+    def arrivals(self, provider: Provider, fault: str, status: int = 0) -> Callable[[], int]:
+        """How many of ``provider``'s requests with ``fault`` reached the server, counting
+        a stream once its ``status`` was sent (0: on arrival)."""
+
+        def count() -> int:
+            return sum(
+                1
+                for r in self.server.log
+                if r.provider == provider.name and r.fault == fault and r.status == status
+            )
+
+        return count
 
     def of(self, event_type: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, event_type)]

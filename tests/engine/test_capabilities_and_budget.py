@@ -11,16 +11,17 @@ from resilient_llm import (
     BreakerPolicy,
     Capabilities,
     DeadlineExceeded,
+    FakeClock,
     ResilientLLM,
     RetryBudget,
     RetryPolicy,
     Tool,
 )
 from resilient_llm.bulkhead import BulkheadSnapshot
-from resilient_llm.chaos import Plan
-from resilient_llm.events import AttemptStarted, RouteSkipped
+from resilient_llm.chaos import Fault, Plan
+from resilient_llm.events import RouteSkipped
 
-from .conftest import KINDS, QUESTION, Bench
+from .conftest import KINDS, QUESTION, Bench, cutting
 
 WEATHER = Tool(
     "get_weather",
@@ -125,20 +126,28 @@ def test_a_bulkhead_keeps_calls_in_flight_at_its_limit(bench: Bench, limit: int 
 
 
 def test_a_full_bulkhead_ends_the_wait_at_the_deadline(bench: Bench) -> None:
+    clock = FakeClock()
     slow = bench.route("anthropic", "one", max_concurrency=1)
-    bench.plan(slow, Plan(latency=1.0))
-    llm = bench.engine(slow, timeout=5.0)
+    bench.script(slow, Fault("ok", delay=60))  # held at the server until released
+    llm = bench.engine(slow, timeout=5.0, clock=clock)
 
     async def burst() -> list[object]:
-        started = asyncio.Event()
-        llm.add_event_handler(lambda e: started.set() if isinstance(e, AttemptStarted) else None)
+        # Tasks start in order: the first takes the one slot, the second queues for it.
         first = asyncio.create_task(llm.achat(QUESTION))
-        await started.wait()
-        # The first holds the one slot for a second: more than the second call has.
-        second = llm.achat(QUESTION, timeout=0.5)
-        return await asyncio.gather(first, second, return_exceptions=True)
+        [second] = await asyncio.gather(llm.achat(QUESTION, timeout=0.5), return_exceptions=True)
+        bench.server.release(slow.name)
+        return [await first, second]
 
-    first, second = bench.runner.run(burst())
+    def holding_and_queued() -> int:
+        bulkhead = llm.snapshot()[slow.name].bulkhead
+        queued = bulkhead is not None and bulkhead.queued == 1
+        return int(queued and any(r.provider == slow.name for r in bench.server.log))
+
+    with cutting(clock, holding_and_queued) as cuts:
+        first, second = bench.runner.run(burst())
+    # The wait ends where an attempt would still have its minimum time: a tenth of this
+    # 0.5 s call's timeout before its deadline (RetryPolicy.min_attempt_time's cap).
+    assert cuts == [pytest.approx(0.45)], "the queued call gave up in time, on fake time"
     assert getattr(first, "provider", None) == slow.name
     assert isinstance(second, DeadlineExceeded)
     assert "no free slot" in str(second)

@@ -30,14 +30,18 @@ breaks every stream *before* any text: retry, then failover, like any 5xx. Witho
 (failover) and ``slow_first_token`` is a plain, prompt answer.
 
 A ``hang``, and a stream's ``slow_first_token``, are cut by the primary's own attempt
-timeout (``Provider(timeout=0.3)``), retried, then failed over; with one route and no
-attempt timeout, the call's deadline cuts them (``DeadlineExceeded``).
+timeout, retried, then failed over; with one route and no attempt timeout, the call's
+deadline cuts them (``DeadlineExceeded``). In the async modes the engine runs on a
+:class:`FakeClock` and the test moves it to the attempt's deadline once the request is
+known to hang at the server (``cutting``), so no real timeout races a busy machine. In the
+sync modes a blocking read is cut by the SDK's own read timeout (real time), which starts
+only once the request is written: the server has it whatever the load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
-import time
 
 import pytest
 
@@ -71,9 +75,8 @@ from .conftest import (
     STREAMS,
     Bench,
     LogEntry,
+    cutting,
 )
-
-MARGIN = 2.0  # seconds of slack on "within the deadline": an upper bound, never a timing test
 
 # The HTTP status each retryable error fault answers with, per protocol.
 STATUS: dict[str, dict[str, int]] = {
@@ -118,12 +121,18 @@ FAILOVER_FAULTS = (
     "hang",
     "slow_first_token",
 )
-# Faults cut by the primary's own attempt timeout, well before the call's deadline.
+# Faults cut by the primary's own attempt timeout, well before the call's deadline: real
+# seconds in the sync modes (the SDK's read timeout), fake ones in the async modes.
 ATTEMPT_TIMEOUT = 0.3
+FAKE_ATTEMPT_TIMEOUT = 30.0
 TIMED_FAULTS = {
-    "hang": Fault("hang", delay=30),
-    "slow_first_token": Fault("slow_first_token", delay=3),
+    "hang": Fault("hang", delay=60),
+    "slow_first_token": Fault("slow_first_token", delay=60),
 }
+# When a timed fault is known to hold its request: a hang on arrival, a slow stream once
+# its headers are sent.
+HELD_STATUS = {"hang": 0, "slow_first_token": 200}
+ASYNC = ("achat", "astream")
 
 
 def failover_cases() -> list[object]:
@@ -144,14 +153,22 @@ def test_a_fault_on_the_primary_fails_over_to_another_family(
     bench: Bench, kind: str, mode: str, fault: str
 ) -> None:
     timed = fault in TIMED_FAULTS
-    primary = bench.route(kind, "primary", timeout=ATTEMPT_TIMEOUT if timed else None)
+    fake = timed and mode in ASYNC
+    attempt_timeout = (FAKE_ATTEMPT_TIMEOUT if fake else ATTEMPT_TIMEOUT) if timed else None
+    primary = bench.route(kind, "primary", timeout=attempt_timeout)
     fallback = bench.route(FALLBACK[kind], "fallback")
-    llm = bench.engine(primary, fallback)
+    clock = FakeClock() if fake else None
+    llm = bench.engine(primary, fallback, clock=clock, timeout=1000.0 if fake else 5.0)
     expected, reason = primary_attempts(kind, mode, fault)
     scripted = TIMED_FAULTS.get(fault) or Fault.of(fault)
     bench.script(primary, *[scripted] * (len(expected) + 1))  # more than the engine may use
 
-    result = bench.run(llm, mode)
+    if clock is None:
+        result = bench.run(llm, mode)
+    else:
+        with cutting(clock, bench.arrivals(primary, fault, HELD_STATUS[fault])) as cuts:
+            result = bench.run(llm, mode)
+        assert len(cuts) == len(expected), "each attempt on the primary cut once, by its timeout"
 
     assert result.text == ANSWER
     assert result.providers == {fallback.name}, "nothing from the failed primary leaked"
@@ -172,10 +189,13 @@ def test_a_fault_on_the_primary_fails_over_to_another_family(
 @pytest.mark.parametrize("mode", ["chat", "achat"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_slow_first_token_only_slows_streams(bench: Bench, kind: str, mode: str) -> None:
-    """Without a stream the fault has no first token to delay: the primary just answers."""
-    primary = bench.route(kind, "primary", timeout=ATTEMPT_TIMEOUT)
+    """Without a stream the fault has no first token to delay: the primary just answers.
+
+    Had the reply been held for the fault's minute, the 10 s attempt timeout would have
+    cut it and the call failed over; no busy machine takes 10 s to answer at once."""
+    primary = bench.route(kind, "primary", timeout=10.0)
     fallback = bench.route(FALLBACK[kind], "fallback")
-    llm = bench.engine(primary, fallback)
+    llm = bench.engine(primary, fallback, timeout=30.0)
     bench.script(primary, TIMED_FAULTS["slow_first_token"])
 
     result = bench.run(llm, mode)
@@ -309,19 +329,18 @@ def test_a_fault_that_never_ends_raises_a_typed_error_within_the_deadline(
 ) -> None:
     only = bench.route(kind, "only")
     timeout = 3.0
-    llm = bench.engine(only, timeout=timeout)
+    clock = FakeClock()  # the backoff and retry-after waits, on fake time
+    llm = bench.engine(only, timeout=timeout, clock=clock)
     fault, error_type, cause_type, requests = NEVER_ENDING[case]
     bench.script(only, *[fault] * 20)
 
-    started = time.monotonic()
     with pytest.raises(ResilientLLMError) as info:
         bench.run(llm, mode)
-    elapsed = time.monotonic() - started
 
     assert type(info.value) is error_type
     assert isinstance(info.value.__cause__, cause_type)
     assert info.value.provider == only.name
-    assert elapsed < timeout + MARGIN
+    assert clock.now() <= timeout, "never waited past the deadline"
     calls = bench.calls(requests)
     assert [(name, f) for name, _, f in calls] == [(only.name, fault.kind)] * requests
 
@@ -331,19 +350,29 @@ def test_a_fault_that_never_ends_raises_a_typed_error_within_the_deadline(
 def test_a_hang_is_cut_by_the_deadline(bench: Bench, kind: str, mode: str) -> None:
     only = bench.route(kind, "only")  # no Provider(timeout=...): only the deadline cuts it
     timeout = 1.0
-    llm = bench.engine(only, timeout=timeout)
-    bench.script(only, Fault("hang", delay=30))
+    # Async: fake time, moved to the deadline once the request hangs. Sync: the SDK's read
+    # timeout, which is the time left before the deadline.
+    clock = FakeClock() if mode in ASYNC else None
+    llm = bench.engine(only, timeout=timeout, clock=clock)
+    bench.script(only, Fault("hang", delay=60))
 
-    started = time.monotonic()
-    with pytest.raises(ResilientLLMError) as info:
+    cuts: list[float] = []
+    with (
+        (
+            contextlib.nullcontext(cuts)
+            if clock is None
+            else cutting(clock, bench.arrivals(only, "hang"))
+        ) as cuts,
+        pytest.raises(ResilientLLMError) as info,
+    ):
         bench.run(llm, mode)
-    elapsed = time.monotonic() - started
+
+    assert cuts == ([] if clock is None else [timeout]), "cut at the deadline, not before"
 
     error = info.value
     assert isinstance(error, DeadlineExceeded | AllProvidersFailed), repr(error)
     assert isinstance(error.__cause__, ProviderUnavailable)
     assert "timed out" in error.__cause__.message
-    assert elapsed < timeout + MARGIN
     # Logged once its client has gone; status 0: no response was ever sent.
     assert bench.calls(1) == [(only.name, 0, "hang")]
 

@@ -1,15 +1,21 @@
 """Stream stall limits through the real SDKs: a late first chunk fails over, a silence
-after it raises StreamInterrupted, each on time and well before the call's deadline."""
+after it raises StreamInterrupted, each cut by its own limit, well before the call's
+deadline.
+
+The engine runs on a :class:`FakeClock`: a limit is reached only when the test moves fake
+time to it, once the chaos server is known to hold the stream back, so which limit cut
+the stream, and when, is exact whatever the machine's load.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from resilient_llm import (
     ConfigurationError,
+    FakeClock,
     ResilientLLM,
     StreamInterrupted,
     StreamTimeouts,
@@ -17,18 +23,30 @@ from resilient_llm import (
 from resilient_llm.chaos import Fault
 from resilient_llm.events import Failover
 
-from .conftest import ANSWER, BREAKER, FALLBACK, KINDS, RETRY, STREAMS, Bench, eventually
+from .conftest import (
+    ANSWER,
+    BREAKER,
+    FALLBACK,
+    KINDS,
+    RETRY,
+    STREAMS,
+    Bench,
+    cutting,
+    eventually,
+)
 
 LIMITS = StreamTimeouts(first_token=0.4, idle=0.4)
+DEADLINE = 10.0
 
 
-def _engine(bench: Bench, *providers: object) -> ResilientLLM:
+def _engine(bench: Bench, *providers: object, clock: FakeClock | None = None) -> ResilientLLM:
     llm = ResilientLLM(
         list(providers),  # type: ignore[arg-type]
         retry=RETRY,
         breaker=BREAKER,
-        timeout=10.0,
+        timeout=DEADLINE,
         stream_timeouts=LIMITS,
+        clock=clock,
         on_event=bench.events.append,
     )
     bench.engines.append(llm)
@@ -44,43 +62,50 @@ def _pumps(bench: Bench) -> int:
 @pytest.mark.parametrize("mode", STREAMS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_late_first_chunk_fails_over_on_time(bench: Bench, kind: str, mode: str) -> None:
+    clock = FakeClock()
     primary = bench.route(kind, "primary")
     fallback = bench.route(FALLBACK[kind], "fallback")
-    bench.script(
-        primary, Fault("slow_first_token", delay=3.0), Fault("slow_first_token", delay=3.0)
-    )
-    llm = _engine(bench, primary, fallback)
+    late = Fault("slow_first_token", delay=60)
+    bench.script(primary, late, late)
+    llm = _engine(bench, primary, fallback, clock=clock)
 
-    started = time.monotonic()
-    result = bench.run(llm, mode)
-    took = time.monotonic() - started
+    # Each slow attempt is cut once its headers have come and its first chunk has not.
+    with cutting(clock, bench.arrivals(primary, "slow_first_token", 200)) as cuts:
+        result = bench.run(llm, mode)
 
     assert result.text == ANSWER
     assert result.chunks[0].provider == fallback.name
-    # Two slow attempts (the retry too) at 0.4 s each, then the fallback: far from 3 s.
-    assert took < 2.5
+    # Two slow attempts (the retry too), each cut at its 0.4 s first-token limit.
+    assert len(cuts) == 2
+    backoff = clock.sleeps[0]
+    assert cuts == pytest.approx([0.4, 0.4 + backoff + 0.4])
+    assert clock.now() < DEADLINE
     assert [(e.route, e.to_route) for e in bench.of(Failover)] == [(primary.name, fallback.name)]
 
 
 @pytest.mark.parametrize("mode", STREAMS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_silence_after_the_first_chunk_is_cut_on_time(bench: Bench, kind: str, mode: str) -> None:
+    clock = FakeClock()
     primary = bench.route(kind, "primary")
-    bench.script(primary, Fault("stall", delay=1.5))
-    llm = _engine(bench, primary, bench.route(FALLBACK[kind], "fallback"))
+    bench.script(primary, Fault("stall", delay=60))
+    llm = _engine(bench, primary, bench.route(FALLBACK[kind], "fallback"), clock=clock)
     received: list[object] = []
 
-    started = time.monotonic()
-    with pytest.raises(StreamInterrupted, match="stalled") as info:
+    # The stream is silent once its first chunk has reached the caller.
+    with (
+        cutting(clock, lambda: 1 if received else 0) as cuts,
+        pytest.raises(StreamInterrupted, match="stalled") as info,
+    ):
         bench.run(llm, mode, received)  # type: ignore[arg-type]
-    took = time.monotonic() - started
 
-    assert 0.4 <= took < 1.4, "cut after the idle limit, before the provider resumed"
+    assert cuts == [pytest.approx(0.4)], "cut at the idle limit, the provider still silent"
     assert info.value.partial_text
     assert ANSWER.startswith(info.value.partial_text)
     assert bench.calls(1) == [(primary.name, 200, "stall")], "no failover after text"
-    # The pump of a sync stream closes its stream once the provider resumes.
-    assert eventually(lambda: _pumps(bench) == 0, timeout=5.0)
+    # The pump of a sync stream closes its stream once the provider resumes or goes away.
+    bench.server.release(primary.name)
+    assert eventually(lambda: _pumps(bench) == 0, timeout=30.0)
 
 
 @pytest.mark.parametrize("mode", STREAMS)

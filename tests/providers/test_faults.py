@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -144,15 +143,16 @@ def test_in_band_stream_error_after_the_first_chunk(route: Route, mode: str) -> 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_hang_times_out_within_the_timeout(route: Route, mode: str) -> None:
-    started = time.monotonic()
-    error = raised(route, mode, Fault("hang", delay=10), timeout=0.5)
+    # The hang lasts a minute: only the SDK's own 0.5 s timeout can have ended the call
+    # with a timeout, however busy the machine (a hang that ran out would be a reset).
+    error = raised(route, mode, Fault("hang", delay=60), timeout=0.5)
     assert type(error) is ProviderUnavailable
-    assert time.monotonic() - started < 3.0
+    assert "timed out" in error.message or "timeout" in error.message.lower(), error.message
 
 
 @pytest.mark.parametrize("mode", ["stream", "astream"])
 def test_slow_first_token_past_the_timeout(route: Route, mode: str) -> None:
-    error = raised(route, mode, Fault("slow_first_token", delay=3), timeout=0.5)
+    error = raised(route, mode, Fault("slow_first_token", delay=60), timeout=0.5)
     assert type(error) is ProviderUnavailable
 
 

@@ -18,6 +18,7 @@ whether what the first one learnt (a pause, an open breaker) keeps it off the pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import time
@@ -34,6 +35,7 @@ import resilient_llm.providers.openai  # noqa: F401
 from resilient_llm import (
     BreakerPolicy,
     ChatChunk,
+    FakeClock,
     Provider,
     ResilientLLM,
     ResilientLLMError,
@@ -43,6 +45,8 @@ from resilient_llm import (
 from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import AttemptStarted, BreakerStateChanged, Event, RoutePaused
 
+from ..timing import cutting
+
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
 KINDS = ("openai", "anthropic", "gemini")
@@ -50,8 +54,15 @@ MODES = ("chat", "achat", "stream", "astream")
 STREAMS = ("stream", "astream")
 FALLBACK = {"openai": "anthropic", "anthropic": "gemini", "gemini": "openai"}
 TIMEOUT = 3.0  # the call's deadline
-MARGIN = 1.0  # an upper bound on "within the deadline", never a timing assertion
-ATTEMPT_TIMEOUT = 0.3  # the primary's own per-attempt timeout, for hang / slow cases
+# "Within the deadline" tells a cut call (about TIMEOUT) from one the deadline failed to
+# cut (a hang lasts 60 s): the margin is wide so that a busy machine never matters.
+MARGIN = 10.0
+ATTEMPT_TIMEOUT = 0.3  # the primary's own per-attempt timeout, for hang / slow cases (sync)
+# Async cells with a hang or a slow first token run on fake time, cut by the test once the
+# server holds the request (``cutting``): no real timeout races the machine there.
+FAKE_TIMEOUT = 1000.0
+FAKE_ATTEMPT_TIMEOUT = 30.0
+HELD_STATUS = {"hang": 0, "slow_first_token": 200}
 CALLS_PER_CELL = 2
 RETRY = RetryPolicy(max_retries=1, base=0.01, cap=0.05)
 BREAKER = BreakerPolicy(failure_threshold=2, cooldown=60)
@@ -64,14 +75,14 @@ FAULTS: dict[str, tuple[Plan | None, bool]] = {
     "server_error": (Plan(script=["server_error"] * FOREVER), False),
     "unavailable": (Plan(script=["unavailable"] * FOREVER), False),
     "overloaded": (Plan(script=["overloaded"] * FOREVER), False),
-    "hang": (Plan(script=[Fault("hang", delay=30)] * FOREVER), True),
+    "hang": (Plan(script=[Fault("hang", delay=60)] * FOREVER), True),
     "reset": (Plan(script=["reset"] * FOREVER), False),
     "malformed": (Plan(script=["malformed"] * FOREVER), False),
     "truncate": (Plan(script=["truncate"] * FOREVER), False),
     "stream_error": (Plan(script=["stream_error"] * FOREVER), False),
     "outage": (Plan(outages=[(0.0, 3600.0)]), False),
     "refused": (None, False),
-    "slow_first_token": (Plan(script=[Fault("slow_first_token", delay=3)] * FOREVER), True),
+    "slow_first_token": (Plan(script=[Fault("slow_first_token", delay=60)] * FOREVER), True),
 }
 # A log entry answered in full: a 200 that was not one of the broken-body faults (a
 # non-stream slow_first_token is a prompt, complete answer).
@@ -105,6 +116,7 @@ class Cell:
     fallback: str
     calls: list[CallOutcome] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    clock: FakeClock | None = None
     log: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def label(self) -> str:
@@ -147,6 +159,27 @@ def _run(llm: ResilientLLM, mode: str, runner: asyncio.Runner, chunks: list[Chat
     return "".join(c.delta for c in chunks)
 
 
+def _cut(server: ChaosServer, cell: Cell) -> contextlib.AbstractContextManager[object]:
+    """For a cell on fake time: cut each held request once the server holds it."""
+    if cell.clock is None:
+        return contextlib.nullcontext()
+    status = HELD_STATUS[cell.fault]
+
+    def count() -> int:
+        return sum(
+            1
+            for r in server.log
+            if r.provider == cell.primary and r.fault == cell.fault and r.status == status
+        )
+
+    seen = count()
+
+    def held() -> int:
+        return count() - seen
+
+    return cutting(cell.clock, held)
+
+
 def _intervals(events: list[Event], route: str) -> list[tuple[float, float, str]]:
     """Where ``route`` must not be attempted: pause windows and open-breaker intervals."""
     out = [
@@ -162,9 +195,23 @@ def _intervals(events: list[Event], route: str) -> list[tuple[float, float, str]
     return out
 
 
+def _attempt_timeout(timed: bool, holds: bool, clock: FakeClock | None) -> float | None:
+    if not timed:
+        return None
+    if not holds:
+        # A non-stream slow first token answers at once: a generous limit that only a
+        # held reply would reach, never the time an async client takes to start.
+        return 10.0
+    return FAKE_ATTEMPT_TIMEOUT if clock else ATTEMPT_TIMEOUT
+
+
 def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[Cell, ResilientLLM]:
     tag = f"m{next(_TAGS)}"
     plan, timed = FAULTS[fault]
+    # Only where the fault holds the request: without a stream, a slow first token is a
+    # prompt, complete answer.
+    holds = fault == "hang" or (fault == "slow_first_token" and mode in STREAMS)
+    clock = FakeClock() if holds and mode in ("achat", "astream") else None
     name = f"{kind}-{tag}-primary"
     fallback_name = f"{FALLBACK[kind]}-{tag}-fallback"
     if plan is None:
@@ -179,7 +226,7 @@ def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[C
         base_url=base_url,
         api_key="test-key",
         name=name,
-        timeout=ATTEMPT_TIMEOUT if timed else None,
+        timeout=_attempt_timeout(timed, holds, clock),
     )
     fallback = Provider(
         FALLBACK[kind],  # type: ignore[arg-type]
@@ -188,12 +235,13 @@ def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[C
         api_key="test-key",
         name=fallback_name,
     )
-    cell = Cell(fault, kind, mode, name, fallback_name)
+    cell = Cell(fault, kind, mode, name, fallback_name, clock=clock)
     llm = ResilientLLM(
         [primary, fallback],
         retry=RETRY,
         breaker=BREAKER,
-        timeout=TIMEOUT,
+        timeout=FAKE_TIMEOUT if clock else TIMEOUT,
+        clock=clock,
         seed=0,
         on_event=cell.events.append,
     )
@@ -290,7 +338,8 @@ def test_the_whole_fault_matrix(server: ChaosServer, tmp_path: Path) -> None:
                         error: BaseException | None = None
                         text = ""
                         try:
-                            text = _run(llm, mode, runner, chunks)
+                            with _cut(server, cell):
+                                text = _run(llm, mode, runner, chunks)
                         except Exception as exc:  # recorded, then judged by _check_cell
                             error = exc
                         elapsed = time.monotonic() - t0

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -33,9 +32,10 @@ from resilient_llm import (
 from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import AttemptStarted, Event
 
+from ..timing import cutting
+
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
-MARGIN = 1.0  # an upper bound on "the short timeout cut it", never a timing assertion
 _TAGS = itertools.count()
 
 
@@ -70,36 +70,42 @@ def test_timeouts_on_one_engine_never_cancel_calls_on_another(
     server: ChaosServer, kind: str
 ) -> None:
     """20 concurrent calls on one loop: 10 on an engine whose route hangs, each with its own
-    ``timeout=0.5``; 10 on an engine over a slow-but-healthy route of the same family."""
-    hanging = ResilientLLM(
-        [_provider(server, kind, "hang", Plan(error_rate=1.0, error_kinds=("hang",)))],
-        retry=RetryPolicy(max_retries=0),
-    )
+    ``timeout=0.5``; 10 on an engine over a slow-but-healthy route of the same family.
+
+    The hanging engine runs on fake time, moved to its calls' deadlines once their requests
+    hang at the server: the cuts are decided by the test, not by the machine's speed."""
+    clock = FakeClock()
+    hang = _provider(server, kind, "hang", Plan(error_rate=1.0, error_kinds=("hang",)))
+    hanging = ResilientLLM([hang], retry=RetryPolicy(max_retries=0), clock=clock)
     healthy = ResilientLLM([_provider(server, kind, "ok", Plan(latency=0.8))])
 
-    async def timed(llm: ResilientLLM, timeout: float | None) -> tuple[object, float]:
-        started = time.monotonic()
+    async def call(llm: ResilientLLM, timeout: float | None) -> object:
         try:
-            reply: object = await llm.achat(QUESTION, timeout=timeout)
+            return await llm.achat(QUESTION, timeout=timeout)
         except Exception as exc:
-            reply = exc
-        return reply, time.monotonic() - started
+            return exc
 
-    async def main() -> list[tuple[object, float]]:
-        calls = [timed(hanging, 0.5) if i % 2 else timed(healthy, None) for i in range(20)]
+    async def main() -> list[object]:
+        calls = [call(hanging, 0.5) if i % 2 else call(healthy, None) for i in range(20)]
         return await asyncio.gather(*calls)
 
+    def hung() -> int:
+        return sum(1 for r in server.log if r.provider == hang.name and r.fault == "hang")
+
     try:
-        results = asyncio.run(main())
+        with cutting(clock, hung) as cuts:
+            results = asyncio.run(main())
     finally:
         hanging.close()
         healthy.close()
 
     cut, answered = results[1::2], results[0::2]
-    for error, elapsed in cut:
+    assert cuts, "the hanging calls were cut on fake time"
+    assert all(moment <= 1.0 for moment in cuts), "each on its own deadline"
+    for error in cut:
         assert isinstance(error, ResilientLLMError), repr(error)
-        assert elapsed < 0.5 + MARGIN
-    for reply, _ in answered:
+        assert "timed out" in str(error.__cause__ or error)
+    for reply in answered:
         assert not isinstance(reply, BaseException), repr(reply)
         assert reply.content == ANSWER  # type: ignore[attr-defined]
     _assert_nothing_held(hanging)

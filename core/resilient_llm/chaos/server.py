@@ -101,6 +101,7 @@ class ChaosServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
+        self._pausing: dict[str, set[asyncio.Event]] = {}  # per prefix; the loop's own
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,13 +283,38 @@ class ChaosServer:
             decision = self._route(prefix).decide(self._clock(), ex.ask.quota_tokens)
         fields = {"fault": decision.label, "at": at, "tokens": decision.charged}
         sent = _Status(self._record(request, ex, status=0, **fields))
-        return await respond(request, wire, ex, decision, sent, self._pause)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds`` of real time, or less if the server is stopping."""
-        if seconds > 0 and self._closing is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
+        async def pause(seconds: float) -> None:
+            await self._pause(prefix, seconds)
+
+        return await respond(request, wire, ex, decision, sent, pause)
+
+    def release(self, provider: str) -> None:
+        """End every pause ``provider``'s requests are in now (a hang, a stall, a slow first
+        token, latency) as if its delay had run out: a test decides when a hang ends."""
+        name = _name(provider)
+
+        def wake() -> None:
+            for event in self._pausing.pop(name, set()):
+                event.set()
+
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the server has stopped
+                self._loop.call_soon_threadsafe(wake)
+
+    async def _pause(self, prefix: str, seconds: float) -> None:
+        """Sleep ``seconds`` of real time, or less if released or the server is stopping."""
+        if seconds <= 0 or self._closing is None:
+            return
+        released = asyncio.Event()
+        self._pausing.setdefault(prefix, set()).add(released)
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._closing, released)]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            self._pausing.get(prefix, set()).discard(released)
 
 
 class _Status(list[int]):
