@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from resilient_llm import FakeClock
 
-__all__ = ["cutting"]
+__all__ = ["cutting", "eventually"]
 
 
 @contextlib.contextmanager
@@ -39,3 +40,15 @@ def cutting(clock: FakeClock, arrivals: Callable[[], int]) -> Iterator[list[floa
     finally:
         stop.set()
         thread.join()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Wait for a state other threads or the server reach (a hung request logged once its
+    client leaves, calls queued behind a bulkhead). Polls; the timeout only tells a state
+    never reached from a slow one, and is never an assertion on elapsed time."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

@@ -14,8 +14,7 @@ import logging
 import math
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +44,7 @@ from resilient_llm.bulkhead import BulkheadSnapshot
 from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import BreakerStateChanged, StateDown, StateRestored
 
+from ..timing import eventually
 from .conftest import RedisServer
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
@@ -238,8 +238,10 @@ def test_snapshot_reports_the_shared_state(rig: Rig) -> None:
 
 def test_snapshot_keeps_the_bulkhead_and_the_reported_quota(rig: Rig) -> None:
     # Both stay in this process; the snapshot must show them next to the shared state.
-    route = rig.provider("openai", "main", Plan(rpm=1000, latency=0.5), max_concurrency=2)
-    llm, _ = rig.engine(route)
+    route = rig.provider("openai", "main", Plan(rpm=1000), max_concurrency=2)
+    # The first two requests are held at the server until the test has looked.
+    rig.chaos.script(route.name, Fault("ok", delay=60), Fault("ok", delay=60), "ok")
+    llm, _ = rig.engine(route, timeout=120.0)
     assert llm.snapshot()[route.name].bulkhead == BulkheadSnapshot(2, 0, 0)
     callers = [threading.Thread(target=llm.chat, args=(QUESTION,)) for _ in range(3)]
     for caller in callers:
@@ -248,9 +250,11 @@ def test_snapshot_keeps_the_bulkhead_and_the_reported_quota(rig: Rig) -> None:
 
     def two_in_flight_one_queued() -> bool:
         seen.append(llm.snapshot()[route.name].bulkhead)
-        return seen[-1] == BulkheadSnapshot(2, 2, 1)
+        held = sum(1 for r in rig.chaos.log if r.provider == route.name)  # logged on arrival
+        return seen[-1] == BulkheadSnapshot(2, 2, 1) and held == 2
 
-    in_flight = _eventually(two_in_flight_one_queued)
+    in_flight = eventually(two_in_flight_one_queued, timeout=60)
+    rig.chaos.release(route.name)
     for caller in callers:
         caller.join()
     assert in_flight, seen[-5:]
@@ -258,16 +262,6 @@ def test_snapshot_keeps_the_bulkhead_and_the_reported_quota(rig: Rig) -> None:
     assert snap[route.name].bulkhead == BulkheadSnapshot(2, 0, 0)
     assert snap[route.name].provider_quota is not None  # the chaos server's x-ratelimit-*
     assert snap.to_dict()[route.name]["bulkhead"] == {"limit": 2, "in_flight": 0, "queued": 0}
-
-
-def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Polls for a state other threads reach; never used to assert on elapsed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def test_asyncio_and_sync_redis_clients_are_accepted(rig: Rig, redis_url: str) -> None:

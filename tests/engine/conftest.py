@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from resilient_llm import (
 )
 from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
 
-from ..timing import cutting
+from ..timing import cutting, eventually
 
 __all__ = ["cutting"]
 
@@ -73,17 +72,6 @@ class Result:
         if self.reply is not None:
             return {self.reply.provider}
         return {chunk.provider for chunk in self.chunks}
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait for what the server does after the client moved on (logging a hung request
-    when its client leaves). Polls; never used to assert on elapsed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 @dataclass

@@ -26,11 +26,11 @@ from resilient_llm.providers import create_adapter
 from resilient_llm.providers._common import (
     body_error,
     error_from_status,
-    redact,
     require_key,
     says_context_length,
     status_for_error_type,
 )
+from resilient_llm.providers._redact import redact
 from resilient_llm.providers.anthropic import map_anthropic_error
 from resilient_llm.providers.base import ENV_KEYS, Provider
 from resilient_llm.providers.gemini import map_gemini_error

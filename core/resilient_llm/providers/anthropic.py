@@ -33,14 +33,13 @@ from ._common import (
     header_items,
     map_generated_sdk_error,
     parsed,
-    redact,
-    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
     transport_errors,
 )
 from ._drivers import Clients, aiterate_stream, iterate_stream
+from ._redact import redact, redact_chain
 from .base import Provider
 
 __all__ = ["AnthropicAdapter", "map_anthropic_error"]

@@ -25,8 +25,6 @@ from ._common import (
     body_error,
     error_from_status,
     header_items,
-    redact,
-    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
@@ -41,6 +39,7 @@ from ._gemini_convert import (
     model_name,
     response_from_generate,
 )
+from ._redact import redact, redact_chain
 from .base import Provider
 
 __all__ = ["API_VERSION", "GeminiAdapter", "map_gemini_error"]

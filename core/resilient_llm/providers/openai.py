@@ -22,8 +22,6 @@ from ._common import (
     header_items,
     map_generated_sdk_error,
     parsed,
-    redact,
-    redact_chain,
     says_auth_failure,
     says_context_length,
     status_for_error_type,
@@ -31,6 +29,7 @@ from ._common import (
 )
 from ._drivers import Clients, aiterate_stream, iterate_stream
 from ._openai_convert import OpenAIStreamState, build_params, response_from_completion
+from ._redact import redact, redact_chain
 from .base import Provider
 
 __all__ = ["OpenAIAdapter", "map_openai_error"]
