@@ -28,9 +28,9 @@ from resilient_llm import (
     StreamInterrupted,
     StreamTimeouts,
 )
-from resilient_llm.cache import ResponseCache
-from resilient_llm.chaos import ChaosServer, Fault, Plan
-from resilient_llm.hedge import Hedge
+from resilient_llm.extras.cache import ResponseCache
+from resilient_llm.run.hedge import Hedge
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from .loopback import guard
 

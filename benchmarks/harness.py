@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from resilient_llm.chaos import ChaosServer, Plan
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .scenarios import Scenario
 from .spec import Hit, Setup

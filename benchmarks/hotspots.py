@@ -70,7 +70,7 @@ def profile_here(system_name: str, setup_json: str, loop: str) -> dict[str, str]
 
 
 def main(argv: list[str]) -> None:
-    from resilient_llm.chaos import ChaosServer
+    from resilient_llm.testing.chaos import ChaosServer
 
     from .harness import one_shot
     from .scenarios import overhead

@@ -198,7 +198,7 @@ def _meta(meta: dict[str, Any]) -> list[str]:
 
 
 _METHOD = """\
-- Every (scenario, system, repetition) gets a fresh chaos server (`resilient_llm.chaos`,
+- Every (scenario, system, repetition) gets a fresh chaos server (`resilient_llm.testing.chaos`,
   OpenAI / Anthropic / Gemini wire protocols on 127.0.0.1) with the same plans and seeds,
   and a fresh worker process that imports only its own system. The server runs in the
   orchestrator process, so on this 2-core machine server and client each have a core.

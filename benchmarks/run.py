@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 from . import report
 from .harness import ROOT, cold_start, run_interleaved, run_once

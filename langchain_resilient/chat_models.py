@@ -36,8 +36,8 @@ from resilient_llm import (
     RetryPolicy,
     StreamTimeouts,
 )
-from resilient_llm.backends import StateBackend
-from resilient_llm.hedge import Hedge
+from resilient_llm.run.hedge import Hedge
+from resilient_llm.state import StateBackend
 
 from . import _callbacks, _convert, _streaming, _structured, _trace
 from ._runs import NamedRunModel
@@ -124,7 +124,7 @@ class ChatResilientLLM(NamedRunModel):
     """The engine's response cache: a ``ResponseCache``, a ``RedisCache`` or another
     cache store. (``cache=`` keeps LangChain's meaning: a ``BaseCache`` or a bool.)"""
     telemetry: Any = Field(default=None, exclude=True)
-    """A ``resilient_llm.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
+    """A ``resilient_llm.extras.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
     on_refusal: Literal["return", "failover"] = "return"
     """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
     max_retries: int | None = None

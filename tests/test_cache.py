@@ -33,7 +33,8 @@ from resilient_llm import (
     ToolCall,
     Usage,
 )
-from resilient_llm.cache import (
+from resilient_llm.events import CacheHit, CacheMiss, CacheUnavailable, Event
+from resilient_llm.extras.cache import (
     CacheStore,
     ResponseCache,
     cache_key,
@@ -41,8 +42,7 @@ from resilient_llm.cache import (
     key_material,
     load_response,
 )
-from resilient_llm.chaos import ChaosServer, Plan
-from resilient_llm.events import CacheHit, CacheMiss, CacheUnavailable, Event
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 QUESTION = "What is the capital of France?"
 ADD = Tool(
@@ -560,8 +560,8 @@ def test_a_failing_store_is_a_miss_with_an_event_never_a_failed_call(rig: Rig) -
 
 
 def test_public_names() -> None:
-    import resilient_llm.cache as module
-    from resilient_llm.backends.redis import cache as redis_cache
+    import resilient_llm.extras.cache as module
+    from resilient_llm.state.redis import cache as redis_cache
 
     assert sorted(module.__all__) == [
         "CacheFront",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from resilient_llm import FakeClock
-from resilient_llm.breaker import CircuitState
-from resilient_llm.chaos import ChaosServer
 from resilient_llm.demo import run_demo
+from resilient_llm.policies.breaker import CircuitState
+from resilient_llm.testing.chaos import ChaosServer
 
 
 def test_the_seed_story_calls_who_it_should_in_order() -> None:

@@ -35,8 +35,8 @@ from resilient_llm import (
 )
 from resilient_llm._arguments import MAX_TIMEOUT
 from resilient_llm._checks import MAX_JSON_DEPTH, check_json, check_text
-from resilient_llm.chaos import ChaosServer
 from resilient_llm.events import RouteSkipped
+from resilient_llm.testing.chaos import ChaosServer
 
 KINDS = ("openai", "anthropic", "gemini")
 MODES = ("chat", "achat", "stream", "astream")

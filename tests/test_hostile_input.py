@@ -43,8 +43,8 @@ from llama_index.core.base.llms.types import (
 from langchain_resilient import _convert as lc_convert
 from llamaindex_resilient import _convert as li_convert
 from resilient_llm import ChatRequest, ConfigurationError, Message, Provider, ResilientLLM
-from resilient_llm.chaos import ChaosServer
 from resilient_llm.messages import to_messages
+from resilient_llm.testing.chaos import ChaosServer
 
 EXAMPLES = 60
 FUZZ = settings(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from resilient_llm import ConfigurationError, FakeClock, Provider, RateLimit, ResilientLLM
-from resilient_llm.chaos import ChaosServer
 from resilient_llm.messages import to_messages
+from resilient_llm.testing.chaos import ChaosServer
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 USER = [{"role": "user", "content": "hi"}]

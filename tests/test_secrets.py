@@ -21,8 +21,8 @@ from resilient_llm import (
     ResilientLLMError,
     RetryPolicy,
 )
-from resilient_llm.chaos import ChaosServer, Fault
 from resilient_llm.events import Event
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 CANARY = "sk-canary-7f3e9b2c"
 FAULTS = ("rate_limit", "overloaded", "auth", "malformed", "truncate", "bad_request", "reset")

@@ -34,9 +34,9 @@ from resilient_llm import (
     RetryPolicy,
     Usage,
 )
-from resilient_llm.cache import ResponseCache
-from resilient_llm.chaos import ChaosServer, Plan
-from resilient_llm.telemetry import GEN_AI_PROVIDER, EngineTelemetry, Telemetry
+from resilient_llm.extras.cache import ResponseCache
+from resilient_llm.extras.telemetry import GEN_AI_PROVIDER, EngineTelemetry, Telemetry
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
@@ -491,7 +491,7 @@ def test_settings_are_checked() -> None:
 
 
 def test_public_names() -> None:
-    import resilient_llm.telemetry as module
+    import resilient_llm.extras.telemetry as module
 
     assert sorted(module.__all__) == ["EngineTelemetry", "GEN_AI_PROVIDER", "Telemetry"]
     assert dict(GEN_AI_PROVIDER) == {
@@ -499,4 +499,4 @@ def test_public_names() -> None:
         "anthropic": "anthropic",
         "gemini": "gcp.gemini",
     }
-    assert EngineTelemetry.__module__ == "resilient_llm.telemetry"
+    assert EngineTelemetry.__module__ == "resilient_llm.extras.telemetry"

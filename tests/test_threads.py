@@ -6,9 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from resilient_llm import FakeClock, Provider, RateLimit, ResilientLLM
-from resilient_llm.chaos import ChaosServer, Plan
 from resilient_llm.events import AttemptStarted, Event
-from resilient_llm.limiter import Reservation
+from resilient_llm.policies.limiter import Reservation
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 RPM = 20
 

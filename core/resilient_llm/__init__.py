@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from .backoff import RetryPolicy
-from .breaker import BreakerPolicy, CircuitState
-from .budget import RetryBudget
-from .cache import ResponseCache
-from .capabilities import Capabilities
+from ._engine import ResilientLLM
 from .clock import Clock, FakeClock, SystemClock
-from .engine import ResilientLLM
 from .errors import (
     AllProvidersFailed,
     AttemptRecord,
@@ -33,12 +28,17 @@ from .errors import (
     StreamInterrupted,
 )
 from .events import Event
-from .hedge import Hedge
-from .limiter import RateLimit
+from .extras.cache import ResponseCache
 from .messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall, Usage
+from .policies.backoff import RetryPolicy
+from .policies.breaker import BreakerPolicy, CircuitState
+from .policies.budget import RetryBudget
+from .policies.capabilities import Capabilities
+from .policies.limiter import RateLimit
+from .policies.tokens import estimate_tokens
 from .providers.base import Provider
-from .stall import StreamTimeouts
-from .tokens import estimate_tokens
+from .run.hedge import Hedge
+from .run.stall import StreamTimeouts
 
 __all__ = [
     "AllProvidersFailed",

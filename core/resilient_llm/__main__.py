@@ -28,8 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo(live=args.live)
         return 0
-    from .chaos import Plan
-    from .chaos import serve as serve_chaos
+    from .testing.chaos import Plan
+    from .testing.chaos import serve as serve_chaos
 
     try:
         plans = Plan.load(args.plan) if args.plan else {}

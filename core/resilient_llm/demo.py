@@ -13,10 +13,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .backoff import RetryPolicy
-from .breaker import BreakerPolicy
+from ._engine import ResilientLLM
 from .clock import Clock, SystemClock
-from .engine import ResilientLLM
 from .events import (
     AttemptFinished,
     BreakerStateChanged,
@@ -27,12 +25,14 @@ from .events import (
     RoutePaused,
     RouteSkipped,
 )
-from .limiter import RateLimit
+from .policies.backoff import RetryPolicy
+from .policies.breaker import BreakerPolicy
+from .policies.limiter import RateLimit
 from .providers.base import Provider
-from .snapshot import Snapshot
+from .state.snapshot import Snapshot
 
 if TYPE_CHECKING:
-    from .chaos import ChaosServer
+    from .testing.chaos import ChaosServer
 
 __all__ = ["QUESTIONS", "run_demo"]
 
@@ -69,7 +69,7 @@ def describe(event: Event) -> str | None:
 
 @contextlib.contextmanager
 def _chaos_providers(server: ChaosServer | None) -> Iterator[list[Provider]]:
-    from .chaos import ChaosServer, Fault
+    from .testing.chaos import ChaosServer, Fault
 
     with contextlib.ExitStack() as stack:
         if server is None:

@@ -35,7 +35,7 @@ from resilient_llm import (
     ResilientLLMError,
     RetryPolicy,
 )
-from resilient_llm.backends.redis import RedisState
+from resilient_llm.state.redis import RedisState
 
 
 def build(

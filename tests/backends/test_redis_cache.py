@@ -24,10 +24,10 @@ from resilient_llm import (
     ToolCall,
     Usage,
 )
-from resilient_llm.backends.redis.cache import RedisCache
-from resilient_llm.cache import CacheStore
-from resilient_llm.chaos import ChaosServer, Plan
 from resilient_llm.events import CacheUnavailable, Event
+from resilient_llm.extras.cache import CacheStore
+from resilient_llm.state.redis.cache import RedisCache
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .conftest import RedisServer
 

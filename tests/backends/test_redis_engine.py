@@ -37,12 +37,12 @@ from resilient_llm import (
     StateUnavailable,
     estimate_tokens,
 )
-from resilient_llm.backends.redis import RedisState
-from resilient_llm.backends.redis._route import RedisPermit, RedisRoute, RedisSlot
-from resilient_llm.breaker import CircuitState, StateChange
-from resilient_llm.bulkhead import BulkheadSnapshot
-from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import BreakerStateChanged, StateDown, StateRestored
+from resilient_llm.policies.breaker import CircuitState, StateChange
+from resilient_llm.run.bulkhead import BulkheadSnapshot
+from resilient_llm.state.redis import RedisState
+from resilient_llm.state.redis._route import RedisPermit, RedisRoute, RedisSlot
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from ..timing import eventually
 from .conftest import RedisServer

@@ -15,8 +15,8 @@ import pytest
 
 import resilient_llm.providers.openai  # noqa: F401 - the SDK imported once, not in a call
 from resilient_llm import Provider, RateLimit, ResilientLLM, RetryPolicy
-from resilient_llm.backends.redis import RedisState
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.state.redis import RedisState
+from resilient_llm.testing.chaos import ChaosServer
 
 from ..reliability.forking import calls, collect, engine_locks, fork, report
 

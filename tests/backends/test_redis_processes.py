@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from resilient_llm import estimate_tokens
-from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
 from resilient_llm.messages import ChatRequest, Message
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan, RequestRecord
 
 from .conftest import RedisServer, redis_server_binary
 

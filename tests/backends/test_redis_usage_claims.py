@@ -16,8 +16,8 @@ import pytest
 
 import resilient_llm.providers.openai  # noqa: F401 - SDK import outside any deadline
 from resilient_llm import FakeClock, Provider, RateLimit, ResilientLLM, RetryPolicy
-from resilient_llm.backends.redis import RedisState
 from resilient_llm.events import Event, LimiterWait, Settled
+from resilient_llm.state.redis import RedisState
 
 from ..providers.crafted import CraftedServer
 from ..providers.hostile import OK, ok_answer

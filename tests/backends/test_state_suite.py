@@ -1,6 +1,6 @@
 """One suite for every state backend: the same limiter and breaker rules, through ``Route``.
 
-The decision core reads and changes a route only through the :class:`~resilient_llm.routes.
+The decision core reads and changes a route only through the :class:`~resilient_llm.state.memory.
 Route` methods, so that is where the backends are held to one behaviour: each test here runs
 against the memory backend and against Redis (``RedisState(time="client")``, so the test
 drives ``now`` and nothing sleeps). Three layers:
@@ -27,12 +27,18 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from resilient_llm.backends import MemoryState
-from resilient_llm.backends.redis import RedisState
-from resilient_llm.breaker import BreakerPolicy, BreakerSnapshot, CircuitState, Permit, StateChange
 from resilient_llm.events import Event
-from resilient_llm.limiter import LimiterSnapshot, RateLimit
-from resilient_llm.routes import Look, Route, Slot, Ticket
+from resilient_llm.policies.breaker import (
+    BreakerPolicy,
+    BreakerSnapshot,
+    CircuitState,
+    Permit,
+    StateChange,
+)
+from resilient_llm.policies.limiter import LimiterSnapshot, RateLimit
+from resilient_llm.state import MemoryState
+from resilient_llm.state.memory import Look, Route, Slot, Ticket
+from resilient_llm.state.redis import RedisState
 
 from .conftest import RedisServer
 

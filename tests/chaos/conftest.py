@@ -14,7 +14,7 @@ import pytest
 from google import genai
 
 from resilient_llm import FakeClock
-from resilient_llm.chaos import ChaosServer, Plan
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .sdk import anthropic_client, gemini_client, openai_client
 

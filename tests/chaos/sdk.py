@@ -11,7 +11,7 @@ import openai
 from google import genai
 from google.genai import types
 
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 PROMPT = "What is the capital of France?"
 WEATHER_PROMPT = "What's the weather in 'Lyon' for the next 3 days?"

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from resilient_llm import FakeClock
-from resilient_llm.chaos import ChaosServer, Fault, Plan
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from .sdk import (
     CITY_PROMPT,

@@ -12,7 +12,7 @@ import openai
 import pytest
 from google.genai import errors
 
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 from .sdk import PROMPT, anthropic_client, gemini_client, openai_client
 

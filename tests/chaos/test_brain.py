@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from resilient_llm.chaos.brain import Ask, ToolSpec, Turn, answer, count_tokens, split_words
+from resilient_llm.testing.chaos.brain import Ask, ToolSpec, Turn, answer, count_tokens, split_words
 
 
 def ask(text: str, **kwargs: object) -> Ask:

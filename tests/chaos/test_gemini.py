@@ -11,8 +11,8 @@ from google.genai import errors, types
 from pydantic import BaseModel
 
 from resilient_llm import FakeClock
-from resilient_llm.chaos import ChaosServer, Fault, Plan
-from resilient_llm.hints import retry_delay_from_gemini_error
+from resilient_llm.policies.hints import retry_delay_from_gemini_error
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from .sdk import (
     CITY_PROMPT,

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from resilient_llm import FakeClock
-from resilient_llm.chaos import ChaosServer, Fault
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 from .sdk import (
     CITY_PROMPT,
@@ -254,7 +254,7 @@ def test_slow_first_token(chaos: ChaosServer, oai: openai.OpenAI) -> None:
 
 
 def test_rpm_quota(clocked: tuple[ChaosServer, FakeClock]) -> None:
-    from resilient_llm.chaos import Plan
+    from resilient_llm.testing.chaos import Plan
 
     server, clock = clocked
     server.set_plan("openai", Plan(rpm=2, tpm=10_000))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from resilient_llm import ConfigurationError
-from resilient_llm.chaos import Fault, Plan
-from resilient_llm.chaos.state import Route
+from resilient_llm.testing.chaos import Fault, Plan
+from resilient_llm.testing.chaos.state import Route
 
 
 def test_fault_defaults_and_validation() -> None:

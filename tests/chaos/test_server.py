@@ -18,10 +18,10 @@ import anthropic
 import openai
 import pytest
 
-import resilient_llm.chaos
+import resilient_llm.testing.chaos
 from resilient_llm import ConfigurationError, FakeClock
-from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord, serve
-from resilient_llm.chaos.server import protocol_of
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan, RequestRecord, serve
+from resilient_llm.testing.chaos.server import protocol_of
 
 from .sdk import PROMPT, anthropic_client, eventually, openai_client
 
@@ -39,7 +39,13 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def test_public_names_are_pinned() -> None:
-    assert resilient_llm.chaos.__all__ == ["ChaosServer", "Fault", "Plan", "RequestRecord", "serve"]
+    assert resilient_llm.testing.chaos.__all__ == [
+        "ChaosServer",
+        "Fault",
+        "Plan",
+        "RequestRecord",
+        "serve",
+    ]
 
 
 def test_urls_and_protocols(chaos: ChaosServer) -> None:
@@ -77,7 +83,7 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"anthropic": {"script": ["overloaded"]}}))
     code = (
-        "import sys; from resilient_llm.chaos import Plan, serve; "
+        "import sys; from resilient_llm.testing.chaos import Plan, serve; "
         "serve(Plan.load(sys.argv[1]), port=0)"
     )
     process = subprocess.Popen(

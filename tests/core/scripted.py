@@ -12,15 +12,15 @@ import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from resilient_llm.breaker import BreakerPolicy, CircuitBreaker
 from resilient_llm.clock import FakeClock
-from resilient_llm.effects import Call, FlowPolicy
 from resilient_llm.errors import ProviderUnavailable, ResilientLLMError
 from resilient_llm.events import Event
-from resilient_llm.flow import call_flow
-from resilient_llm.limiter import Limiter, RateLimit
+from resilient_llm.flow.call import call_flow
+from resilient_llm.flow.effects import Call, FlowPolicy
 from resilient_llm.messages import ChatChunk, Usage
-from resilient_llm.routes import Route
+from resilient_llm.policies.breaker import BreakerPolicy, CircuitBreaker
+from resilient_llm.policies.limiter import Limiter, RateLimit
+from resilient_llm.state.memory import Route
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_llm.backoff import RetryPolicy
 from resilient_llm.errors import ConfigurationError
+from resilient_llm.policies.backoff import RetryPolicy
 
 
 def test_defaults() -> None:

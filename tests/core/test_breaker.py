@@ -15,7 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from resilient_llm.breaker import (
+from resilient_llm.errors import ConfigurationError
+from resilient_llm.policies.breaker import (
     BreakerPolicy,
     BreakerSnapshot,
     CircuitBreaker,
@@ -23,7 +24,6 @@ from resilient_llm.breaker import (
     Permit,
     StateChange,
 )
-from resilient_llm.errors import ConfigurationError
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from resilient_llm.backoff import RetryPolicy
-from resilient_llm.breaker import BreakerPolicy
-from resilient_llm.budget import RetryBudget, RetryLedger
 from resilient_llm.clock import FakeClock
-from resilient_llm.drivers import run_sync
-from resilient_llm.effects import FlowPolicy
 from resilient_llm.errors import ConfigurationError, ProviderUnavailable
 from resilient_llm.events import Event, RouteSkipped
-from resilient_llm.flow import call_flow
+from resilient_llm.flow.call import call_flow
+from resilient_llm.flow.effects import FlowPolicy
+from resilient_llm.policies.backoff import RetryPolicy
+from resilient_llm.policies.breaker import BreakerPolicy
+from resilient_llm.policies.budget import RetryBudget, RetryLedger
+from resilient_llm.run.drivers import run_sync
 
 from .scripted import Script, make_routes
 

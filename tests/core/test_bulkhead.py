@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from resilient_llm.bulkhead import Bulkhead, BulkheadSnapshot
 from resilient_llm.clock import FakeClock
+from resilient_llm.run.bulkhead import Bulkhead, BulkheadSnapshot
 
 
 def _until_queued(gate: Bulkhead, count: int) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from resilient_llm import Capabilities, ChatRequest, Message, Tool, estimate_tokens
-from resilient_llm.capabilities import capabilities_for, unfit_reason
 from resilient_llm.errors import ConfigurationError
-from resilient_llm.tokens import DEFAULT_OUTPUT_RESERVE, reserved_output
+from resilient_llm.policies.capabilities import capabilities_for, unfit_reason
+from resilient_llm.policies.tokens import DEFAULT_OUTPUT_RESERVE, reserved_output
 
 TOOL = Tool("lookup", "find a thing", {"type": "object", "properties": {}})
 

@@ -8,19 +8,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from resilient_llm.breaker import BreakerPolicy, CircuitState
 from resilient_llm.clock import FakeClock
-from resilient_llm.drivers import (
+from resilient_llm.errors import ProviderUnavailable, StreamInterrupted
+from resilient_llm.flow.effects import Call
+from resilient_llm.messages import ChatChunk
+from resilient_llm.policies.breaker import BreakerPolicy, CircuitState
+from resilient_llm.policies.limiter import RateLimit
+from resilient_llm.run.drivers import (
     run_async,
     run_async_stream,
     run_sync,
     run_sync_stream,
     timed_out,
 )
-from resilient_llm.effects import Call
-from resilient_llm.errors import ProviderUnavailable, StreamInterrupted
-from resilient_llm.limiter import RateLimit
-from resilient_llm.messages import ChatChunk
 
 from .scripted import Script, flow_for, make_routes
 

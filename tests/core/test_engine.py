@@ -25,7 +25,7 @@ from resilient_llm import (
     Tool,
     Usage,
 )
-from resilient_llm.engine import ResilientLLM
+from resilient_llm._engine import ResilientLLM
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.events import BreakerStateChanged, Event
 

@@ -10,11 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_llm.backoff import RetryPolicy
-from resilient_llm.breaker import BreakerPolicy, CircuitState, StateChange
 from resilient_llm.clock import FakeClock
-from resilient_llm.drivers import run_async, run_sync
-from resilient_llm.effects import FlowPolicy
 from resilient_llm.errors import (
     AllProvidersFailed,
     AuthError,
@@ -27,7 +23,11 @@ from resilient_llm.errors import (
     ResilientLLMError,
 )
 from resilient_llm.events import Event, Failover, RetryScheduled
-from resilient_llm.limiter import RateLimit
+from resilient_llm.flow.effects import FlowPolicy
+from resilient_llm.policies.backoff import RetryPolicy
+from resilient_llm.policies.breaker import BreakerPolicy, CircuitState, StateChange
+from resilient_llm.policies.limiter import RateLimit
+from resilient_llm.run.drivers import run_async, run_sync
 
 from .scripted import Script, Slow, flow_for, make_routes
 

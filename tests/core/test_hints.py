@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resilient_llm import hints
-from resilient_llm.hints import (
+from resilient_llm.policies import hints
+from resilient_llm.policies.hints import (
     DEFAULT_CAP,
     RateLimitHints,
     hints_from_headers,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient_llm.errors import ConfigurationError, RequestTooLarge
-from resilient_llm.limiter import Limiter, LimiterSnapshot, RateLimit, Reservation
+from resilient_llm.policies.limiter import Limiter, LimiterSnapshot, RateLimit, Reservation
 
 # --------------------------------------------------------------------------- helpers
 

@@ -14,9 +14,9 @@ import pytest
 from langchain_resilient import ChatResilientLLM
 from llamaindex_resilient import ResilientLLM as LlamaResilientLLM
 from resilient_llm import ConfigurationError, Event, Provider, ResilientLLM, RetryPolicy
-from resilient_llm.chaos import ChaosServer
 from resilient_llm.events import Failover
 from resilient_llm.providers.base import distinct_names
+from resilient_llm.testing.chaos import ChaosServer
 
 
 def names(*providers: Provider) -> list[str]:

@@ -20,9 +20,9 @@ import tiktoken.registry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resilient_llm import tokens
 from resilient_llm.messages import ChatRequest, Message, Tool, ToolCall
-from resilient_llm.tokens import (
+from resilient_llm.policies import tokens
+from resilient_llm.policies.tokens import (
     DEFAULT_OUTPUT_RESERVE,
     count_text_tokens,
     encoding_for_model,

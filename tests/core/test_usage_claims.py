@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_llm.limiter import settled_tokens
 from resilient_llm.messages import ChatRequest, Message
-from resilient_llm.tokens import (
+from resilient_llm.policies.limiter import settled_tokens
+from resilient_llm.policies.tokens import (
     DEFAULT_OUTPUT_RESERVE,
     UNKNOWN_OUTPUT_LIMIT,
     USAGE_INPUT_FACTOR,

@@ -32,7 +32,7 @@ from resilient_llm import (
     ResilientLLM,
     RetryPolicy,
 )
-from resilient_llm.chaos import ChaosServer, Fault, Plan, RequestRecord
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan, RequestRecord
 
 from ..timing import cutting, eventually
 

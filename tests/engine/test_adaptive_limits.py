@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from resilient_llm import RateLimit, ResilientLLM, RetryPolicy, estimate_tokens
-from resilient_llm.adaptive import ProviderCap
-from resilient_llm.chaos import Plan
-from resilient_llm.hints import RateLimitHints
+from resilient_llm.policies.adaptive import ProviderCap
+from resilient_llm.policies.hints import RateLimitHints
+from resilient_llm.testing.chaos import Plan
 
 from .conftest import BREAKER, QUESTION, Bench
 

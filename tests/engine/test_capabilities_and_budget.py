@@ -17,9 +17,9 @@ from resilient_llm import (
     RetryPolicy,
     Tool,
 )
-from resilient_llm.bulkhead import BulkheadSnapshot
-from resilient_llm.chaos import Fault, Plan
 from resilient_llm.events import RouteSkipped
+from resilient_llm.run.bulkhead import BulkheadSnapshot
+from resilient_llm.testing.chaos import Fault, Plan
 
 from .conftest import KINDS, QUESTION, Bench, cutting
 

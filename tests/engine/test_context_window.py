@@ -11,7 +11,7 @@ import pytest
 
 from resilient_llm import ChatRequest, Message, Provider, estimate_tokens
 from resilient_llm.events import RouteSkipped
-from resilient_llm.tokens import reserved_output
+from resilient_llm.policies.tokens import reserved_output
 
 from .conftest import Bench
 

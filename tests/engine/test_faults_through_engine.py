@@ -62,8 +62,8 @@ from resilient_llm import (
     ResilientLLMError,
     StreamInterrupted,
 )
-from resilient_llm.chaos import Fault, Plan
 from resilient_llm.events import BreakerStateChanged, Failover
+from resilient_llm.testing.chaos import Fault, Plan
 
 from .conftest import (
     ANSWER,

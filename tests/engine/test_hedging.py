@@ -13,9 +13,9 @@ import threading
 import pytest
 
 from resilient_llm import AllProvidersFailed, FakeClock, Provider, ResilientLLM, RetryPolicy
-from resilient_llm.chaos import Fault
 from resilient_llm.events import Hedged
-from resilient_llm.hedge import Hedge
+from resilient_llm.run.hedge import Hedge
+from resilient_llm.testing.chaos import Fault
 
 from .conftest import ANSWER, BREAKER, FALLBACK, KINDS, QUESTION, Bench, cutting, eventually
 

@@ -28,8 +28,8 @@ from resilient_llm import (
     ResilientLLMError,
     RetryPolicy,
 )
-from resilient_llm.bulkhead import BulkheadSnapshot
-from resilient_llm.chaos import ChaosServer, Fault
+from resilient_llm.run.bulkhead import BulkheadSnapshot
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 from .conftest import ANSWER, QUESTION, Bench
 

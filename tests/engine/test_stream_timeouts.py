@@ -20,8 +20,8 @@ from resilient_llm import (
     StreamInterrupted,
     StreamTimeouts,
 )
-from resilient_llm.chaos import Fault
 from resilient_llm.events import Failover
+from resilient_llm.testing.chaos import Fault
 
 from .conftest import (
     ANSWER,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 
 from resilient_llm import Provider
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 __all__ = ["MODELS", "provider", "server"]
 

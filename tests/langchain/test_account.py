@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage
 
 from langchain_resilient import ChatResilientLLM
 from resilient_llm import FakeClock, ResponseCache, RetryPolicy
-from resilient_llm.chaos import ChaosServer, Fault
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 from ._chaos import provider
 

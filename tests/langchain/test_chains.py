@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from langchain_resilient import ChatResilientLLM
 from resilient_llm import RetryPolicy, StreamInterrupted
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 from ._chaos import provider
 

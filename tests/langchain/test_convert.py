@@ -25,8 +25,8 @@ from resilient_llm import (
     ToolCall,
     Usage,
 )
-from resilient_llm.cache import ResponseCache
-from resilient_llm.hedge import Hedge
+from resilient_llm.extras.cache import ResponseCache
+from resilient_llm.run.hedge import Hedge
 
 from ._chaos import MODELS
 

@@ -31,7 +31,7 @@ from langgraph.prebuilt import create_react_agent
 
 from langchain_resilient import ChatResilientLLM
 from resilient_llm import RetryPolicy
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 from ._chaos import provider
 

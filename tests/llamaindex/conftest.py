@@ -20,7 +20,7 @@ from pydantic import Field
 
 from llamaindex_resilient import ResilientLLM
 from resilient_llm import BreakerPolicy, FakeClock, Provider, RetryPolicy
-from resilient_llm.chaos import ChaosServer, Fault, Plan
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 KINDS = ("openai", "anthropic", "gemini")
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}

@@ -30,7 +30,7 @@ from llamaindex_resilient import (
 )
 from resilient_llm import ConfigurationError, FakeClock, Provider
 from resilient_llm import ResilientLLM as Engine
-from resilient_llm.chaos import ChaosServer
+from resilient_llm.testing.chaos import ChaosServer
 
 from .conftest import Collector, Routes
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.providers import ChatAdapter, create_adapter
 from resilient_llm.providers.base import Provider
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 KINDS = ("openai", "anthropic", "gemini")
 _COUNTER = itertools.count()

@@ -7,9 +7,9 @@ import json
 import math
 from collections.abc import AsyncIterator, Iterable
 
-from resilient_llm.chaos import Plan
 from resilient_llm.messages import ChatChunk, ChatRequest, ChatResponse, Message, Tool, ToolCall
 from resilient_llm.providers import ChatAdapter
+from resilient_llm.testing.chaos import Plan
 
 from .conftest import Route
 

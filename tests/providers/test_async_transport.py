@@ -19,12 +19,12 @@ import aiohttp
 import httpx2
 import pytest
 
-from resilient_llm.chaos import ChaosServer, Fault
 from resilient_llm.errors import ConfigurationError, ResilientLLMError
 from resilient_llm.messages import ChatRequest, Message
 from resilient_llm.providers import ChatAdapter, create_adapter
 from resilient_llm.providers._common import async_http_client, unavailable_from_transport
 from resilient_llm.providers.base import Provider
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 from .conftest import Route, _route
 

@@ -93,7 +93,7 @@ def test_a_local_server_needs_no_key(route: Route, monkeypatch: pytest.MonkeyPat
 
 def test_importing_the_package_imports_no_sdk() -> None:
     code = (
-        "import sys, resilient_llm, resilient_llm.providers, resilient_llm.engine\n"
+        "import sys, resilient_llm, resilient_llm.providers, resilient_llm._engine\n"
         "bad = [m for m in ('openai', 'anthropic', 'google.genai') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 
-from resilient_llm.chaos import Fault
 from resilient_llm.errors import (
     AuthError,
     BadRequest,
@@ -18,6 +17,7 @@ from resilient_llm.errors import (
 )
 from resilient_llm.messages import ChatChunk, ChatRequest, Message
 from resilient_llm.providers import ChatAdapter
+from resilient_llm.testing.chaos import Fault
 
 from .conftest import Route
 

@@ -28,8 +28,8 @@ from resilient_llm import (
     ResilientLLM,
     RetryPolicy,
 )
-from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import AttemptFinished, Event
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 QUESTION = "What is the capital of France?"
 QUEUED = 4  # twice the breaker's threshold

@@ -42,8 +42,8 @@ from resilient_llm import (
     RetryPolicy,
     StreamInterrupted,
 )
-from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import AttemptStarted, BreakerStateChanged, Event, RoutePaused
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from ..timing import cutting
 

@@ -18,14 +18,15 @@ from collections.abc import Iterator
 
 import pytest
 
+import resilient_llm.policies.tokens
+
 # The SDKs are imported once, here, not inside a first attempt (adapters import lazily).
 import resilient_llm.providers
 import resilient_llm.providers.anthropic
 import resilient_llm.providers.gemini
 import resilient_llm.providers.openai
-import resilient_llm.tokens
 from resilient_llm import Provider, RateLimit, ResilientLLM, RetryPolicy
-from resilient_llm.chaos import ChaosServer, Fault
+from resilient_llm.testing.chaos import ChaosServer, Fault
 
 from .forking import calls, collect, engine_locks, fork, report
 
@@ -109,7 +110,7 @@ def test_a_child_never_blocks_on_a_lock_held_at_thefork(server: ChaosServer, kin
     llm = _engine(server, kind)
     llm.chat("warm up")
     asyncio.run(llm.achat("warm up"))
-    locks = engine_locks([llm, resilient_llm.tokens, resilient_llm.providers])
+    locks = engine_locks([llm, resilient_llm.policies.tokens, resilient_llm.providers])
     assert len(locks) >= 8, "the walk reaches the engine's locks"
     held, release = threading.Event(), threading.Event()
 

@@ -29,8 +29,8 @@ from resilient_llm import (
     ResilientLLMError,
     RetryPolicy,
 )
-from resilient_llm.chaos import ChaosServer, Fault, Plan
 from resilient_llm.events import AttemptStarted, Event
+from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
 from ..timing import cutting
 

@@ -29,7 +29,7 @@ from resilient_llm import (
     ResilientLLMError,
     RetryPolicy,
 )
-from resilient_llm.chaos import ChaosServer, Plan
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 TOTAL = 10_000
 CONCURRENCY = 200

@@ -25,7 +25,7 @@ from resilient_llm import (
     ResponseCache,
     StreamTimeouts,
 )
-from resilient_llm._stored import dump_response, load_response
+from resilient_llm.extras._stored import dump_response, load_response
 
 from .conftest import FALLBACK, MODES, QUESTION, STREAMS, Bench, answer
 from .server import Recording

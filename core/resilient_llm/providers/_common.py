@@ -24,7 +24,7 @@ from ..errors import (
     RateLimited,
     ResilientLLMError,
 )
-from ..hints import hints_from_headers
+from ..policies.hints import hints_from_headers
 from ..secrets import Secret
 from ._redact import NO_KEY_PLACEHOLDER, redact
 from .base import ENV_KEYS, Provider

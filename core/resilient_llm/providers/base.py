@@ -16,10 +16,10 @@ from typing import Literal, Protocol, get_args
 from urllib.parse import urlparse
 
 from .._arguments import timeout_setting
-from ..capabilities import Capabilities
 from ..errors import ConfigurationError
-from ..limiter import RateLimit
 from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall
+from ..policies.capabilities import Capabilities
+from ..policies.limiter import RateLimit
 from ..secrets import Secret
 
 __all__ = [

@@ -18,8 +18,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from ..errors import ProviderUnavailable, ResilientLLMError
-from ..hints import retry_delay_from_gemini_error
 from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..policies.hints import retry_delay_from_gemini_error
 from ..secrets import Secret
 from ._common import (
     body_error,

@@ -1,0 +1,583 @@
+"""``ResilientLLM``: routes over provider adapters, driven by the one decision core.
+
+The engine builds a :class:`~resilient_llm.state.memory.Route` per provider (its limiter, its
+breaker, its pause), turns the caller's arguments into one neutral ``ChatRequest``, and
+hands :func:`~resilient_llm.flow.call.call_flow` to the sync, async or streaming driver. The
+reply comes back with ``metadata`` saying which provider answered, after which attempts,
+waits and failovers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+import threading
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
+from ._forks import renew_locks
+from ._keys import check_keys, note_withheld_key
+from .clock import Clock, SystemClock
+from .errors import ConfigurationError, ProviderUnavailable
+from .events import BreakerStateChanged, Emitter, EventHandler
+from .extras.cache import CacheFront, CacheStore
+from .flow.admission import CallReport
+from .flow.call import Unfit, call_flow
+from .flow.effects import Call, FlowPolicy
+from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
+from .policies.adaptive import ProviderCap
+from .policies.backoff import RetryPolicy
+from .policies.breaker import BreakerPolicy, StateChange
+from .policies.budget import RetryBudget, RetryLedger
+from .policies.capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
+from .policies.hints import hints_from_headers
+from .policies.limiter import RateLimit
+from .policies.tokens import estimate_tokens, preload, usage_ceiling
+from .providers.base import ChatAdapter, Provider, distinct_names, unsendable_reason
+from .run.bulkhead import Bulkhead
+from .run.drivers import (
+    AsyncSend,
+    FirstPhase,
+    Flow,
+    StreamStart,
+    discard_stream,
+    run_async,
+    run_async_stream,
+    run_sync,
+    run_sync_stream,
+)
+from .run.hedge import Hedge, run_hedged
+from .run.refusals import OnRefusal, achecked, checked, checked_reply
+from .run.refusals import on_refusal as refusal_setting
+from .run.scope import CallScope
+from .run.stall import StreamTimeouts
+from .run.stranded import Stranded
+from .state import MemoryState, StateBackend
+from .state.memory import Route
+from .state.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .extras.telemetry import EngineTelemetry, Telemetry
+
+__all__ = ["AdapterFactory", "ResilientLLM"]
+
+AdapterFactory = Callable[[Provider], ChatAdapter]
+_T = TypeVar("_T")
+_DEFAULT_BUDGET = RetryBudget()
+
+
+def _default_factory(provider: Provider) -> ChatAdapter:
+    from .providers import create_adapter
+
+    return create_adapter(provider)
+
+
+class ResilientLLM:
+    """One resilient chat endpoint over several providers, tried in order.
+
+    ``timeout`` is the one deadline of a call: limiter waits, attempts and backoff
+    together. ``spill_over`` is how long a call may queue behind a route's own rate limit
+    while a later route could take it at once. ``retry_budget`` caps each route's retries
+    to a share of its recent requests (``None``: per-call limits only). ``stream_timeouts``
+    bounds a stream's wait for its first chunk and its silences between chunks. With
+    ``adaptive_limits`` a route holds back to what the provider's rate-limit headers say is
+    left, and a route with no configured limit adopts the one they state. ``state`` is where
+    routes keep limiter and breaker state (``MemoryState``, or ``RedisState`` shared by many
+    processes). ``on_event`` receives every :class:`~resilient_llm.events.Event`.
+    ``on_refusal`` says what a refusal does: ``"return"`` it (an answer, the default) or
+    ``"failover"`` to the next route, returning the last refusal if no route answers.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        timeout: float = 60.0,
+        spill_over: float = 1.0,
+        retry_budget: RetryBudget | None = _DEFAULT_BUDGET,
+        stream_timeouts: StreamTimeouts | None = None,
+        adaptive_limits: bool = True,
+        hedge: Hedge | None = None,
+        on_event: EventHandler | Iterable[EventHandler] = (),
+        clock: Clock | None = None,
+        seed: int | None = None,
+        adapter_factory: AdapterFactory | None = None,
+        state: StateBackend | None = None,
+        cache: CacheStore | None = None,
+        telemetry: Telemetry | None = None,
+        on_refusal: OnRefusal = "return",
+    ) -> None:
+        if isinstance(providers, Provider):
+            providers = [providers]
+        if isinstance(providers, str | bytes | Mapping) or not isinstance(providers, Iterable):
+            raise ConfigurationError(
+                f"ResilientLLM.providers must be a list of Provider, got {type(providers).__name__}"
+            )
+        providers = list(providers)
+        if not providers:
+            raise ConfigurationError("ResilientLLM.providers must name at least one Provider")
+        for index, provider in enumerate(providers):
+            if not isinstance(provider, Provider):
+                raise ConfigurationError(
+                    f"ResilientLLM.providers[{index}] must be a Provider, "
+                    f"got {type(provider).__name__}"
+                )
+        providers = distinct_names(providers, "ResilientLLM.providers")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
+        if breaker is not None and not isinstance(breaker, BreakerPolicy):
+            raise ConfigurationError("ResilientLLM.breaker must be a BreakerPolicy")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise ConfigurationError("ResilientLLM.retry_budget must be a RetryBudget or None")
+        if stream_timeouts is not None and not isinstance(stream_timeouts, StreamTimeouts):
+            raise ConfigurationError(
+                "ResilientLLM.stream_timeouts must be a StreamTimeouts or None"
+            )
+        self.stream_timeouts = stream_timeouts
+        if not isinstance(adaptive_limits, bool):
+            raise ConfigurationError(
+                f"ResilientLLM.adaptive_limits must be True or False, got {adaptive_limits!r}"
+            )
+        self.adaptive_limits = adaptive_limits
+        if hedge is not None and not isinstance(hedge, Hedge):
+            raise ConfigurationError(f"ResilientLLM.hedge must be a Hedge or None, got {hedge!r}")
+        self.hedge = hedge
+        self.on_refusal: OnRefusal = refusal_setting(on_refusal)
+        self.providers: tuple[Provider, ...] = tuple(providers)
+        self.retry = retry or RetryPolicy()
+        self.breaker_policy = breaker or BreakerPolicy()
+        self.timeout = timeout_setting("ResilientLLM.timeout", timeout)
+        spill = number_setting("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigurationError(f"ResilientLLM.seed must be an int or None, got {seed!r}")
+        if adapter_factory is not None and not callable(adapter_factory):
+            raise ConfigurationError("ResilientLLM.adapter_factory must be callable")
+        if state is not None and not isinstance(state, StateBackend):
+            raise ConfigurationError(
+                "ResilientLLM.state must be a state backend (MemoryState, RedisState), "
+                f"got {state!r}"
+            )
+        self.state: StateBackend = state or MemoryState()
+        self.clock: Clock = clock or SystemClock()
+        handlers = (
+            [on_event] if callable(on_event) else list(as_list("ResilientLLM.on_event", on_event))
+        )
+        if not all(callable(h) for h in handlers):
+            raise ConfigurationError("ResilientLLM.on_event must be a callable or callables")
+        self._emit = Emitter(handlers)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._factory = adapter_factory or _default_factory
+        self._adapters: dict[str, ChatAdapter] = {}
+        self._adapters_lock = threading.Lock()
+        renew_locks(self, "_rng_lock", "_adapters_lock")
+        self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
+        self.retry_budget = retry_budget
+        self._ledgers = (
+            tuple(RetryLedger(retry_budget) for _ in self.routes) if retry_budget else ()
+        )
+        self._caps = tuple(capabilities_for(p.model, p.capabilities) for p in self.providers)
+        # An engine is built at start-up; its first call may run on an event loop, where
+        # reading a tokenizer file would stall every other call in flight.
+        for provider in self.providers:
+            preload(provider.model)
+            note_withheld_key(provider)
+        self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
+        if cache is not None and not isinstance(cache, CacheStore):
+            raise ConfigurationError(
+                "ResilientLLM.cache must be a ResponseCache, a RedisCache or another "
+                f"CacheStore, got {cache!r}"
+            )
+        self.cache = cache
+        self._cache = (
+            None if cache is None else CacheFront(cache, self.providers, self._emit, self.clock.now)
+        )
+        self._telemetry = self._bind_telemetry(telemetry)
+        # What async calls on event loops closed under them still hold, given back.
+        self._stranded = Stranded()
+
+    def _route(self, provider: Provider) -> Route:
+        route = self.state.route(
+            provider.name,
+            provider.rate_limit or RateLimit(),
+            self.breaker_policy,
+            attempt_timeout=provider.timeout,
+            emit=self._emit,
+        )
+        route.add_breaker_listener(self._on_breaker_change)
+        if provider.max_concurrency is not None:
+            route.bulkhead = Bulkhead(provider.max_concurrency)
+        if self.adaptive_limits:
+            route.provider_cap = ProviderCap()
+        # OpenAI counts max_tokens against its token quota as the request arrives; Anthropic
+        # and Gemini adjust to the output actually produced.
+        route.settles_below_estimate = provider.kind != "openai"
+        return route
+
+    def _on_breaker_change(self, change: StateChange) -> None:
+        self._emit(
+            BreakerStateChanged(
+                change.name, change.at, change.old.value, change.new.value, change.reason
+            )
+        )
+
+    # -- building requests ----------------------------------------------------------
+
+    def request(
+        self,
+        messages: MessagesIn,
+        *,
+        tools: Sequence[Tool | Mapping[str, Any]] = (),
+        tool_choice: str | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+        json_mode: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | str | None = None,
+        model: str | None = None,
+    ) -> ChatRequest:
+        """The neutral request for these arguments (a ``ChatRequest`` passes through)."""
+        return build_request(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_schema=response_schema,
+            json_mode=json_mode,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            model=model,
+        )
+
+    # -- the four ways to call ------------------------------------------------------
+
+    def chat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
+        request, timeout = self._prepare(messages, options)
+        with self._scope(request, "chat") as scope:
+            if scope.hit is not None:
+                return scope.finish(scope.hit)
+            deadline = self.clock.now() + timeout
+            flow = self._flow(request, deadline, stream=False)
+
+            def send(call: Call) -> tuple[ChatResponse, int | None]:
+                adapter, timeout = self._adapter(call)
+                reply = adapter.chat(self._for_route(request, call), timeout)
+                return self._answer(reply, _observe(call, reply, self.clock.now()))
+
+            reply, report = run_sync(flow, self.clock, send)
+            return scope.finish(_with_report(reply, report))
+
+    async def achat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
+        request, timeout = self._prepare(messages, options)
+        with self._scope(request, "achat") as scope:
+            if scope.hit is not None:
+                return scope.finish(scope.hit)
+            deadline = self.clock.now() + timeout
+            flow = self._flow(request, deadline, stream=False)
+
+            async def send(call: Call) -> tuple[ChatResponse, int | None]:
+                adapter, timeout = self._adapter(call)
+                reply = await adapter.achat(self._for_route(request, call), timeout)
+                return self._answer(reply, _observe(call, reply, self.clock.now()))
+
+            if self.hedge is None:
+                reply, report = await run_async(flow, self.clock, send, self._stranded)
+            else:
+                reply, report = await run_hedged(
+                    flow,
+                    self._hedger(request, deadline, stream=False),
+                    self.clock,
+                    send,
+                    self.hedge.delay,
+                    self._emit,
+                    stranded=self._stranded,
+                )
+            return scope.finish(_with_report(reply, report))
+
+    def stream(self, messages: MessagesIn, **options: Any) -> Generator[ChatChunk, None, None]:
+        """Chunks as they arrive; ``close()`` an abandoned stream to free its route at once."""
+        request, timeout = self._prepare(messages, options)
+        scope = self._scope(request, "stream")
+        if scope.hit is not None:
+            return scope.replay()
+        deadline = self.clock.now() + timeout
+        flow = self._flow(request, deadline, stream=True)
+
+        def open_stream(call: Call) -> Iterator[ChatChunk]:
+            adapter, timeout = self._adapter(call)
+            chunks = adapter.stream(self._for_route(request, call), timeout)
+            return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
+
+        return scope.relay(run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts))
+
+    def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
+        """The async twin of :meth:`stream`; ``aclose()`` (or ``contextlib.aclosing``)."""
+        request, timeout = self._prepare(messages, options)
+        scope = self._scope(request, "astream")
+        if scope.hit is not None:
+            return scope.areplay()
+        deadline = self.clock.now() + timeout
+        flow = self._flow(request, deadline, stream=True)
+
+        def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
+            adapter, timeout = self._adapter(call)
+            chunks = adapter.astream(self._for_route(request, call), timeout)
+            return chunks if self.on_refusal == "return" else achecked(chunks, call.route.name)
+
+        first_phase: FirstPhase | None = None
+        held = self._stranded
+        if self.hedge is not None:
+            hedge, make = self.hedge, self._hedger(request, deadline, stream=True)
+
+            def first_phase(
+                flow: Flow, send: AsyncSend[StreamStart]
+            ) -> Awaitable[tuple[StreamStart, CallReport]]:
+                return run_hedged(
+                    flow, make, self.clock, send, hedge.delay, self._emit, discard_stream, held
+                )
+
+        return scope.arelay(
+            run_async_stream(flow, self.clock, open_stream, self.stream_timeouts, first_phase, held)
+        )
+
+    # -- state ------------------------------------------------------------------------
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        """Receive every event from now on (adding the same handler twice is a no-op)."""
+        self._emit.add(handler)
+
+    def remove_event_handler(self, handler: EventHandler) -> None:
+        self._emit.remove(handler)
+
+    def snapshot(self) -> Snapshot:
+        """Every route's limiter, breaker, pause and health, at this moment."""
+        self._stranded.reclaim()
+        now = self.clock.now()
+        return Snapshot(tuple(route.snapshot(now) for route in self.routes))
+
+    def close(self) -> None:
+        with self._adapters_lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            adapter.close()
+
+    def __enter__(self) -> ResilientLLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(p.name) for p in self.providers)
+        return f"ResilientLLM(providers=[{names}], timeout={self.timeout})"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _prepare(self, messages: MessagesIn, options: dict[str, Any]) -> tuple[ChatRequest, float]:
+        self._stranded.reclaim()
+        timeout = options.pop("timeout", None)
+        if timeout is not None:
+            timeout = timeout_setting("the call's timeout", timeout)
+        timeout = self.timeout if timeout is None else timeout
+        request = self.request(messages, **options)
+        check_turns([p.kind for p in self.providers], request)
+        self._check_keys()
+        return request, timeout
+
+    def _check_keys(self) -> None:
+        # Keys are the default adapters' concern only: an adapter_factory brings its own.
+        if self._factory is _default_factory:
+            check_keys(self.providers)
+
+    def _flow(
+        self,
+        request: ChatRequest,
+        deadline: float,
+        *,
+        stream: bool,
+        skip: Route | None = None,
+    ) -> Flow:
+        """The decision core for one call over every route but ``skip``."""
+        now = self.clock.now()
+        keep = [i for i, route in enumerate(self.routes) if route is not skip]
+        models = [
+            request.model if i == 0 and request.model else self.providers[i].model for i in keep
+        ]
+        caps = [
+            self._caps[i]
+            if model == self.providers[i].model
+            else capabilities_for(model, self.providers[i].capabilities)
+            for i, model in zip(keep, models, strict=True)
+        ]
+        # Estimated on first use: a call answered by its first route never estimates for
+        # the others.
+        estimates = _PerRoute(len(keep), lambda i: estimate_tokens(request, model=models[i]))
+        kinds = [self.providers[i].kind for i in keep]
+        unfit = _PerRoute(
+            len(keep),
+            lambda i: (
+                turn_reason(kinds[i], request)
+                or unfit_reason(caps[i], request, estimates[i])
+                or _unsendable(kinds[i], request)
+            ),
+        )
+        ceilings = _PerRoute(
+            len(keep),
+            lambda i: usage_ceiling(
+                request,
+                estimates[i],
+                context_window=caps[i].context_window,
+                max_output=caps[i].max_output,
+            ),
+        )
+        with self._rng_lock:
+            rng = random.Random(self._rng.getrandbits(64))
+        return call_flow(
+            [self.routes[i] for i in keep],
+            estimates,
+            self._policy,
+            now=now,
+            deadline=deadline,
+            rng=rng,
+            emit=self._emit,
+            stream=stream,
+            unfit=unfit,
+            windows=[c.context_window for c in caps],
+            budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
+            ceilings=ceilings,
+        )
+
+    def _hedger(
+        self, request: ChatRequest, deadline: float, *, stream: bool
+    ) -> Callable[[Route | None], tuple[Flow, Route] | None]:
+        """Builds the hedge of a call: the same request over the routes the call is not on
+        (while it still queues for its first route, the routes after that one)."""
+
+        def make(current: Route | None) -> tuple[Flow, Route] | None:
+            if len(self.routes) < 2:
+                return None
+            skip = current or self.routes[0]
+            return self._flow(request, deadline, stream=stream, skip=skip), skip
+
+        return make
+
+    def _answer(self, reply: ChatResponse, usage: int | None) -> tuple[ChatResponse, int | None]:
+        if self.on_refusal == "failover":
+            checked_reply(reply, usage)
+        return reply, usage
+
+    def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
+        # A per-call model override names a model of the first route; another family's
+        # route keeps its own model rather than receive a name it cannot serve.
+        if request.model is not None and call.route is not self.routes[0]:
+            return dataclasses.replace(request, model=None)
+        return request
+
+    def _adapter(self, call: Call) -> tuple[ChatAdapter, float]:
+        """The route's adapter, and the attempt's time left once it exists.
+
+        The first call on a route imports its SDK and builds its client, which can take a
+        second: that time comes out of the attempt's budget, not on top of the deadline.
+        """
+        started = self.clock.now()
+        name = call.route.name
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._adapters_lock:
+                adapter = self._adapters.get(name)
+                if adapter is None:
+                    provider = next(p for p in self.providers if p.name == name)
+                    adapter = self._adapters[name] = self._factory(provider)
+        left = call.timeout - (self.clock.now() - started)
+        if left <= 0:
+            # Raised from a timeout: the attempt ran out of its time before it was sent.
+            raise ProviderUnavailable(
+                f"no time left for attempt {call.attempt} on {name!r}", provider=name
+            ) from TimeoutError()
+        return adapter, left
+
+    # -- cache and telemetry ------------------------------------------------------------
+
+    def _scope(self, request: ChatRequest, mode: str) -> CallScope:
+        trace = None if self._telemetry is None else self._telemetry.call(request, mode)
+        return CallScope(request, self._cache, trace)
+
+    def _bind_telemetry(self, telemetry: object) -> EngineTelemetry | None:
+        if telemetry is None:
+            return None
+        # Looked up, not imported: that module needs opentelemetry, and whatever was passed
+        # here, if it is a Telemetry, has loaded it already.
+        module = sys.modules.get(f"{__package__}.extras.telemetry")
+        if module is None or not isinstance(telemetry, module.Telemetry):
+            raise ConfigurationError(
+                "ResilientLLM.telemetry must be a resilient_llm.extras.telemetry.Telemetry, "
+                f"got {type(telemetry).__name__}"
+            )
+        binding: EngineTelemetry = telemetry.bind(self)
+        self._emit.add(binding)
+        return binding
+
+
+class _PerRoute(Sequence[_T]):
+    """A value per route, computed when first asked for."""
+
+    def __init__(self, size: int, compute: Callable[[int], _T]) -> None:
+        self._size = size
+        self._compute = compute
+        self._known: dict[int, _T] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | Sequence[_T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self._size)[index]]
+        if not 0 <= index < self._size:
+            raise IndexError(index)
+        if index not in self._known:
+            self._known[index] = self._compute(index)
+        return self._known[index]
+
+
+def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
+    reason = unsendable_reason(kind, request)
+    return None if reason is None else Unfit(reason)
+
+
+def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
+    """Feed the reply's quota headers to its route; return the tokens to settle."""
+    if reply.rate_limit_headers:
+        # Anthropic's resets are wall-clock instants: the one place a wall clock is read.
+        hints = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
+        call.route.observe(hints, now)
+    return reply.usage.total_tokens if reply.usage is not None else None
+
+
+def _with_report(reply: ChatResponse | None, report: CallReport) -> ChatResponse:
+    if report.refused is not None:
+        reply = report.refused.reply  # every route refused: the last refusal is the answer
+    assert isinstance(reply, ChatResponse)
+    return dataclasses.replace(reply, metadata={**reply.metadata, **report.metadata()})

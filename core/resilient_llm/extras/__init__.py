@@ -1,0 +1,1 @@
+"""Opt-in extras over the engine: the response cache and OpenTelemetry."""

@@ -1,0 +1,93 @@
+"""A reply as the cache stores it: JSON text that gives back an equal ``ChatResponse``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..messages import ChatResponse, ToolCall, Usage
+
+__all__ = ["FORMAT", "dump_response", "load_response"]
+
+# Bumped whenever the key material or the stored shape changes, so old entries just miss.
+FORMAT = 2
+
+
+def dump_response(reply: ChatResponse) -> str:
+    """``reply`` as JSON text; :func:`load_response` gives back an equal ``ChatResponse``."""
+    return json.dumps(
+        {
+            "v": FORMAT,
+            "content": reply.content,
+            "provider": reply.provider,
+            "model": reply.model,
+            "tool_calls": [_dump_call(c) for c in reply.tool_calls],
+            "usage": None
+            if reply.usage is None
+            else [reply.usage.input_tokens, reply.usage.output_tokens],
+            "finish_reason": reply.finish_reason,
+            "metadata": reply.metadata,
+            "rate_limit_headers": reply.rate_limit_headers,
+            "refusal": reply.refusal,
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def load_response(payload: str | bytes) -> ChatResponse:
+    """The reply :func:`dump_response` wrote; ``ValueError`` if ``payload`` is not one."""
+    try:
+        data = json.loads(payload)
+        if not isinstance(data, dict) or data.get("v") != FORMAT:
+            raise ValueError("not a stored reply of this format")
+        usage = data["usage"]
+        return ChatResponse(
+            content=_typed(data["content"], str),
+            provider=_typed(data["provider"], str),
+            model=_typed(data["model"], str),
+            tool_calls=tuple(_load_call(c) for c in data["tool_calls"]),
+            usage=None if usage is None else Usage(_typed(usage[0], int), _typed(usage[1], int)),
+            finish_reason=None
+            if data["finish_reason"] is None
+            else _typed(data["finish_reason"], str),
+            metadata=_typed(data["metadata"], dict),
+            rate_limit_headers=_typed(data["rate_limit_headers"], dict),
+            refusal=None if data["refusal"] is None else _typed(data["refusal"], str),
+        )
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        ConfigurationError,
+    ) as exc:
+        raise ValueError(f"a corrupt cache entry: {type(exc).__name__}") from None
+
+
+def _dump_call(call: ToolCall) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.invalid:
+        out["raw_arguments"] = call.raw_arguments
+        out["error"] = call.error
+    return out
+
+
+def _load_call(data: Any) -> ToolCall:
+    error = data.get("error")
+    return ToolCall(
+        id=_typed(data["id"], str),
+        name=_typed(data["name"], str),
+        arguments=_typed(data["arguments"], dict),
+        raw_arguments=None if error is None else _typed(data["raw_arguments"], str),
+        error=None if error is None else _typed(error, str),
+    )
+
+
+def _typed(value: Any, kind: type[Any]) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"expected {kind.__name__}")
+    return value

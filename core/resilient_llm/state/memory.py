@@ -1,0 +1,257 @@
+"""A route: one provider endpoint with the state every call to it shares.
+
+A route couples its limiter (requests/tokens per minute), its circuit breaker, the pause
+a provider imposed with a 429's retry-after, whether a 401/403/404 showed it to be
+misconfigured, and the quota the provider last reported in its rate-limit headers. All
+calls share one route object, so a pause or an open breaker learnt by one call steers
+every other call at once.
+
+The decision core reads and changes a route only through the methods below, each of which
+is one decision: :meth:`Route.look` (may a call go, and after what wait), :meth:`Route.admit`
+(take a slot and, if it is due now, a breaker permit), and one method per way an attempt
+ends. That is the seam of the state backends: this class keeps the state in memory, and
+the Redis backend overrides each method with one atomic script, so many processes share
+one quota, one breaker and one pause at one round trip per decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from .._forks import renew_locks
+from ..errors import RequestTooLarge
+from ..policies.adaptive import ProviderCap
+from ..policies.breaker import BreakerListener, BreakerSnapshot, CircuitBreaker, Permit
+from ..policies.hints import RateLimitHints
+from ..policies.limiter import Limiter, LimiterSnapshot, RateLimit, Reservation
+from ..run.bulkhead import Bulkhead, BulkheadSnapshot
+
+__all__ = ["Look", "Route", "RouteSnapshot", "Slot", "Ticket"]
+
+
+@dataclass(frozen=True)
+class RouteSnapshot:
+    name: str
+    limiter: LimiterSnapshot
+    breaker: BreakerSnapshot
+    paused_for: float
+    disabled: str | None
+    provider_quota: RateLimitHints | None = None
+    bulkhead: BulkheadSnapshot | None = None
+
+
+class Slot(Protocol):
+    """A limiter reservation, from whichever backend granted it."""
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def wait(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a route would do for a call at one instant, without taking anything.
+
+    ``ready_at`` is when its breaker next gives a permit (``inf`` while every half-open
+    probe is out), ``paused_until`` when its retry-after pause ends, ``wait`` the limiter
+    queue a request of the given size would join.
+    """
+
+    ready_at: float
+    paused_until: float
+    wait: float
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What :meth:`Route.admit` granted.
+
+    ``slot`` is None when the request was due at once but the route refused it (breaker
+    open, probes out, paused): nothing is held. Otherwise ``permit`` is set when the slot
+    is due now, and None when the caller must wait for ``slot.at`` and then
+    :meth:`Route.acquire`.
+    """
+
+    slot: Slot | None
+    permit: Permit | None
+
+
+class Route:
+    """Shared state of one provider endpoint, kept in memory. Methods take ``now``; none waits."""
+
+    def __init__(
+        self,
+        name: str,
+        limiter: Limiter,
+        breaker: CircuitBreaker,
+        *,
+        attempt_timeout: float | None = None,
+    ) -> None:
+        self.name = name
+        self.limiter = limiter
+        self.breaker = breaker
+        self.attempt_timeout = attempt_timeout
+        self._lock = threading.Lock()
+        renew_locks(self, "_lock")
+        self._paused_until = -math.inf
+        self._disabled: str | None = None
+        self._quota: RateLimitHints | None = None
+        # Calls in flight are this process's resource whatever the backend, so the engine
+        # sets a bulkhead here rather than a backend keeping it.
+        self.bulkhead: Bulkhead | None = None
+        # What the provider's headers say is left; None when adaptive limits are off.
+        self.provider_cap: ProviderCap | None = None
+        # False for providers that charge prompt + max_tokens when a request arrives
+        # (OpenAI): settling to a smaller real usage would undercount their window.
+        self.settles_below_estimate = True
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        return self.limiter.limit
+
+    def check_fits(self, tokens: int) -> None:
+        """Raise :class:`RequestTooLarge` if ``tokens`` can never fit the token limit."""
+        tpm = self.rate_limit.tokens_per_minute
+        if tpm is not None and tokens > tpm:
+            raise RequestTooLarge(
+                f"a request of {tokens} tokens can never fit {self.name!r}'s limit of {tpm} "
+                f"tokens per {self.rate_limit.window:g} s",
+                provider=self.name,
+            )
+
+    # -- decisions --------------------------------------------------------------------
+
+    def look(self, tokens: int, now: float) -> Look:
+        wait = self.limiter.peek(tokens, now, self._not_before(tokens, now))
+        return Look(self.breaker.ready_at(now), self._paused_until, wait)
+
+    def admit(self, tokens: int, now: float) -> Ticket:
+        reservation = self.limiter.reserve(tokens, now, self._not_before(tokens, now))
+        self._consumed(tokens, reservation.at)
+        if reservation.wait > 0:
+            return Ticket(reservation, None)
+        permit = self.acquire(now)
+        if permit is None:
+            reservation.cancel()
+            return Ticket(None, None)
+        return Ticket(reservation, permit)
+
+    def _not_before(self, tokens: int, now: float) -> float | None:
+        return None if self.provider_cap is None else self.provider_cap.not_before(tokens, now)
+
+    def _consumed(self, tokens: int, at: float) -> None:
+        if self.provider_cap is not None:
+            self.provider_cap.consume(tokens, at)
+
+    def acquire(self, now: float) -> Permit | None:
+        """A breaker permit for a call due now, or None if the breaker or a pause forbids."""
+        permit = self.breaker.acquire(now)
+        if permit is not None and self._paused_until > now:
+            self.breaker.release(permit)
+            return None
+        return permit
+
+    def ready_at(self, now: float) -> float:
+        return self.breaker.ready_at(now)
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def succeed(self, slot: Slot, permit: Permit, now: float, usage_tokens: int | None) -> None:
+        self.breaker.record_success(permit, now)
+        if usage_tokens is not None:
+            _memory(slot).settle(usage_tokens)
+
+    def fail(self, slot: Slot, permit: Permit, now: float) -> None:
+        self.breaker.record_failure(permit, now)
+
+    def release(self, permit: Permit) -> None:
+        self.breaker.release(permit)
+
+    def cancel(self, slot: Slot) -> None:
+        _memory(slot).cancel()
+
+    def withdraw(self, slot: Slot, permit: Permit) -> None:
+        self.cancel(slot)
+        self.release(permit)
+
+    # -- pauses, health, observation -------------------------------------------------
+
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def pause(self, now: float, seconds: float) -> None:
+        # Concurrent 429s may report different retry-afters; the latest end wins, so
+        # no caller shortens a pause another caller was told about.
+        with self._lock:
+            self._paused_until = max(self._paused_until, now + seconds)
+
+    def observe(self, hints: RateLimitHints, now: float) -> None:
+        """Take what the provider said about its quota: shown in snapshots and, with
+        adaptive limits, holding the route back to what is left."""
+        if hints.empty:
+            return
+        self._quota = hints
+        if self.provider_cap is None:
+            return
+        self.provider_cap.observe(hints, now)
+        if hints.limit_requests or hints.limit_tokens:
+            self.learn(RateLimit(hints.limit_requests or None, hints.limit_tokens or None))
+
+    def learn(self, limit: RateLimit) -> None:
+        """Adopt ``limit`` for each dimension configured unlimited."""
+        self.limiter.learn(limit)
+
+    @property
+    def disabled(self) -> str | None:
+        """Why the route is out of service for good (bad key, unknown model), or None."""
+        return self._disabled
+
+    def disable(self, reason: str) -> None:
+        with self._lock:
+            self._disabled = reason
+
+    def enable(self) -> None:
+        """Put a disabled route back in service, e.g. after its key was fixed."""
+        with self._lock:
+            self._disabled = None
+
+    def add_breaker_listener(self, listener: BreakerListener) -> None:
+        self.breaker.add_listener(listener)
+
+    def snapshot(self, now: float) -> RouteSnapshot:
+        """The route's state: what the backend shares (limiter, breaker, pause) from
+        :meth:`shared_snapshot`, and what stays in this process (bulkhead, last reported
+        quota) added here, so no backend can leave the process's part out."""
+        return dataclasses.replace(
+            self.shared_snapshot(now),
+            provider_quota=self._quota,
+            bulkhead=None if self.bulkhead is None else self.bulkhead.snapshot(),
+        )
+
+    def shared_snapshot(self, now: float) -> RouteSnapshot:
+        """The backend's part of :meth:`snapshot`; backends override this, not that."""
+        return RouteSnapshot(
+            name=self.name,
+            limiter=self.limiter.snapshot(now),
+            breaker=self.breaker.snapshot(now),
+            paused_for=max(0.0, self._paused_until - now),
+            disabled=self.disabled,
+        )
+
+    def close(self) -> None:
+        """Free what the state holds outside the process; memory holds nothing."""
+
+    def __repr__(self) -> str:
+        return f"Route({self.name!r})"
+
+
+def _memory(slot: Slot) -> Reservation:
+    if not isinstance(slot, Reservation):
+        raise TypeError(f"a memory route cannot finish {slot!r}, granted by another backend")
+    return slot

@@ -1,0 +1,125 @@
+"""Routes whose limiter, breaker and pause live in Redis, shared by every process.
+
+``ResilientLLM(providers, state=RedisState("redis://host:6379/0"))``: each route's state
+changes only inside one Lua script (``route.lua``), atomically, one round trip per decision,
+timed by the Redis server's clock so processes on different hosts agree. Keys carry
+``prefix`` and the route name, and expire once idle.
+
+When Redis cannot be reached, ``on_unavailable`` decides:
+
+- ``"fallback"`` (default): the route uses this process's own memory state, announces a
+  :class:`~resilient_llm.events.StateDown` event, and tries Redis again after ``retry_after``
+  seconds (a :class:`~resilient_llm.events.StateRestored` event says when it is back);
+- ``"fail"``: calls fail with :class:`~resilient_llm.errors.StateUnavailable` until Redis
+  answers. Outcomes of calls already sent are recorded on a best-effort basis either way:
+  a finished call never fails because Redis went away.
+
+Every Redis command is bounded by ``timeout`` seconds, so an unreachable Redis costs a call
+at most that much, once per ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from typing import Literal
+
+try:
+    import redis
+except ImportError as exc:  # pragma: no cover - the extra is part of dev installs
+    raise ImportError("RedisState needs redis-py: pip install 'resilient-llm[redis]'") from exc
+
+from ...clock import Clock, SystemClock
+from ...errors import ConfigurationError
+from ...events import EventHandler
+from ...policies.breaker import BreakerPolicy
+from ...policies.limiter import RateLimit
+from ._connect import connect, where
+from ._route import RedisRoute
+
+__all__ = ["RedisRoute", "RedisState"]
+
+Policy = Literal["fallback", "fail"]
+TimeSource = Literal["server", "client"]
+
+
+class RedisState:
+    """The Redis state backend. ``target`` is a ``redis://`` URL or a redis-py client.
+
+    ``time="server"`` (default) times every decision by the Redis server's clock; ``"client"``
+    uses the engine's clock instead, for tests on a fake clock and for processes that share
+    one host's monotonic clock. ``clock`` times only the wait before retrying Redis.
+    """
+
+    def __init__(
+        self,
+        target: str | redis.Redis | redis.asyncio.Redis,
+        *,
+        prefix: str = "rllm",
+        on_unavailable: Policy = "fallback",
+        retry_after: float = 5.0,
+        timeout: float = 0.25,
+        time: TimeSource = "server",
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(
+                f"RedisState.prefix must be a non-empty string without braces, got {prefix!r}"
+            )
+        if on_unavailable not in ("fallback", "fail"):
+            raise ConfigurationError(
+                f"RedisState.on_unavailable must be 'fallback' or 'fail', got {on_unavailable!r}"
+            )
+        if time not in ("server", "client"):
+            raise ConfigurationError(f"RedisState.time must be 'server' or 'client', got {time!r}")
+        for name, value in (("retry_after", retry_after), ("timeout", timeout)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf
+            ):
+                raise ConfigurationError(
+                    f"RedisState.{name} must be a finite positive number of seconds, got {value!r}"
+                )
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"RedisState.clock must be a Clock, got {clock!r}")
+        self._owned = isinstance(target, str)
+        self.client: redis.Redis = connect("RedisState", target, float(timeout), decode=True)
+        self.prefix = prefix
+        self.on_unavailable: Policy = on_unavailable
+        self.retry_after = float(retry_after)
+        self.time: TimeSource = time
+        self.clock: Clock = clock or SystemClock()
+        source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
+        self.script = self.client.register_script(source)
+
+    def route(
+        self,
+        name: str,
+        limit: RateLimit,
+        policy: BreakerPolicy,
+        *,
+        attempt_timeout: float | None,
+        emit: EventHandler,
+    ) -> RedisRoute:
+        return RedisRoute(self, name, limit, policy, attempt_timeout=attempt_timeout, emit=emit)
+
+    def keys(self, name: str) -> list[str]:
+        """The Redis keys of route ``name``; one hash tag, so a cluster keeps them together."""
+        base = f"{self.prefix}:v1:{{{name}}}"
+        return [f"{base}:{part}" for part in _PARTS]
+
+    def clear(self, name: str) -> None:
+        """Forget route ``name``'s shared state (limiter log, breaker, pause)."""
+        self.client.delete(*self.keys(name))
+
+    def close(self) -> None:
+        """Close the connection pool if this backend made it from a URL."""
+        if self._owned:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisState({where(self.client)}, prefix={self.prefix!r})"
+
+
+_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause")
