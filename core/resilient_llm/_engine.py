@@ -35,8 +35,9 @@ from .errors import ConfigurationError, ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
 from .extras.cache import CacheFront, CacheStore
 from .flow.admission import CallReport
-from .flow.call import Unfit, call_flow
-from .flow.effects import Call, FlowPolicy
+from .flow.call import Flow, Unfit, call_flow
+from .flow.effects import Call, FlowPolicy, Relay
+from .flow.ops import SharedRoute
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
 from .policies.adaptive import ProviderCap
 from .policies.backoff import RetryPolicy
@@ -49,12 +50,12 @@ from .policies.tokens import estimate_tokens, preload, usage_ceiling
 from .providers.base import ChatAdapter, Provider, distinct_names, unsendable_reason
 from .run.bulkhead import Bulkhead
 from .run.drivers import (
+    AsyncRun,
     AsyncSend,
+    AsyncStreamStart,
     FirstPhase,
-    Flow,
-    StreamStart,
+    Sent,
     discard_stream,
-    run_async,
     run_async_stream,
     run_sync,
     run_sync_stream,
@@ -276,10 +277,9 @@ class ResilientLLM:
             deadline = self.clock.now() + timeout
             flow = self._flow(request, deadline, stream=False)
 
-            def send(call: Call) -> tuple[ChatResponse, int | None]:
+            def send(call: Call) -> Sent[ChatResponse]:
                 adapter, timeout = self._adapter(call)
-                reply = adapter.chat(self._for_route(request, call), timeout)
-                return self._answer(reply, _observe(call, reply, self.clock.now()))
+                return self._answer(adapter.chat(self._for_route(request, call), timeout))
 
             reply, report = run_sync(flow, self.clock, send)
             return scope.finish(_with_report(reply, report))
@@ -292,24 +292,20 @@ class ResilientLLM:
             deadline = self.clock.now() + timeout
             flow = self._flow(request, deadline, stream=False)
 
-            async def send(call: Call) -> tuple[ChatResponse, int | None]:
+            async def send(call: Call) -> Sent[ChatResponse]:
                 adapter, timeout = self._adapter(call)
                 reply = await adapter.achat(self._for_route(request, call), timeout)
-                return self._answer(reply, _observe(call, reply, self.clock.now()))
+                return self._answer(reply)
 
+            run: AsyncRun[ChatResponse] = AsyncRun(flow, self.clock, self._stranded)
             if self.hedge is None:
-                reply, report = await run_async(flow, self.clock, send, self._stranded)
+                reply, stop = await run.start(send)
             else:
-                reply, report = await run_hedged(
-                    flow,
-                    self._hedger(request, deadline, stream=False),
-                    self.clock,
-                    send,
-                    self.hedge.delay,
-                    self._emit,
-                    stranded=self._stranded,
-                )
-            return scope.finish(_with_report(reply, report))
+                make = self._hedger(request, deadline, stream=False)
+                hedged = await run_hedged(run, make, send, self.hedge.delay, self._emit)
+                reply, stop = hedged[1], hedged[2]
+            assert isinstance(stop, CallReport), "a whole reply's flow relays no stream"
+            return scope.finish(_with_report(reply, stop))
 
     def stream(self, messages: MessagesIn, **options: Any) -> Generator[ChatChunk, None, None]:
         """Chunks as they arrive; ``close()`` an abandoned stream to free its route at once."""
@@ -325,7 +321,8 @@ class ResilientLLM:
             chunks = adapter.stream(self._for_route(request, call), timeout)
             return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
 
-        return scope.relay(run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts))
+        chunks = run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts)
+        return scope.relay(chunks)
 
     def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
         """The async twin of :meth:`stream`; ``aclose()`` (or ``contextlib.aclosing``)."""
@@ -342,20 +339,20 @@ class ResilientLLM:
             return chunks if self.on_refusal == "return" else achecked(chunks, call.route.name)
 
         first_phase: FirstPhase | None = None
-        held = self._stranded
         if self.hedge is not None:
-            hedge, make = self.hedge, self._hedger(request, deadline, stream=True)
+            delay, make = self.hedge.delay, self._hedger(request, deadline, stream=True)
 
             def first_phase(
-                flow: Flow, send: AsyncSend[StreamStart]
-            ) -> Awaitable[tuple[StreamStart, CallReport]]:
-                return run_hedged(
-                    flow, make, self.clock, send, hedge.delay, self._emit, discard_stream, held
-                )
+                run: AsyncRun[AsyncStreamStart], send: AsyncSend[AsyncStreamStart]
+            ) -> Awaitable[
+                tuple[AsyncRun[AsyncStreamStart], AsyncStreamStart | None, Relay | CallReport]
+            ]:
+                return run_hedged(run, make, send, delay, self._emit, discard_stream)
 
-        return scope.arelay(
-            run_async_stream(flow, self.clock, open_stream, self.stream_timeouts, first_phase, held)
+        chunks = run_async_stream(
+            flow, self.clock, open_stream, self.stream_timeouts, first_phase, self._stranded
         )
+        return scope.arelay(chunks)
 
     # -- state ------------------------------------------------------------------------
 
@@ -412,7 +409,7 @@ class ResilientLLM:
         deadline: float,
         *,
         stream: bool,
-        skip: Route | None = None,
+        skip: SharedRoute | None = None,
     ) -> Flow:
         """The decision core for one call over every route but ``skip``."""
         now = self.clock.now()
@@ -466,22 +463,27 @@ class ResilientLLM:
 
     def _hedger(
         self, request: ChatRequest, deadline: float, *, stream: bool
-    ) -> Callable[[Route | None], tuple[Flow, Route] | None]:
+    ) -> Callable[[SharedRoute | None], tuple[AsyncRun[Any], SharedRoute] | None]:
         """Builds the hedge of a call: the same request over the routes the call is not on
         (while it still queues for its first route, the routes after that one)."""
 
-        def make(current: Route | None) -> tuple[Flow, Route] | None:
+        def make(current: SharedRoute | None) -> tuple[AsyncRun[Any], SharedRoute] | None:
             if len(self.routes) < 2:
                 return None
             skip = current or self.routes[0]
-            return self._flow(request, deadline, stream=stream, skip=skip), skip
+            flow = self._flow(request, deadline, stream=stream, skip=skip)
+            return AsyncRun(flow, self.clock, self._stranded), skip
 
         return make
 
-    def _answer(self, reply: ChatResponse, usage: int | None) -> tuple[ChatResponse, int | None]:
+    def _answer(self, reply: ChatResponse) -> Sent[ChatResponse]:
+        usage = reply.usage.total_tokens if reply.usage is not None else None
         if self.on_refusal == "failover":
             checked_reply(reply, usage)
-        return reply, usage
+        quota = reply.quota
+        if quota is None and reply.rate_limit_headers:  # TODO(merge): adapters parse it
+            quota = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
+        return reply, usage, quota
 
     def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
         # A per-call model override names a model of the first route; another family's
@@ -565,15 +567,6 @@ class _PerRoute(Sequence[_T]):
 def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
     reason = unsendable_reason(kind, request)
     return None if reason is None else Unfit(reason)
-
-
-def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
-    """Feed the reply's quota headers to its route; return the tokens to settle."""
-    if reply.rate_limit_headers:
-        # Anthropic's resets are wall-clock instants: the one place a wall clock is read.
-        hints = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
-        call.route.observe(hints, now)
-    return reply.usage.total_tokens if reply.usage is not None else None
 
 
 def _with_report(reply: ChatResponse | None, report: CallReport) -> ChatResponse:

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from ._checks import check_json, check_text
 from .errors import ConfigurationError
+from .policies.hints import RateLimitHints
 
 __all__ = [
     "ChatChunk",
@@ -209,6 +210,8 @@ class ChatResponse:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     refusal: str | None = None
+    # What the rate-limit headers said, parsed once by the adapter; the flow applies it.
+    quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ class ChatChunk:
     finish_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     refusal: str | None = None
+    # A stream's quota headers arrive with its start: its first chunk carries them parsed.
+    quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
 
 
 def _is_int(value: object) -> bool:

@@ -51,10 +51,10 @@ class Script:
             raise step
         return step
 
-    def send(self, call: Call) -> tuple[str, int | None]:
-        return f"{call.route.name}:{self._step(call)}", 7
+    def send(self, call: Call) -> tuple[str, int | None, None]:
+        return f"{call.route.name}:{self._step(call)}", 7, None
 
-    async def asend(self, call: Call) -> tuple[str, int | None]:
+    async def asend(self, call: Call) -> tuple[str, int | None, None]:
         return self.send(call)
 
     def stream(self, call: Call) -> Iterator[ChatChunk]:

@@ -9,12 +9,20 @@ from resilient_llm.policies.adaptive import ProviderCap
 from resilient_llm.policies.hints import RateLimitHints
 from resilient_llm.testing.chaos import Plan
 
-from .conftest import BREAKER, QUESTION, Bench
+from .conftest import BREAKER, MODES, QUESTION, Bench
 
 
-def _run(bench: Bench, tag: str, *, adaptive: bool, calls: int) -> tuple[int, int, ResilientLLM]:
+def _run(
+    bench: Bench,
+    tag: str,
+    *,
+    adaptive: bool,
+    calls: int,
+    kind: str = "openai",
+    mode: str = "chat",
+) -> tuple[int, int, ResilientLLM]:
     """``calls`` calls on a primary whose quota (5 a minute) the client was never told."""
-    primary = bench.route("openai", f"quota-{tag}")
+    primary = bench.route(kind, f"quota-{tag}")
     bench.plan(primary, Plan(rpm=5))
     fallback = bench.route("anthropic", f"spare-{tag}")
     llm = ResilientLLM(
@@ -26,7 +34,7 @@ def _run(bench: Bench, tag: str, *, adaptive: bool, calls: int) -> tuple[int, in
     )
     bench.engines.append(llm)
     for _ in range(calls):
-        llm.chat(QUESTION)
+        bench.run(llm, mode)
     log = [r for r in bench.server.log if r.provider == primary.name]
     return sum(r.status == 429 for r in log), sum(r.status == 200 for r in log), llm
 
@@ -44,6 +52,22 @@ def test_the_quota_the_headers_state_is_learnt_and_no_429_is_provoked(
         # Without adaptation the sixth call finds out by a 429 (and pauses the route).
         assert received >= 1
         assert llm.snapshot().routes[0].limiter.requests_per_minute is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_streams_and_replies_alike_feed_the_quota_headers_to_the_route(
+    bench: Bench, kind: str, mode: str
+) -> None:
+    # A stream's headers arrive with its first chunk; they count as much as a reply's.
+    received, served, llm = _run(
+        bench, f"{kind}-{mode}", adaptive=True, calls=8, kind=kind, mode=mode
+    )
+    assert (received, served) == (0, 5)
+    route = llm.snapshot().routes[0]
+    assert route.limiter.requests_per_minute == 5
+    assert route.provider_quota is not None
+    assert route.provider_quota.limit_requests == 5
 
 
 def test_what_is_left_holds_requests_back_until_the_reset() -> None:

@@ -13,9 +13,8 @@ route's shared state learns from the attempt:
   returned without counting; the reservation stays, since the request went out.
 - ``withdraw``: the request was never sent: both the reservation and the permit go back.
 
-Finishing also gives back the route's bulkhead slot, if the call took one. The decision
-core finishes admissions for whole replies; the streaming drivers finish
-them when the stream ends, through the same methods.
+Finishing also gives back the route's bulkhead slot, if the call took one. Each way is a
+:class:`~resilient_llm.flow.ops.Finish` effect the flow yields; a driver performs it.
 """
 
 from __future__ import annotations
@@ -24,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AttemptRecord
-from ..events import AttemptFinished, EventHandler, RouteSkipped, Settled
+from ..events import AttemptFinished, EventHandler, RouteSkipped
 from ..policies.breaker import Permit
 from ..policies.limiter import settled_tokens
-from ..run.bulkhead import Bulkhead
-from ..state.memory import Route, Slot
+from .ops import Finish, FinishHow, SharedRoute, Slot
 
 __all__ = ["Admission", "CallReport"]
 
@@ -36,13 +34,14 @@ __all__ = ["Admission", "CallReport"]
 class Admission:
     def __init__(
         self,
-        route: Route,
+        route: SharedRoute,
         slot: Slot,
         permit: Permit,
         estimate: int,
-        emit: EventHandler,
-        bulkhead: Bulkhead | None = None,
+        *,
+        bulkhead: bool = False,
         ceiling: int | None = None,
+        settles_below_estimate: bool = True,
     ) -> None:
         self.route = route
         self.ceiling = ceiling
@@ -50,45 +49,32 @@ class Admission:
         self.slot = slot
         self.permit = permit
         self.estimate = estimate
-        self._emit = emit
+        self.settles_below_estimate = settles_below_estimate
         self._done = False
 
     @property
     def done(self) -> bool:
         return self._done
 
-    def _finish(self) -> bool:
+    def finish(
+        self, how: FinishHow, now: float | None = None, tokens: int | None = None
+    ) -> Finish | None:
+        """The effect that ends this admission ``how``, or None if it already ended."""
         if self._done:
-            return False
+            return None
         self._done = True
-        if self.bulkhead is not None:
-            self.bulkhead.leave()
-        return True
+        return Finish(self.route, how, self.slot, self.permit, now, tokens, self.bulkhead)
 
-    def succeed(self, now: float, usage_tokens: int | None) -> None:
-        if not self._finish():
-            return
-        charged = None
-        if usage_tokens is not None:
-            below = self.route.settles_below_estimate
-            charged = settled_tokens(
-                usage_tokens, self.estimate, self.ceiling, below_estimate=below
-            )
-        self.route.succeed(self.slot, self.permit, now, charged)
-        if usage_tokens is not None:
-            self._emit(Settled(self.route.name, now, self.estimate, usage_tokens))
-
-    def fail(self, now: float) -> None:
-        if self._finish():
-            self.route.fail(self.slot, self.permit, now)
-
-    def release(self) -> None:
-        if self._finish():
-            self.route.release(self.permit)
-
-    def withdraw(self) -> None:
-        if self._finish():
-            self.route.withdraw(self.slot, self.permit)
+    def charged(self, usage_tokens: int | None) -> int | None:
+        """What the reservation settles to for a reply that reported ``usage_tokens``."""
+        if usage_tokens is None:
+            return None
+        return settled_tokens(
+            usage_tokens,
+            self.estimate,
+            self.ceiling,
+            below_estimate=self.settles_below_estimate,
+        )
 
 
 @dataclass
@@ -99,7 +85,6 @@ class CallReport:
     attempts: list[AttemptRecord] = field(default_factory=list)
     waits: list[tuple[str, str, float]] = field(default_factory=list)
     failovers: list[tuple[str, str, str]] = field(default_factory=list)
-    admission: Admission | None = None
     # The last refused attempt's error, when a call that fails over on refusals found no
     # route that answered otherwise: its reply is the call's.
     refused: Any = None

@@ -3,14 +3,20 @@
 :func:`call_flow` is a generator. It yields effects, and the driver that runs it answers:
 
 - ``Wait(seconds, reason, route)``: sleep, then send back the new ``now``;
-- ``Call(route, timeout, attempt)``: make the attempt, then send back ``Succeeded(now, usage)``
-  or ``Failed(now, error, timed_out)``.
+- ``Call(route, timeout, attempt)``: make the attempt, then send back ``Succeeded(now, usage,
+  quota)`` or ``Failed(now, error, timed_out)``;
+- ``Op``/``Finish``/``Leave`` (:mod:`~resilient_llm.flow.ops`): read or change a route's
+  shared state, and send back the result; ``Enter``: take a bulkhead slot;
+- ``Relay`` (streams): the first chunk reached the caller; relay the rest, then send back
+  ``StreamEnded``, ``StreamBroke`` or ``StreamDropped``.
 
 It returns a :class:`CallReport`, or raises the error the caller should see. Sync, async
-and streaming drivers only sleep and call; every decision is here once, testable with
-scripted outcomes and no real time. If the driver is interrupted (a cancelled task, a
-caller's timeout) it closes the generator, and the ``finally`` blocks give back whatever
-the call held: an unused reservation, a half-open probe permit.
+and streaming drivers only sleep, call and perform; every decision is here once, testable
+by stepping the generator effect by effect with no I/O and no real time. A driver stopping
+the call early (a cancelled task, a caller's timeout) throws
+:class:`~resilient_llm.flow.effects.Cancelled` into it, and the flow yields the effects
+that give back what it held (an unused reservation, a half-open probe permit, a bulkhead
+slot) before it re-raises.
 
 The policy (DESIGN.md, "Failover policy"):
 
@@ -56,11 +62,10 @@ from ..events import (
     RetryScheduled,
     RouteDisabled,
     RoutePaused,
+    Settled,
 )
 from ..policies.breaker import Permit
 from ..policies.budget import RetryLedger
-from ..run.bulkhead import Bulkhead
-from ..state.memory import Route, Slot
 from .admission import Admission, CallReport
 from .callstate import (
     CallState,
@@ -72,7 +77,9 @@ from .callstate import (
     note_refused,
 )
 from .effects import (
+    Answer,
     Call,
+    Cancelled,
     Effect,
     Enter,
     Entered,
@@ -80,16 +87,22 @@ from .effects import (
     FlowPolicy,
     Outcome,
     Refused,
+    Relay,
+    StreamBroke,
+    StreamDropped,
+    StreamEnded,
     Succeeded,
     Wait,
+    ask,
+    tell,
 )
-
-Answer = float | Outcome | Entered
+from .ops import FinishHow, Leave, Look, Op, SharedRoute, Slot, Ticket
 
 __all__ = [
     "Call",
     "Effect",
     "Failed",
+    "Flow",
     "FlowPolicy",
     "Outcome",
     "Succeeded",
@@ -97,6 +110,10 @@ __all__ = [
     "Wait",
     "call_flow",
 ]
+
+
+# One call's flow, as drivers step it.
+Flow = Generator[Effect, Answer, CallReport]
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,7 @@ class _Sleep:
 
 
 def call_flow(
-    routes: Sequence[Route],
+    routes: Sequence[SharedRoute],
     estimates: Sequence[int],
     policy: FlowPolicy,
     *,
@@ -125,12 +142,12 @@ def call_flow(
     windows: Sequence[int | None] = (),
     budgets: Sequence[RetryLedger] = (),
     ceilings: Sequence[int | None] = (),
-) -> Generator[Effect, Answer, CallReport]:
+) -> Flow:
     """Run one call over ``routes`` (in preference order) until a reply or a final error.
 
     ``estimates[i]`` is the request's token estimate for ``routes[i]`` (models differ).
-    With ``stream=True`` the returned report keeps the winning attempt's admission open
-    (``report.admission``) for the streaming driver to finish when the stream ends.
+    With ``stream=True`` a success yields ``Relay``: the flow keeps the attempt's admission
+    until the driver says how the stream ended, and finishes it accordingly.
     ``unfit[i]`` says why ``routes[i]`` cannot take the request (it is skipped unasked),
     ``windows[i]`` is its model's context window if known (a context-length error moves
     the call to a larger one), ``budgets[i]`` its retry budget, ``ceilings[i]`` the most
@@ -157,33 +174,45 @@ def call_flow(
             _note_disabled(routes, state, report, now, emit)
             if now >= last_start:
                 raise deadline_error(state, report, _too_late(deadline, now))
-            choice = _choose(routes, estimates, unfit, state, report, policy, now, last_start, emit)
+            choice = yield from _choose(
+                routes, estimates, unfit, state, report, policy, now, last_start, emit
+            )
             if isinstance(choice, _Sleep):
                 now = yield from _wait(report, choice, now, emit)
                 continue
             index = choice.index
             route = routes[index]
-            bulkhead = route.bulkhead
-            if bulkhead is not None:
-                now = yield from _enter(bulkhead, route, now, last_start, state, report, emit)
+            bulkhead = route.has_bulkhead
+            if bulkhead:
+                now = yield from _enter(route, now, last_start, state, report, emit)
             try:
                 now, held = yield from _admit(
                     route, estimates[index], now, last_start, report, emit
                 )
+            except GeneratorExit:
+                raise  # closed without being told: nothing may be yielded any more
             except BaseException:
-                if bulkhead is not None:
-                    bulkhead.leave()
+                if bulkhead:
+                    yield Leave(route)
                 raise
             if held is None:
-                if bulkhead is not None:
-                    bulkhead.leave()
+                if bulkhead:
+                    yield Leave(route)
                 continue
             slot, permit = held
             ceiling = ceilings[index] if ceilings else None
-            admission = Admission(route, slot, permit, estimates[index], emit, bulkhead, ceiling)
+            admission = Admission(
+                route,
+                slot,
+                permit,
+                estimates[index],
+                bulkhead=bulkhead,
+                ceiling=ceiling,
+                settles_below_estimate=route.settles_below_estimate,
+            )
             if now >= last_start:
                 # The queue ran later than it promised: the request was never sent.
-                admission.withdraw()
+                yield from finish(admission, "withdraw")
                 raise deadline_error(state, report, _too_late(deadline, now))
             if state.last_route is not None and state.last_route != index:
                 previous = routes[state.last_route].name
@@ -199,24 +228,22 @@ def call_flow(
             own = min(policy.attempt_timeout or math.inf, route.attempt_timeout or math.inf)
             timeout = min(deadline - now, own)
             call = Call(route, timeout, state.attempts, until_deadline=deadline - now <= own)
-            try:
-                outcome = yield call
-            except BaseException:
-                admission.release()
-                raise
+            outcome = yield from _held(admission, call)
             if not isinstance(outcome, Succeeded | Failed):
-                admission.release()
+                yield from finish(admission, "release")
                 raise TypeError(
                     f"a Call must be answered with Succeeded or Failed, not {outcome!r}"
                 )
             now = outcome.now
             if isinstance(outcome, Succeeded):
+                if outcome.quota is not None:
+                    route.observe(outcome.quota, now)
                 report.finished(route.name, state.attempts, "ok", started, now, None, emit)
                 report.route = route.name
                 if stream:
-                    report.admission = admission
+                    yield from _relay(admission, report, emit)
                 else:
-                    admission.succeed(now, outcome.usage_tokens)
+                    yield from finish(admission, "succeed", now, outcome.usage_tokens, emit)
                 return report
             error = outcome.error
             if outcome.timed_out and call.until_deadline:
@@ -225,7 +252,7 @@ def call_flow(
                 report.finished(
                     route.name, state.attempts, "DeadlineExceeded", started, now, None, emit
                 )
-                admission.release()
+                yield from finish(admission, "release")
                 state.last_error = error
                 raise deadline_error(
                     state, report, f"attempt {state.attempts} on {route.name!r} was cut by it"
@@ -241,13 +268,14 @@ def call_flow(
             )
             ledger = budgets[index] if budgets else None
             if isinstance(error, Refused):
-                refused = note_refused(index, admission, error, now, state)
+                yield from finish(admission, "succeed", now, error.usage_tokens, emit)
+                refused = note_refused(index, error, state)
                 continue
             if isinstance(error, ContextLengthExceeded):
-                admission.release()
+                yield from finish(admission, "release")
                 go_past_window(routes, index, windows, error, state, report, now, emit)
                 continue
-            _on_failure(
+            yield from _on_failure(
                 route, index, admission, error, now, state, policy, rng, emit, ledger, report
             )
     except ResilientLLMError:
@@ -260,6 +288,49 @@ def call_flow(
         return report
 
 
+def finish(
+    admission: Admission,
+    how: FinishHow,
+    now: float | None = None,
+    usage_tokens: int | None = None,
+    emit: EventHandler | None = None,
+) -> Generator[Effect, Answer, None]:
+    """End ``admission`` ``how`` (once; later calls change nothing)."""
+    effect = admission.finish(how, now, admission.charged(usage_tokens))
+    if effect is None:
+        return
+    yield effect
+    if how == "succeed" and usage_tokens is not None and emit is not None and now is not None:
+        emit(Settled(admission.route.name, now, admission.estimate, usage_tokens))
+
+
+def _held(admission: Admission, effect: Effect) -> Generator[Effect, Answer, Answer]:
+    """Yield ``effect`` while holding ``admission``: cancelled meanwhile, the admission is
+    released (the request may have gone out, so its reservation stays)."""
+    try:
+        return (yield effect)
+    except Cancelled:
+        yield from finish(admission, "release")
+        raise
+
+
+def _relay(
+    admission: Admission, report: CallReport, emit: EventHandler
+) -> Generator[Effect, Answer, None]:
+    """Hand the stream to the caller; finish its admission as the stream ended."""
+    ended = yield from _held(admission, Relay(admission.route, report))
+    if isinstance(ended, StreamEnded):
+        yield from finish(admission, "succeed", ended.now, ended.usage_tokens, emit)
+    elif isinstance(ended, StreamBroke):
+        # The provider broke the stream: its breaker counts the failure.
+        yield from finish(admission, "fail", ended.now)
+    elif isinstance(ended, StreamDropped):
+        yield from finish(admission, "release")
+    else:
+        yield from finish(admission, "release")
+        raise TypeError(f"a Relay must be answered with how the stream ended, not {ended!r}")
+
+
 def _too_late(deadline: float, now: float) -> str:
     if now >= deadline:
         return "the deadline passed"
@@ -267,7 +338,7 @@ def _too_late(deadline: float, now: float) -> str:
 
 
 def _admit(
-    route: Route,
+    route: SharedRoute,
     estimate: int,
     now: float,
     deadline: float,
@@ -276,7 +347,7 @@ def _admit(
 ) -> Generator[Effect, Answer, tuple[float, tuple[Slot, Permit] | None]]:
     """A limiter slot and a breaker permit on ``route``, queueing if need be; None (and
     nothing held) when the route changed under us and the call must decide again."""
-    ticket = route.admit(estimate, now)
+    ticket = yield from ask(route, "admit", Ticket, estimate, now)
     slot, permit = ticket.slot, ticket.permit
     if slot is None:
         # Another call opened the breaker or got a 429 since we looked.
@@ -284,24 +355,30 @@ def _admit(
     if permit is None:
         if now + slot.wait >= deadline:
             # Another caller took the slot between our look and our reservation.
-            route.cancel(slot)
+            yield from tell(route, "cancel", slot)
             return now, None
         try:
             now = yield from _wait(report, _Sleep(slot.at, "limiter", route.name), now, emit)
-        except BaseException:
-            route.cancel(slot)
+            permit = yield from _acquire(route, now)
+        except Cancelled:
+            yield from tell(route, "cancel", slot)
             raise
-        permit = route.acquire(now)
         if permit is None:
             # The route changed while we queued: give the slot back.
-            route.cancel(slot)
+            yield from tell(route, "cancel", slot)
             return now, None
     return now, (slot, permit)
 
 
+def _acquire(route: SharedRoute, now: float) -> Generator[Effect, Answer, Permit | None]:
+    permit = yield Op(route, "acquire", (now,))
+    if permit is not None and not isinstance(permit, Permit):
+        raise TypeError(f"an Op 'acquire' must be answered with a Permit or None, not {permit!r}")
+    return permit
+
+
 def _enter(
-    bulkhead: Bulkhead,
-    route: Route,
+    route: SharedRoute,
     now: float,
     deadline: float,
     state: CallState,
@@ -309,7 +386,7 @@ def _enter(
     emit: EventHandler,
 ) -> Generator[Effect, Answer, float]:
     """A slot of the route's bulkhead, queueing (FIFO) at most until the deadline."""
-    sent = yield Enter(bulkhead, deadline - now, route.name)
+    sent = yield Enter(route, deadline - now)
     if not isinstance(sent, Entered):
         raise TypeError("an Enter must be answered with Entered")
     waited = max(0.0, sent.now - now)
@@ -319,7 +396,7 @@ def _enter(
     if sent.ok and sent.now < deadline:
         return sent.now
     if sent.ok:
-        bulkhead.leave()
+        yield Leave(route)
     raise deadline_error(state, report, f"{route.name!r} had no free slot before the deadline")
 
 
@@ -338,7 +415,7 @@ def _wait(
 
 
 def _note_disabled(
-    routes: Sequence[Route],
+    routes: Sequence[SharedRoute],
     state: CallState,
     report: CallReport,
     now: float,
@@ -352,7 +429,7 @@ def _note_disabled(
 
 
 def _choose(
-    routes: Sequence[Route],
+    routes: Sequence[SharedRoute],
     estimates: Sequence[int],
     unfit: Sequence[Unfit | None],
     state: CallState,
@@ -361,11 +438,11 @@ def _choose(
     now: float,
     deadline: float,
     emit: EventHandler,
-) -> _Go | _Sleep:
+) -> Generator[Effect, Answer, _Go | _Sleep]:
     sticky = state.sticky
     if sticky is not None and sticky not in state.out:
         route = routes[sticky]
-        look = route.look(estimates[sticky], now)
+        look = yield from ask(route, "look", Look, estimates[sticky], now)
         if look.ready_at <= now and look.paused_until <= now:
             until = state.backoff_until[sticky]
             if until > now:
@@ -391,7 +468,7 @@ def _choose(
             state.out[index] = exc
             report.skipped(route.name, "request larger than its token limit", now, emit)
             continue
-        look = route.look(estimates[index], now)
+        look = yield from ask(route, "look", Look, estimates[index], now)
         if look.ready_at > now:
             state.blocked_by_breaker = True
             report.skipped(route.name, "circuit open", now, emit)
@@ -427,7 +504,7 @@ def _choose(
 
 
 def _on_failure(
-    route: Route,
+    route: SharedRoute,
     index: int,
     admission: Admission,
     error: ResilientLLMError,
@@ -438,22 +515,22 @@ def _on_failure(
     emit: EventHandler,
     ledger: RetryLedger | None,
     report: CallReport,
-) -> None:
+) -> Generator[Effect, Answer, None]:
     state.last_route = index
     state.last_error = error
     state.sticky = None
     if isinstance(error, RateLimited):
-        admission.release()
+        yield from finish(admission, "release")
         state.retries[index] += 1
         delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
-        route.pause(now, delay)
+        yield from tell(route, "pause", now, delay)
         emit(RoutePaused(route.name, now, delay, "rate limited"))
         state.last_reason = "rate limited"
         if state.retries[index] > policy.retry.max_retries:
             state.out[index] = error
         return
     if isinstance(error, AuthError):
-        admission.release()
+        yield from finish(admission, "release")
         reason = f"{type(error).__name__} (HTTP {error.status_code})"
         route.disable(reason)
         emit(RouteDisabled(route.name, now, reason))
@@ -461,11 +538,12 @@ def _on_failure(
         state.last_reason = "misconfigured"
         return
     if not error.retryable:
-        admission.release()
+        yield from finish(admission, "release")
         raise error
-    admission.fail(now)
+    yield from finish(admission, "fail", now)
     state.retries[index] += 1
-    if route.ready_at(now) > now:
+    ready_at = yield from ask(route, "ready_at", float, now)
+    if ready_at > now:
         state.last_reason = "circuit opened"
         return
     if state.retries[index] > policy.retry.max_retries:

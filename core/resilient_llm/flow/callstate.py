@@ -22,9 +22,9 @@ from ..errors import (
     ResilientLLMError,
 )
 from ..events import EventHandler
-from ..state.memory import Route
-from .admission import Admission, CallReport
+from .admission import CallReport
 from .effects import Refused
+from .ops import SharedRoute
 
 __all__ = [
     "CallState",
@@ -63,7 +63,7 @@ class Unfit:
 
 
 def mark_unfit(
-    routes: Sequence[Route],
+    routes: Sequence[SharedRoute],
     index: int,
     unfit: Sequence[Unfit | None],
     state: CallState,
@@ -83,7 +83,7 @@ def mark_unfit(
 
 
 def go_past_window(
-    routes: Sequence[Route],
+    routes: Sequence[SharedRoute],
     index: int,
     windows: Sequence[int | None],
     error: ContextLengthExceeded,
@@ -127,7 +127,7 @@ def deadline_error(state: CallState, report: CallReport, why: str) -> DeadlineEx
 
 
 def exhausted_error(
-    routes: Sequence[Route], state: CallState, report: CallReport
+    routes: Sequence[SharedRoute], state: CallState, report: CallReport
 ) -> ResilientLLMError:
     """The error for a call that has no route left to try."""
     if len(state.unfit) == len(routes):
@@ -169,12 +169,9 @@ def exhausted_error(
     return error
 
 
-def note_refused(
-    index: int, admission: Admission, error: Refused, now: float, state: CallState
-) -> Refused:
-    """A refused attempt when the call fails over on refusals: the route answered, so its
-    breaker and limiter count a success, but this call asks the next route."""
-    admission.succeed(now, error.usage_tokens)
+def note_refused(index: int, error: Refused, state: CallState) -> Refused:
+    """A refused attempt when the call fails over on refusals: the route answered (the
+    caller counts it a success for the route), but this call asks the next route."""
     state.out[index] = error
     state.last_route = index
     state.last_error = error

@@ -1,22 +1,31 @@
 """The effects the decision core yields and the outcomes drivers send back.
 
 A driver answers ``Wait`` with the current time after sleeping, ``Enter`` with
-``Entered`` once it holds a bulkhead slot or gave up waiting, and ``Call`` with
-``Succeeded`` or ``Failed`` after making the attempt. That is the whole protocol between
-:mod:`resilient_llm.flow.call` and the sync, async and streaming drivers.
+``Entered`` once it holds a bulkhead slot or gave up waiting, ``Call`` with ``Succeeded``
+or ``Failed`` after making the attempt, the route-state effects of
+:mod:`~resilient_llm.flow.ops` with their results, and, on a stream that got its first
+chunk, ``Relay`` with how the stream ended (``StreamEnded``, ``StreamBroke``,
+``StreamDropped``). That is the whole protocol between :mod:`resilient_llm.flow.call` and
+the sync, async and streaming drivers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..errors import ResilientLLMError
 from ..policies.backoff import RetryPolicy
-from ..run.bulkhead import Bulkhead
-from ..state.memory import Route
+from ..policies.breaker import Permit
+from ..policies.hints import RateLimitHints
+from .admission import CallReport
+from .ops import Finish, Leave, Look, Op, OpName, SharedRoute, Ticket
 
 __all__ = [
+    "Answer",
     "Call",
+    "Cancelled",
     "Effect",
     "Enter",
     "Entered",
@@ -24,9 +33,23 @@ __all__ = [
     "FlowPolicy",
     "Outcome",
     "Refused",
+    "Relay",
+    "StreamBroke",
+    "StreamDropped",
+    "StreamEnded",
     "Succeeded",
     "Wait",
+    "ask",
+    "tell",
 ]
+
+_T = TypeVar("_T")
+
+
+class Cancelled(BaseException):
+    """Thrown into a flow by a driver that stops it early (its task was cancelled, its
+    caller interrupted). The flow yields the effects that give back what it holds, then
+    re-raises: unlike a generator's close, a thrown exception still lets it yield."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +61,10 @@ class Wait:
 
 @dataclass(frozen=True)
 class Enter:
-    """Take a slot of ``bulkhead``, waiting at most ``timeout`` seconds in its queue."""
+    """Take a slot of ``route``'s bulkhead, waiting at most ``timeout`` seconds in its queue."""
 
-    bulkhead: Bulkhead
+    route: SharedRoute
     timeout: float
-    route: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,7 @@ class Call:
     limit, so running out of it is the caller's deadline cutting the attempt short.
     """
 
-    route: Route
+    route: SharedRoute
     timeout: float
     attempt: int
     until_deadline: bool = False
@@ -70,8 +92,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Succeeded:
+    """The attempt answered (for a stream: its first chunk arrived). ``quota`` is what the
+    provider's rate-limit headers said, parsed by the adapter; the flow applies it."""
+
     now: float
     usage_tokens: int | None = None
+    quota: RateLimitHints | None = None
 
 
 @dataclass(frozen=True)
@@ -99,8 +125,41 @@ class Refused(ResilientLLMError):
         self.usage_tokens = usage_tokens
 
 
-Effect = Wait | Enter | Call
+@dataclass(frozen=True)
+class Relay:
+    """A stream's first chunk is the caller's: relay the rest, then answer how it ended.
+    ``report`` is the call's account so far, for the first chunk's metadata."""
+
+    route: SharedRoute
+    report: CallReport
+
+
+@dataclass(frozen=True)
+class StreamEnded:
+    """The stream ran to its end; ``usage_tokens`` is what its last usage report said."""
+
+    now: float
+    usage_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamBroke:
+    """The stream failed after its first chunk (the provider's failure)."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class StreamDropped:
+    """The caller let go of the stream (closed it, cancelled, raised): nobody's failure."""
+
+
+Effect = Wait | Enter | Call | Op | Finish | Leave | Relay
 Outcome = Succeeded | Failed
+StreamOutcome = StreamEnded | StreamBroke | StreamDropped
+# What a driver sends back: the time after a Wait, Entered, an attempt's Outcome, a stream's
+# end, or a route-state operation's result (a Look, a Ticket, a Permit, a time, None).
+Answer = float | Outcome | Entered | StreamOutcome | Look | Ticket | Permit | None
 
 
 @dataclass(frozen=True)
@@ -111,3 +170,20 @@ class FlowPolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     spill_over: float = 1.0
     attempt_timeout: float | None = None
+
+
+def ask(
+    route: SharedRoute, name: OpName, kind: type[_T], *args: Any
+) -> Generator[Effect, Answer, _T]:
+    """Yield one :class:`Op` and return its answer, checked to be a ``kind``."""
+    answer = yield Op(route, name, args)
+    if kind is float and isinstance(answer, int):
+        answer = float(answer)
+    if not isinstance(answer, kind):
+        raise TypeError(f"an Op {name!r} must be answered with a {kind.__name__}, not {answer!r}")
+    return answer
+
+
+def tell(route: SharedRoute, name: OpName, *args: Any) -> Generator[Effect, Answer, None]:
+    """Yield one :class:`Op` whose answer carries nothing."""
+    yield Op(route, name, args)

@@ -1,16 +1,18 @@
-"""Drivers: the only code that sleeps and calls, interpreting :mod:`flow`'s effects.
+"""Drivers: the only code that sleeps, calls and performs, interpreting the flow's effects.
 
-``run_sync`` and ``run_async`` differ only in ``sleep`` vs ``await asleep`` and in how the
-attempt is made; every decision stays in the flow. Every wait here (sleeps, an attempt's
-timeout, stream stall limits, bulkhead queues) is measured on the injected clock. The
-streaming drivers run the same flow until the first chunk (so retry and failover apply
-before anything reaches the caller), then relay the rest; after the first chunk a failure
-raises :class:`StreamInterrupted` with the partial text, since retrying would repeat text
-the caller already has.
+:class:`SyncRun` and :class:`AsyncRun` step one call's flow: they sleep (``clock.sleep`` vs
+``await clock.asleep``), make attempts, and perform the route-state effects (inline vs
+awaited, see :mod:`~resilient_llm.run.perform`); every decision stays in the flow. Every
+wait here (sleeps, an attempt's timeout, stream stall limits, bulkhead queues) is
+measured on the injected clock. The streaming drivers run the same flow until the first
+chunk (so retry and failover apply before anything reaches the caller), relay the rest,
+and tell the flow how the stream ended; after the first chunk a failure raises
+:class:`StreamInterrupted` with the partial text, since retrying would repeat text the
+caller already has.
 
 Whatever interrupts a driver (task cancellation, ``KeyboardInterrupt``, a caller
-abandoning a stream), it closes the flow or finishes the admission, so the call's
-reservation and breaker permit are returned.
+abandoning a stream), it tells the flow or closes it and gives back what the flow left
+held, so the call's reservation, breaker permit and bulkhead slot are returned.
 """
 
 from __future__ import annotations
@@ -27,20 +29,36 @@ from collections.abc import (
     Iterator,
 )
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from ..clock import Clock
 from ..errors import ProviderUnavailable, ResilientLLMError, StreamInterrupted
-from ..flow.admission import Admission, CallReport
-from ..flow.effects import Call, Effect, Enter, Entered, Failed, Outcome, Succeeded, Wait
+from ..flow.admission import CallReport
+from ..flow.call import Flow
+from ..flow.effects import (
+    Call,
+    Effect,
+    Failed,
+    Outcome,
+    Relay,
+    StreamBroke,
+    StreamDropped,
+    StreamEnded,
+    StreamOutcome,
+    Succeeded,
+    Wait,
+)
 from ..messages import ChatChunk, Usage
+from ..policies.hints import RateLimitHints
+from .perform import aperform, astop, perform, stop
 from .stall import Pump, Stalled, StreamTimeouts
 from .stranded import Stranded
 
 __all__ = [
+    "AsyncRun",
+    "SyncRun",
     "aclose_stream",
     "close_stream",
-    "discard_stream",
     "run_async",
     "run_async_stream",
     "run_sync",
@@ -49,83 +67,163 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Flow = Generator[Effect, float | Outcome | Entered, CallReport]
-# An attempt returns its value and the tokens the provider reported (None if unknown).
-SyncSend = Callable[[Call], tuple[T, int | None]]
-AsyncSend = Callable[[Call], Awaitable[tuple[T, int | None]]]
+# An attempt returns its value, the tokens the provider reported (None if unknown) and what
+# its rate-limit headers said (None if nothing).
+Sent = tuple[T, int | None, RateLimitHints | None]
+SyncSend = Callable[[Call], Sent[T]]
+AsyncSend = Callable[[Call], Awaitable[Sent[T]]]
+
+
+class SyncRun(Generic[T]):
+    """One call's flow, stepped on the caller's thread."""
+
+    def __init__(self, flow: Flow, clock: Clock) -> None:
+        self.flow = flow
+        self.clock = clock
+
+    def start(self, send: SyncSend[T]) -> tuple[T | None, Relay | CallReport]:
+        """Step until the flow ends (its report) or hands a stream over (``Relay``)."""
+        return self._drive(next(self.flow), send)
+
+    def end(self, outcome: StreamOutcome) -> CallReport:
+        """Tell the flow how a relayed stream ended; step it to its end."""
+        _, stop = self._drive(self.flow.send(outcome), None)
+        if isinstance(stop, Relay):
+            raise TypeError("a flow relays one stream")
+        return stop
+
+    def _drive(
+        self, effect: Effect, send: SyncSend[T] | None
+    ) -> tuple[T | None, Relay | CallReport]:
+        value: T | None = None
+        flow, clock = self.flow, self.clock
+        try:
+            while True:
+                if isinstance(effect, Relay):
+                    return value, effect
+                if isinstance(effect, Wait):
+                    clock.sleep(effect.seconds)
+                    effect = flow.send(clock.now())
+                elif isinstance(effect, Call):
+                    if send is None:
+                        raise TypeError("a flow makes no attempt after its stream")
+                    try:
+                        value, usage, quota = send(effect)
+                    except ResilientLLMError as error:
+                        effect = flow.send(Failed(clock.now(), error, timed_out(error)))
+                    else:
+                        effect = flow.send(Succeeded(clock.now(), usage, quota))
+                else:
+                    effect = flow.send(perform(effect, clock))
+        except StopIteration as stop:
+            return value, stop.value
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the flow early; give back what it held."""
+        stop(self.flow, self.clock)
+
+
+class AsyncRun(Generic[T]):
+    """One call's flow, stepped on the running event loop.
+
+    With ``stranded``, giving back what the flow holds is registered under the loop while
+    it runs, so a loop closed under the call still returns the route's slots."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        clock: Clock,
+        stranded: Stranded | None = None,
+    ) -> None:
+        self.flow = flow
+        self.clock = clock
+        self.stranded = stranded
+
+    async def start(self, send: AsyncSend[T]) -> tuple[T | None, Relay | CallReport]:
+        with self.holding():
+            return await self._drive(next(self.flow), send)
+
+    async def end(self, outcome: StreamOutcome) -> CallReport:
+        with self.holding():
+            _, stop = await self._drive(self.flow.send(outcome), None)
+        if isinstance(stop, Relay):
+            raise TypeError("a flow relays one stream")
+        return stop
+
+    def holding(self) -> AbstractContextManager[None]:
+        if self.stranded is None:
+            return contextlib.nullcontext()
+        return self.stranded.holding(self.close_sync)
+
+    async def _drive(
+        self, effect: Effect, send: AsyncSend[T] | None
+    ) -> tuple[T | None, Relay | CallReport]:
+        value: T | None = None
+        flow, clock = self.flow, self.clock
+        try:
+            while True:
+                if isinstance(effect, Relay):
+                    return value, effect
+                if isinstance(effect, Wait):
+                    await clock.asleep(effect.seconds)
+                    effect = flow.send(clock.now())
+                elif isinstance(effect, Call):
+                    if send is None:
+                        raise TypeError("a flow makes no attempt after its stream")
+                    outcome: Outcome
+                    try:
+                        async with clock.timeout(effect.timeout):
+                            value, usage, quota = await send(effect)
+                    except ResilientLLMError as error:
+                        outcome = Failed(clock.now(), error, timed_out(error))
+                    except TimeoutError:
+                        outcome = Failed(clock.now(), _timed_out(effect), timed_out=True)
+                    else:
+                        outcome = Succeeded(clock.now(), usage, quota)
+                    effect = flow.send(outcome)
+                else:
+                    effect = flow.send(await aperform(effect, clock))
+        except StopIteration as stop:
+            return value, stop.value
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop the flow early; give back what it held (store round trips awaited)."""
+        await astop(self.flow, self.clock)
+
+    def close_sync(self) -> None:
+        """Stop the flow from outside its loop (the loop is gone); give back blocking."""
+        stop(self.flow, self.clock)
 
 
 def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport]:
     """Drive ``flow`` with blocking sleeps and calls; return the value and the report."""
-    value: T | None = None
-    try:
-        effect = next(flow)
-        while True:
-            if isinstance(effect, Wait):
-                clock.sleep(effect.seconds)
-                effect = flow.send(clock.now())
-                continue
-            if isinstance(effect, Enter):
-                queued = not effect.bulkhead.try_enter()
-                entered = not queued or effect.bulkhead.enter(effect.timeout, clock)
-                effect = flow.send(Entered(clock.now(), entered, queued))
-                continue
-            try:
-                value, usage = send(effect)
-            except ResilientLLMError as error:
-                effect = flow.send(Failed(clock.now(), error, timed_out(error)))
-            else:
-                effect = flow.send(Succeeded(clock.now(), usage))
-    except StopIteration as stop:
-        return value, stop.value  # type: ignore[return-value]
-    finally:
-        flow.close()
+    run: SyncRun[T] = SyncRun(flow, clock)
+    value, stop = run.start(send)
+    return value, _whole(stop)  # type: ignore[return-value]
 
 
 async def run_async(
-    flow: Flow, clock: Clock, send: AsyncSend[T], stranded: Stranded | None = None
+    flow: Flow,
+    clock: Clock,
+    send: AsyncSend[T],
+    stranded: Stranded | None = None,
 ) -> tuple[T, CallReport]:
-    """Drive ``flow`` on the running event loop; each attempt is bounded by its timeout.
-
-    With ``stranded``, closing the flow is registered under the loop, so a loop closed
-    under the call still gives back what the flow holds."""
-    with _holding(stranded, flow.close):
-        return await _run_async(flow, clock, send)
+    """Drive ``flow`` on the running event loop; each attempt is bounded by its timeout."""
+    run: AsyncRun[T] = AsyncRun(flow, clock, stranded)
+    value, stop = await run.start(send)
+    return value, _whole(stop)  # type: ignore[return-value]
 
 
-def _holding(
-    stranded: Stranded | None, release: Callable[[], None]
-) -> AbstractContextManager[None]:
-    return contextlib.nullcontext() if stranded is None else stranded.holding(release)
-
-
-async def _run_async(flow: Flow, clock: Clock, send: AsyncSend[T]) -> tuple[T, CallReport]:
-    value: T | None = None
-    try:
-        effect = next(flow)
-        while True:
-            if isinstance(effect, Wait):
-                await clock.asleep(effect.seconds)
-                effect = flow.send(clock.now())
-                continue
-            if isinstance(effect, Enter):
-                queued = not effect.bulkhead.try_enter()
-                entered = not queued or await effect.bulkhead.aenter(effect.timeout, clock)
-                effect = flow.send(Entered(clock.now(), entered, queued))
-                continue
-            try:
-                async with clock.timeout(effect.timeout):
-                    value, usage = await send(effect)
-            except ResilientLLMError as error:
-                effect = flow.send(Failed(clock.now(), error, timed_out(error)))
-            except TimeoutError:
-                effect = flow.send(Failed(clock.now(), _timed_out(effect), timed_out=True))
-            else:
-                effect = flow.send(Succeeded(clock.now(), usage))
-    except StopIteration as stop:
-        return value, stop.value  # type: ignore[return-value]
-    finally:
-        flow.close()
+def _whole(stop: Relay | CallReport) -> CallReport:
+    if isinstance(stop, Relay):
+        raise TypeError("a whole reply's flow must not relay a stream")
+    return stop
 
 
 def timed_out(error: BaseException) -> bool:
@@ -166,16 +264,14 @@ def _no_first_chunk(call: Call) -> ProviderUnavailable:
 
 
 class _Tally:
-    """What a stream delivered after its first chunk, and how its admission ends."""
+    """What a stream delivered after its first chunk."""
 
-    def __init__(self, report: CallReport, first: ChatChunk) -> None:
-        assert report.admission is not None, "a stream flow keeps its admission open"
-        self.admission: Admission = report.admission
-        self.route = report.route
+    def __init__(self, relay: Relay, first: ChatChunk) -> None:
+        self.route = relay.route.name
         self.text = ""
         self.usage: Usage | None = None
         self.first = dataclasses.replace(
-            self.add(first), metadata={**first.metadata, **report.metadata()}
+            self.add(first), metadata={**first.metadata, **relay.report.metadata()}
         )
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
@@ -183,11 +279,10 @@ class _Tally:
         self.usage = chunk.usage or self.usage
         return chunk
 
-    def finished(self, now: float) -> None:
-        self.admission.succeed(now, self.usage.total_tokens if self.usage else None)
+    def ended(self, now: float) -> StreamEnded:
+        return StreamEnded(now, self.usage.total_tokens if self.usage else None)
 
-    def interrupted(self, error: ResilientLLMError, now: float) -> StreamInterrupted:
-        self.admission.fail(now)
+    def interrupted(self, error: ResilientLLMError) -> StreamInterrupted:
         return StreamInterrupted(
             f"the stream from {self.route!r} failed after its first chunk: {error.message}",
             partial_text=self.text,
@@ -195,6 +290,15 @@ class _Tally:
             provider=self.route,
             status_code=error.status_code,
         )
+
+
+StreamStart = tuple[ChatChunk, Iterator[ChatChunk]]
+AsyncStreamStart = tuple[ChatChunk, AsyncIterator[ChatChunk]]
+
+
+def _started(first: ChatChunk, chunks: T) -> Sent[tuple[ChatChunk, T]]:
+    # A stream's quota headers arrive with its start: the first chunk carries them.
+    return (first, chunks), None, first.quota
 
 
 def run_sync_stream(
@@ -207,23 +311,21 @@ def run_sync_stream(
     if timeouts is not None:
         return _run_sync_stream_watched(flow, clock, open_stream, timeouts)
 
-    def first_chunk(call: Call) -> tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]:
+    def first_chunk(call: Call) -> Sent[StreamStart]:
         chunks = open_stream(call)
         try:
-            return (next(chunks), chunks), None
+            return _started(next(chunks), chunks)
         except StopIteration:
             raise _no_first_chunk(call) from None
         except BaseException:
             close_stream(chunks)
             raise
 
-    return _relay_sync(flow, clock, first_chunk)
+    return _relay_sync(SyncRun(flow, clock), first_chunk)
 
 
-def _refusal(report: CallReport) -> list[ChatChunk] | None:
+def _refusal(report: CallReport) -> list[ChatChunk]:
     """The chunks of the refused stream that is the call's answer, if every route refused."""
-    if report.refused is None:
-        return None
     chunks = list(report.refused.reply)
     first = chunks[0]
     chunks[0] = dataclasses.replace(first, metadata={**first.metadata, **report.metadata()})
@@ -231,28 +333,28 @@ def _refusal(report: CallReport) -> list[ChatChunk] | None:
 
 
 def _relay_sync(
-    flow: Flow,
-    clock: Clock,
-    first_chunk: Callable[[Call], tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]],
+    run: SyncRun[StreamStart], first_chunk: SyncSend[StreamStart]
 ) -> Generator[ChatChunk, None, None]:
-    start, report = run_sync(flow, clock, first_chunk)
-    refusal = _refusal(report)
-    if refusal is not None:
-        yield from refusal
+    start, stop = run.start(first_chunk)
+    if not isinstance(stop, Relay):
+        yield from _refusal(stop)
         return
+    assert start is not None, "a relayed stream has its first chunk"
     first, chunks = start
-    tally = _Tally(report, first)
+    tally = _Tally(stop, first)
+    clock = run.clock
     try:
         yield tally.first
         for chunk in chunks:
             yield tally.add(chunk)
     except ResilientLLMError as error:
-        raise tally.interrupted(error, clock.now()) from error
+        run.end(StreamBroke(clock.now()))
+        raise tally.interrupted(error) from error
     except BaseException:
-        tally.admission.release()
+        run.end(StreamDropped())
         raise
     else:
-        tally.finished(clock.now())
+        run.end(tally.ended(clock.now()))
     finally:
         close_stream(chunks)
 
@@ -265,7 +367,7 @@ def _run_sync_stream_watched(
 ) -> Generator[ChatChunk, None, None]:
     # A pump thread reads the stream, so waiting for a chunk can end on time even while
     # the read itself blocks.
-    def first_chunk(call: Call) -> tuple[tuple[ChatChunk, Iterator[ChatChunk]], None]:
+    def first_chunk(call: Call) -> Sent[StreamStart]:
         pump = Pump(open_stream(call), call.route.name)
         limit = _limit(timeouts.first_token, call.timeout)
         try:
@@ -281,9 +383,9 @@ def _run_sync_stream_watched(
         except BaseException:
             pump.abandon()
             raise
-        return (first, _watched(pump, timeouts.idle, call.route.name, clock)), None
+        return _started(first, _watched(pump, timeouts.idle, call.route.name, clock))
 
-    return _relay_sync(flow, clock, first_chunk)
+    return _relay_sync(SyncRun(flow, clock), first_chunk)
 
 
 def _watched(
@@ -301,8 +403,10 @@ def _watched(
         pump.abandon()
 
 
-StreamStart = tuple[ChatChunk, AsyncIterator[ChatChunk]]
-FirstPhase = Callable[[Flow, AsyncSend[StreamStart]], Awaitable[tuple[StreamStart, CallReport]]]
+FirstPhase = Callable[
+    [AsyncRun[AsyncStreamStart], AsyncSend[AsyncStreamStart]],
+    Awaitable[tuple[AsyncRun[AsyncStreamStart], AsyncStreamStart | None, Relay | CallReport]],
+]
 
 
 async def run_async_stream(
@@ -315,43 +419,44 @@ async def run_async_stream(
 ) -> AsyncGenerator[ChatChunk, None]:
     """The async twin of :func:`run_sync_stream`; the first chunk is bounded by the timeout.
 
-    ``first_phase`` runs the flow up to the first chunk (default :func:`run_async`; a
-    hedged call races two flows there).
+    ``first_phase`` runs the flow up to the first chunk (default: this flow alone; a
+    hedged call races two flows there and says which one won).
     """
     first_token = timeouts.first_token if timeouts else None
     idle = timeouts.idle if timeouts else None
 
-    async def first_chunk(call: Call) -> tuple[tuple[ChatChunk, AsyncIterator[ChatChunk]], None]:
+    async def first_chunk(call: Call) -> Sent[AsyncStreamStart]:
         chunks = open_stream(call)
         limit = _limit(first_token, call.timeout) if first_token is not None else None
         try:
             async with clock.timeout(limit):
-                return (await anext(chunks), chunks), None
+                return _started(await anext(chunks), chunks)
         except StopAsyncIteration:
             await aclose_stream(chunks)
             raise _no_first_chunk(call) from None
         except TimeoutError:
             await aclose_stream(chunks)
             if limit is None or limit >= call.timeout:
-                raise  # the attempt's own timeout: run_async reports it
+                raise  # the attempt's own timeout: the run reports it
             raise _no_first_chunk_in(call, limit) from None
         except BaseException:
             await aclose_stream(chunks)
             raise
 
+    run: AsyncRun[AsyncStreamStart] = AsyncRun(flow, clock, stranded)
     if first_phase is None:
-        start, report = await run_async(flow, clock, first_chunk, stranded)
+        start, stop = await run.start(first_chunk)
     else:
-        start, report = await first_phase(flow, first_chunk)
-    refusal = _refusal(report)
-    if refusal is not None:
-        for chunk in refusal:
+        run, start, stop = await first_phase(run, first_chunk)
+    if not isinstance(stop, Relay):
+        for chunk in _refusal(stop):
             yield chunk
         return
+    assert start is not None, "a relayed stream has its first chunk"
     first, chunks = start
-    tally = _Tally(report, first)
+    tally = _Tally(stop, first)
     try:
-        with _holding(stranded, tally.admission.release):
+        with run.holding():
             yield tally.first
             while True:
                 try:
@@ -360,24 +465,24 @@ async def run_async_stream(
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise _stalled(report.route, idle) from None
+                    raise _stalled(tally.route, idle) from None
                 yield tally.add(chunk)
     except ResilientLLMError as error:
-        raise tally.interrupted(error, clock.now()) from error
+        await run.end(StreamBroke(clock.now()))
+        raise tally.interrupted(error) from error
     except BaseException:
-        tally.admission.release()
+        await run.end(StreamDropped())
         raise
     else:
-        tally.finished(clock.now())
+        await run.end(tally.ended(clock.now()))
     finally:
         await aclose_stream(chunks)
 
 
-async def discard_stream(start: StreamStart, report: CallReport) -> None:
+async def discard_stream(run: AsyncRun[AsyncStreamStart], start: AsyncStreamStart) -> None:
     """Drop a stream that got its first chunk but lost a race: close it, free its route."""
     await aclose_stream(start[1])
-    if report.admission is not None:
-        report.admission.release()
+    await run.end(StreamDropped())
 
 
 def _limit(first_token: float | None, attempt: float) -> float:

@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from ..clock import Clock
 from ..events import EventHandler, Hedged
 from ..flow.admission import CallReport
-from ..flow.effects import Call
+from ..flow.effects import Call, Relay
+from ..flow.ops import SharedRoute
 from ..policies.backoff import _real
-from ..state.memory import Route
-from .drivers import AsyncSend, Flow, run_async
-from .stranded import Stranded
+from .drivers import AsyncRun, AsyncSend, Sent
 
 __all__ = ["Hedge", "run_hedged"]
 
 T = TypeVar("T")
+_Stop = tuple[T | None, Relay | CallReport]
 
 
 @dataclass(frozen=True, init=False)
@@ -46,31 +45,32 @@ class Hedge:
 
 
 async def run_hedged(
-    primary: Flow,
-    make_hedge: Callable[[Route | None], tuple[Flow, Route] | None],
-    clock: Clock,
+    primary: AsyncRun[T],
+    make_hedge: Callable[[SharedRoute | None], tuple[AsyncRun[T], SharedRoute] | None],
     send: AsyncSend[T],
     delay: float,
     emit: EventHandler,
-    discard: Callable[[T, CallReport], Awaitable[None]] | None = None,
-    stranded: Stranded | None = None,
-) -> tuple[T, CallReport]:
-    """Run ``primary``; if it has not finished after ``delay``, race it against the flow
-    ``make_hedge(route the primary is on, if any)`` returns with the route it leaves out
-    (None: nothing left to hedge with).
+    discard: Callable[[AsyncRun[T], T], Awaitable[None]] | None = None,
+) -> tuple[AsyncRun[T], T | None, Relay | CallReport]:
+    """Run ``primary``; if it has not got its reply (or first chunk) after ``delay``, race it
+    against the run ``make_hedge(route the primary is on, if any)`` returns with the route it
+    leaves out (None: nothing left to hedge with).
 
-    The first success wins; a success that lands after it is handed to ``discard`` (a
-    stream to close). If both fail, the primary's error is raised.
+    The first success wins: its run, value and where its flow stopped are returned. A
+    success that lands after it is handed to ``discard`` (a stream to close). If both
+    fail, the primary's error is raised.
     """
-    trying: list[Route] = []
+    clock = primary.clock
+    trying: list[SharedRoute] = []
 
-    async def tracked(call: Call) -> tuple[T, int | None]:
+    async def tracked(call: Call) -> Sent[T]:
         trying.append(call.route)
         return await send(call)
 
-    first = asyncio.ensure_future(run_async(primary, clock, tracked, stranded))
-    tasks: list[asyncio.Future[tuple[T, CallReport]]] = [first]
-    winner: asyncio.Future[tuple[T, CallReport]] | None = None
+    runs = [primary]
+    first = asyncio.ensure_future(primary.start(tracked))
+    tasks: list[asyncio.Future[tuple[T | None, Relay | CallReport]]] = [first]
+    winner: asyncio.Future[tuple[T | None, Relay | CallReport]] | None = None
     try:
         # The delay runs on the clock, as a timeout on waiting for the primary (not a
         # sleep: a fake clock's sleep would end at once and hedge every call).
@@ -78,33 +78,36 @@ async def run_hedged(
             async with clock.timeout(delay):
                 await asyncio.wait({first})
         if first.done():
-            return first.result()
+            winner = first
+            return (primary, *first.result())
         hedge = make_hedge(trying[-1] if trying else None)
         if hedge is None:
-            return await first
-        flow, slow = hedge
+            winner = first
+            return (primary, *(await first))
+        run, slow = hedge
         emit(Hedged(slow.name, clock.now(), delay))
-        tasks.append(asyncio.ensure_future(run_async(flow, clock, send, stranded)))
+        runs.append(run)
+        tasks.append(asyncio.ensure_future(run.start(send)))
         winner = await _first_success(tasks)
-        return winner.result()
+        return (runs[tasks.index(winner)], *winner.result())
     finally:
         for task in tasks:
             task.cancel()
         # Let the losers' drivers run their cleanup (close flows, free admissions).
         await asyncio.gather(*tasks, return_exceptions=True)
         if winner is not None and discard is not None:
-            for task in tasks:
+            for run, task in zip(runs, tasks, strict=True):
                 if task is not winner and _succeeded(task):
-                    await discard(*task.result())
+                    value, stop = task.result()
+                    if isinstance(stop, Relay) and value is not None:
+                        await discard(run, value)
 
 
-def _succeeded(task: asyncio.Future[tuple[T, CallReport]]) -> bool:
+def _succeeded(task: asyncio.Future[_Stop[T]]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
-async def _first_success(
-    tasks: list[asyncio.Future[tuple[T, CallReport]]],
-) -> asyncio.Future[tuple[T, CallReport]]:
+async def _first_success(tasks: list[asyncio.Future[_Stop[T]]]) -> asyncio.Future[_Stop[T]]:
     pending = set(tasks)
     while pending:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

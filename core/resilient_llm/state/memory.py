@@ -6,12 +6,14 @@ misconfigured, and the quota the provider last reported in its rate-limit header
 calls share one route object, so a pause or an open breaker learnt by one call steers
 every other call at once.
 
-The decision core reads and changes a route only through the methods below, each of which
-is one decision: :meth:`Route.look` (may a call go, and after what wait), :meth:`Route.admit`
-(take a slot and, if it is due now, a breaker permit), and one method per way an attempt
-ends. That is the seam of the state backends: this class keeps the state in memory, and
-the Redis backend overrides each method with one atomic script, so many processes share
-one quota, one breaker and one pause at one round trip per decision.
+The decision core reads and changes a route only through effects that drivers perform
+with the methods below, each of which is one decision: :meth:`Route.look` (may a call go,
+and after what wait), :meth:`Route.admit` (take a slot and, if it is due now, a breaker
+permit), and one way per end of an attempt (:meth:`Route.finish`). That is the seam of
+the state backends: this class keeps the state in memory (``remote = False``: a driver
+performs its operations inline, even on an event loop), and the Redis backend runs each
+as one atomic script, awaited on the async path, so many processes share one quota, one
+breaker and one pause at one round trip per decision.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import dataclasses
 import math
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from .._forks import renew_locks
 from ..errors import RequestTooLarge
+from ..flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ..policies.adaptive import ProviderCap
 from ..policies.breaker import BreakerListener, BreakerSnapshot, CircuitBreaker, Permit
 from ..policies.hints import RateLimitHints
@@ -44,46 +47,10 @@ class RouteSnapshot:
     bulkhead: BulkheadSnapshot | None = None
 
 
-class Slot(Protocol):
-    """A limiter reservation, from whichever backend granted it."""
-
-    @property
-    def at(self) -> float: ...
-
-    @property
-    def wait(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class Look:
-    """What a route would do for a call at one instant, without taking anything.
-
-    ``ready_at`` is when its breaker next gives a permit (``inf`` while every half-open
-    probe is out), ``paused_until`` when its retry-after pause ends, ``wait`` the limiter
-    queue a request of the given size would join.
-    """
-
-    ready_at: float
-    paused_until: float
-    wait: float
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """What :meth:`Route.admit` granted.
-
-    ``slot`` is None when the request was due at once but the route refused it (breaker
-    open, probes out, paused): nothing is held. Otherwise ``permit`` is set when the slot
-    is due now, and None when the caller must wait for ``slot.at`` and then
-    :meth:`Route.acquire`.
-    """
-
-    slot: Slot | None
-    permit: Permit | None
-
-
 class Route:
     """Shared state of one provider endpoint, kept in memory. Methods take ``now``; none waits."""
+
+    remote = False
 
     def __init__(
         self,
@@ -114,6 +81,39 @@ class Route:
     @property
     def rate_limit(self) -> RateLimit:
         return self.limiter.limit
+
+    @property
+    def has_bulkhead(self) -> bool:
+        return self.bulkhead is not None
+
+    # -- the flow's effects ---------------------------------------------------------
+
+    def perform(self, name: OpName, args: tuple[Any, ...]) -> Any:
+        """Carry out the flow's ``Op(name, args)``."""
+        return getattr(self, name)(*args)
+
+    async def aperform(self, name: OpName, args: tuple[Any, ...]) -> Any:
+        return self.perform(name, args)
+
+    def finish(
+        self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
+    ) -> None:
+        """Carry out the flow's ``Finish``: what the state learns from one attempt."""
+        if how == "succeed":
+            assert now is not None, "a success is recorded at a time"
+            self.succeed(slot, permit, now, tokens)
+        elif how == "fail":
+            assert now is not None, "a failure is recorded at a time"
+            self.fail(slot, permit, now)
+        elif how == "release":
+            self.release(permit)
+        else:
+            self.withdraw(slot, permit)
+
+    async def afinish(
+        self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
+    ) -> None:
+        self.finish(how, slot, permit, now, tokens)
 
     def check_fits(self, tokens: int) -> None:
         """Raise :class:`RequestTooLarge` if ``tokens`` can never fit the token limit."""

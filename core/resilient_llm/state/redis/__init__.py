@@ -15,26 +15,32 @@ When Redis cannot be reached, ``on_unavailable`` decides:
   a finished call never fails because Redis went away.
 
 Every Redis command is bounded by ``timeout`` seconds, so an unreachable Redis costs a call
-at most that much, once per ``retry_after``.
+at most that much, once per ``retry_after``. Sync calls use a blocking client; async calls
+await a ``redis.asyncio`` client of their own event loop (made on first use with the same
+settings), so a slow or unreachable Redis never blocks the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
+import weakref
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 try:
     import redis
 except ImportError as exc:  # pragma: no cover - the extra is part of dev installs
     raise ImportError("RedisState needs redis-py: pip install 'resilient-llm[redis]'") from exc
 
+from ..._forks import on_fork_in_child
 from ...clock import Clock, SystemClock
 from ...errors import ConfigurationError
 from ...events import EventHandler
 from ...policies.breaker import BreakerPolicy
 from ...policies.limiter import RateLimit
-from ._connect import connect, where
+from ._connect import connect, connect_async, where
 from ._route import RedisRoute
 
 __all__ = ["RedisRoute", "RedisState"]
@@ -90,8 +96,38 @@ class RedisState:
         self.retry_after = float(retry_after)
         self.time: TimeSource = time
         self.clock: Clock = clock or SystemClock()
-        source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
-        self.script = self.client.register_script(source)
+        self._source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
+        self.script = self.client.register_script(self._source)
+        self._timeout = float(timeout)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._async_lock = threading.Lock()
+        on_fork_in_child(self, RedisState._forget_async)
+
+    def _forget_async(self) -> None:
+        # A child has none of the parent's loops; their connections are the parent's.
+        self._async = weakref.WeakKeyDictionary()
+        self._async_lock = threading.Lock()
+
+    def async_script(self) -> Any:
+        """The route script on the running loop's own ``redis.asyncio`` client: an async
+        client's connections belong to the loop that opened them."""
+        loop = asyncio.get_running_loop()
+        found = self._async.get(loop)
+        if found is None:
+            with self._async_lock:
+                found = self._async.get(loop)
+                if found is None:
+                    client = connect_async(self.client, self._timeout)
+                    found = self._async[loop] = (client, client.register_script(self._source))
+        return found[1]
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (the sync pool stays; see :meth:`close`)."""
+        found = self._async.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()
 
     def route(
         self,

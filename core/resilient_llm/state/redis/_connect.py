@@ -9,13 +9,13 @@ import redis.asyncio
 
 from ...errors import ConfigurationError
 
-__all__ = ["connect", "where"]
+__all__ = ["connect", "connect_async", "where"]
 
 
 def connect(owner: str, target: object, timeout: float, *, decode: bool) -> redis.Redis:
     """A sync client for ``target``: a URL (its socket timeouts set to ``timeout``), a
     ``redis.Redis`` as given, or a ``redis.asyncio.Redis`` whose settings open a sync pool
-    (each decision is one short round trip made inline, for sync and async calls alike)."""
+    (async calls get clients of their own loops from these settings: :func:`connect_async`)."""
     if isinstance(target, str):
         if not target.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(
@@ -39,6 +39,27 @@ def connect(owner: str, target: object, timeout: float, *, decode: bool) -> redi
         f"{owner}.target must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis "
         f"client, got {type(target).__name__}"
     )
+
+
+_SYNC_ONLY = frozenset(
+    {"retry", "redis_connect_func", "event_dispatcher", "maint_notifications_config"}
+)
+
+
+def connect_async(client: redis.Redis, timeout: float) -> redis.asyncio.Redis:
+    """An async client with ``client``'s settings, for the running event loop."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    accepted = inspect.signature(redis.asyncio.Redis).parameters
+    # Objects made for the sync client (its retry policy, connect hook) do not fit an async one.
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted and k not in _SYNC_ONLY}
+    kwargs.setdefault("socket_timeout", timeout)
+    kwargs.setdefault("socket_connect_timeout", timeout)
+    if "path" in pool.connection_kwargs:
+        kwargs["unix_socket_path"] = pool.connection_kwargs["path"]
+    if pool.connection_class.__name__ == "SSLConnection":
+        kwargs["ssl"] = True
+    return redis.asyncio.Redis(**kwargs)
 
 
 def where(client: redis.Redis) -> str:

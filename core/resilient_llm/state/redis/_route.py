@@ -4,13 +4,20 @@ fallback when Redis is out of reach.
 Times cross the wire as offsets: a script returns the time it decided at, ``t``, and each
 time ``x`` it reports lands on the caller's timeline at ``now + (x - t)``. So the engine's
 clock and the Redis server's clock never need to agree, only to tick at the same rate.
+
+Each operation is planned once (:class:`_Plan`: the script's op and arguments, how to read
+its reply, what to do when Redis is away) and run either blocking, for sync calls, or
+awaited on the running loop's own ``redis.asyncio`` client, for async calls: a slow Redis
+then delays only the calls that wait on it, never the event loop. No lock is held across
+a round trip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +26,7 @@ import redis
 from ..._forks import renew_locks
 from ...errors import StateUnavailable
 from ...events import Event, EventHandler, StateDown, StateRestored
+from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ...policies.breaker import (
     BreakerListener,
     BreakerPolicy,
@@ -29,7 +37,7 @@ from ...policies.breaker import (
     StateChange,
 )
 from ...policies.limiter import Limiter, LimiterSnapshot, RateLimit
-from ..memory import Look, Route, RouteSnapshot, Slot, Ticket, _memory
+from ..memory import Route, RouteSnapshot, _memory
 
 if TYPE_CHECKING:
     from . import RedisState
@@ -51,16 +59,32 @@ class RedisPermit(Permit):
     """A breaker permit held in Redis (its ``id`` is unique across processes)."""
 
 
-class _Down(Exception):
-    """Redis did not answer; the caller falls back or fails closed."""
-
-
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@dataclass
+class _Plan:
+    """One operation: the script's ``op`` and arguments, ``read`` for its reply (given the
+    script's decision time and result), ``local`` when Redis is away. ``best_effort``: an
+    outcome, recorded if Redis answers, dropped (after StateDown) if not."""
+
+    op: str
+    now: float | None
+    args: tuple[str | float | None, ...]
+    read: Callable[[float, list[Any]], Any]
+    local: Callable[[], Any]
+    best_effort: bool = False
+
+
+def _nothing(t: float, result: list[Any]) -> None:
+    return None
+
+
 class RedisRoute(Route):
     """One route's shared state in Redis; the inherited memory state is the fallback."""
+
+    remote = True
 
     def __init__(
         self,
@@ -90,48 +114,81 @@ class RedisRoute(Route):
         ]
         self._listeners: list[BreakerListener] = []
         self._seen = CircuitState.CLOSED
-        self._turn = threading.Lock()
-        renew_locks(self, "_turn")  # redis-py's pool makes a child its own connections
+        # The breaker generation of the newest reply read: an older reply, read late
+        # because its round trip was slower, must not be taken for another process's change.
+        self._latest = -1
+        # Who this route object is to the script: a breaker move records its mover.
+        self._me = uuid.uuid4().hex
+        # Guards only this process's bookkeeping of replies (no I/O under it).
+        self._book = threading.Lock()
+        renew_locks(self, "_book")
         self._down_since: float | None = None
         self._retry_at = -math.inf
 
-    # -- the one round trip --------------------------------------------------------
+    # -- running a plan -----------------------------------------------------------
 
-    def _run(self, op: str, now: float, *args: str | float | None) -> tuple[float, list[Any]]:
-        """Run ``op``; return the script's decision time and its result. Raises _Down.
+    def _script_args(self, plan: _Plan, now: float) -> tuple[list[str], list[str | float]]:
+        when = "" if self._state.time == "server" else repr(now)
+        with self._book:
+            fixed = list(self._args)
+        op = f"{plan.op}|{self._me}"
+        return self._keys, [op, when, *fixed, *(_opt(a) for a in plan.args)]
 
-        This process's calls on the route take turns (one short round trip each), so their
-        replies are read in the order Redis ran them and a reply older than one already read
-        is never taken for a change made by another process. Events go out after the turn,
-        so a listener may call back into the route.
-        """
-        notices: list[Event] = []
-        changes: list[StateChange] = []
-        with self._turn:
-            if self._state.clock.now() < self._retry_at:
-                raise _Down
-            when = "" if self._state.time == "server" else repr(now)
-            try:
-                reply = self._state.script(
-                    keys=self._keys, args=[op, when, *self._args, *(_opt(a) for a in args)]
-                )
-            except redis.RedisError as exc:
-                failure: redis.RedisError | None = exc
-                notices += self._went_down(exc, now)
-            else:
-                failure = None
-                notices += self._came_back(now)
-                t, state, made, result = reply
-                t = float(_text(t))
-                changes = self._changes(now, t, _text(state), made)
+    def _execute(self, plan: _Plan) -> Any:
+        now = self._state.clock.now() if plan.now is None else plan.now
+        if not plan.op or self._state.clock.now() < self._retry_at:
+            return self._away(plan, None, now)
+        keys, args = self._script_args(plan, now)
+        try:
+            reply = self._state.script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            return self._away(plan, exc, now)
+        return self._read(plan, reply, now)
+
+    async def _aexecute(self, plan: _Plan) -> Any:
+        now = self._state.clock.now() if plan.now is None else plan.now
+        if not plan.op or self._state.clock.now() < self._retry_at:
+            return self._away(plan, None, now)
+        keys, args = self._script_args(plan, now)
+        try:
+            script = self._state.async_script()
+            reply = await script(keys=keys, args=args)
+        except (redis.RedisError, OSError) as exc:
+            return self._away(plan, exc, now)
+        return self._read(plan, reply, now)
+
+    def _read(self, plan: _Plan, reply: Any, now: float) -> Any:
+        """Take a script's reply: note Redis is back, announce breaker changes, read it.
+        Events go out with no lock held, so a listener may call back into the route."""
+        t, state, made, result, generation, mover = reply
+        t = float(_text(t))
+        with self._book:
+            notices = self._came_back(now)
+            changes = self._changes(
+                now, t, _text(state), made, int(_text(generation)), _text(mover)
+            )
         for notice in notices:
             self._emit(notice)
-        if failure is not None:
-            raise _Down from failure
         for change in changes:
             for listener in tuple(self._listeners):
                 listener(change)
-        return t, result
+        return plan.read(t, result)
+
+    def _away(self, plan: _Plan, exc: Exception | None, now: float) -> Any:
+        """Redis did not answer (``exc``), is still in its retry pause (None), or the plan
+        has nothing for Redis to do."""
+        if not plan.op:
+            return plan.local()
+        if exc is not None:
+            with self._book:
+                notices = self._went_down(exc, now)
+            for notice in notices:
+                self._emit(notice)
+        if plan.best_effort:
+            # StateDown was announced; the keys expire, so nothing is left dangling.
+            return plan.local()
+        self._decide_locally()
+        return plan.local()
 
     def _went_down(self, exc: Exception, now: float) -> list[Event]:
         self._retry_at = self._state.clock.now() + self._state.retry_after
@@ -154,59 +211,103 @@ class RedisRoute(Route):
                 provider=self.name,
             )
 
-    def _changes(self, now: float, t: float, state: str, made: list[Any]) -> list[StateChange]:
-        # Transitions this script made carry their reason; a state that differs from the
-        # last one seen here was changed by another process.
-        events = []
-        for old, new, at, reason in made:
-            at_here = now + (float(_text(at)) - t)
-            events.append(
-                StateChange(
-                    self.name,
-                    CircuitState(_text(old)),
-                    CircuitState(_text(new)),
-                    at_here,
-                    _text(reason),
-                )
+    def _changes(
+        self, now: float, t: float, state: str, made: list[Any], generation: int, mover: str
+    ) -> list[StateChange]:
+        """The breaker changes a reply tells of. Transitions this script made are ours and
+        carry their reason. A reply newer than any read (by the breaker's generation) whose
+        state differs from the last seen tells of a change another process made, unless
+        the last mover was this route object (then its own reply, perhaps still in flight
+        on another thread or task, announces it)."""
+        events = [
+            StateChange(
+                self.name,
+                CircuitState(_text(old)),
+                CircuitState(_text(new)),
+                now + (float(_text(at)) - t),
+                _text(reason),
             )
+            for old, new, at, reason in made
+        ]
+        if generation <= self._latest:
+            return events
+        self._latest = generation
         current = CircuitState(state)
-        seen = self._seen
-        if events and events[0].old is not seen:
-            events.insert(0, StateChange(self.name, seen, events[0].old, now, "by another process"))
-        elif not events and current is not seen:
-            events.append(StateChange(self.name, seen, current, now, "by another process"))
+        if not events and current is not self._seen and mover != self._me:
+            events.append(StateChange(self.name, self._seen, current, now, "by another process"))
         self._seen = current
         return events
+
+    # -- the flow's effects ----------------------------------------------------------
+
+    def perform(self, name: OpName, args: tuple[Any, ...]) -> Any:
+        return self._execute(self._plan(name, args))
+
+    async def aperform(self, name: OpName, args: tuple[Any, ...]) -> Any:
+        return await self._aexecute(self._plan(name, args))
+
+    def _plan(self, name: OpName, args: tuple[Any, ...]) -> _Plan:
+        plan: Callable[..., _Plan] = getattr(self, f"_{name}")
+        return plan(*args)
+
+    def finish(
+        self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
+    ) -> None:
+        for plan in self._finish_plans(how, slot, permit, now, tokens):
+            self._execute(plan)
+
+    async def afinish(
+        self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
+    ) -> None:
+        for plan in self._finish_plans(how, slot, permit, now, tokens):
+            await self._aexecute(plan)
 
     # -- decisions -----------------------------------------------------------------
 
     def look(self, tokens: int, now: float) -> Look:
-        try:
-            t, (ready, paused, wait) = self._run("look", now, tokens, self._hold(tokens, now))
-        except _Down:
-            self._decide_locally()
-            return super().look(tokens, now)
-        return Look(_here(ready, now, t), _here(paused, now, t), float(_text(wait)))
+        result: Look = self._execute(self._look(tokens, now))
+        return result
+
+    def _look(self, tokens: int, now: float) -> _Plan:
+        def read(t: float, result: list[Any]) -> Look:
+            ready, paused, wait = result
+            return Look(_here(ready, now, t), _here(paused, now, t), float(_text(wait)))
+
+        return _Plan(
+            "look",
+            now,
+            (tokens, self._hold(tokens, now)),
+            read,
+            lambda: Route.look(self, tokens, now),
+        )
 
     def admit(self, tokens: int, now: float) -> Ticket:
-        try:
-            t, result = self._run("admit", now, tokens, self._hold(tokens, now))
-        except _Down:
-            self._decide_locally()
-            return super().admit(tokens, now)
-        if not result:
-            return Ticket(None, None)
-        at = _here(result[1], now, t)
-        self._consumed(tokens, at)
-        slot = RedisSlot(_text(result[0]), at, max(0.0, at - now))
-        if len(result) == 2:
-            return Ticket(slot, None)
-        return Ticket(slot, _permit(result[2:]))
+        result: Ticket = self._execute(self._admit(tokens, now))
+        return result
+
+    def _admit(self, tokens: int, now: float) -> _Plan:
+        def read(t: float, result: list[Any]) -> Ticket:
+            if not result:
+                return Ticket(None, None)
+            at = _here(result[1], now, t)
+            self._consumed(tokens, at)
+            slot = RedisSlot(_text(result[0]), at, max(0.0, at - now))
+            if len(result) == 2:
+                return Ticket(slot, None)
+            return Ticket(slot, _permit(result[2:]))
+
+        return _Plan(
+            "admit",
+            now,
+            (tokens, self._hold(tokens, now)),
+            read,
+            lambda: Route.admit(self, tokens, now),
+        )
 
     def learn(self, limit: RateLimit) -> None:
         super().learn(limit)
         learnt = self.rate_limit
-        with self._turn:
+        with self._book:
             self._args[1] = _opt(learnt.requests_per_minute)
             self._args[2] = _opt(learnt.tokens_per_minute)
 
@@ -216,20 +317,24 @@ class RedisRoute(Route):
         return None if not_before is None else not_before - now
 
     def acquire(self, now: float) -> Permit | None:
-        try:
-            _, result = self._run("acquire", now)
-        except _Down:
-            self._decide_locally()
-            return super().acquire(now)
-        return _permit(result) if result else None
+        result: Permit | None = self._execute(self._acquire(now))
+        return result
+
+    def _acquire(self, now: float) -> _Plan:
+        def read(t: float, result: list[Any]) -> Permit | None:
+            return _permit(result) if result else None
+
+        return _Plan("acquire", now, (), read, lambda: Route.acquire(self, now))
 
     def ready_at(self, now: float) -> float:
-        try:
-            t, (ready,) = self._run("ready", now)
-        except _Down:
-            self._decide_locally()
-            return super().ready_at(now)
-        return _here(ready, now, t)
+        result: float = self._execute(self._ready_at(now))
+        return result
+
+    def _ready_at(self, now: float) -> _Plan:
+        def read(t: float, result: list[Any]) -> float:
+            return _here(result[0], now, t)
+
+        return _Plan("ready", now, (), read, lambda: Route.ready_at(self, now))
 
     # -- outcomes: best effort, a finished call never fails on the state store -------
 
@@ -237,56 +342,82 @@ class RedisRoute(Route):
     # Redis, then a permit from memory while Redis was away, or the reverse): each goes
     # back where it came from, and a memory permit's id never reaches Redis.
 
+    def _finish_plans(
+        self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
+    ) -> list[_Plan]:
+        in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
+        slot_id = slot.id if isinstance(slot, RedisSlot) else None
+        permit_id = permit.id if isinstance(permit, RedisPermit) else None
+        plans: list[_Plan] = []
+        if how == "succeed":
+            assert now is not None, "a success is recorded at a time"
+            if in_redis == (True, True):
+                return [self._record("succeed", now, slot_id, permit_id, tokens)]
+            if permit_id is not None:
+                plans.append(self._record("succeed", now, None, permit_id))
+            else:
+                self.breaker.record_success(permit, now)
+            if tokens is not None:
+                if slot_id is not None:
+                    plans.append(self._record("succeed", now, slot_id, None, tokens))  # settles
+                else:
+                    _memory(slot).settle(tokens)
+            return plans
+        if how == "fail":
+            assert now is not None, "a failure is recorded at a time"
+            if permit_id is None:
+                super().fail(slot, permit, now)
+                return []
+            return [self._record("fail", now, None, permit_id)]
+        if how == "withdraw" and in_redis == (True, True):
+            return [self._record("withdraw", None, slot_id, permit_id)]
+        if how == "withdraw":
+            plans += self._cancel_plans(slot)
+        if permit_id is None:
+            super().release(permit)
+        else:
+            plans.append(self._record("release", None, None, permit_id))
+        return plans
+
+    def _cancel_plans(self, slot: Slot) -> list[_Plan]:
+        if not isinstance(slot, RedisSlot):
+            super().cancel(slot)
+            return []
+        return [self._record("cancel", None, slot.id)]
+
+    def _cancel(self, slot: Slot) -> _Plan:
+        plans = self._cancel_plans(slot)
+        return plans[0] if plans else _Plan("", None, (), _nothing, lambda: None, True)
+
     def succeed(self, slot: Slot, permit: Permit, now: float, usage_tokens: int | None) -> None:
-        if isinstance(slot, RedisSlot) and isinstance(permit, RedisPermit):
-            self._record("succeed", now, slot.id, permit.id, usage_tokens)
-            return
-        if isinstance(permit, RedisPermit):
-            self._record("succeed", now, None, permit.id)
-        else:
-            self.breaker.record_success(permit, now)
-        if usage_tokens is None:
-            return
-        if isinstance(slot, RedisSlot):
-            self._record("succeed", now, slot.id, None, usage_tokens)  # settles only
-        else:
-            _memory(slot).settle(usage_tokens)
+        self.finish("succeed", slot, permit, now, usage_tokens)
 
     def fail(self, slot: Slot, permit: Permit, now: float) -> None:
-        if not isinstance(permit, RedisPermit):
-            super().fail(slot, permit, now)
-        else:
-            self._record("fail", now, None, permit.id)
+        self.finish("fail", slot, permit, now, None)
 
     def release(self, permit: Permit) -> None:
         if not isinstance(permit, RedisPermit):
             super().release(permit)
         else:
-            self._record("release", None, None, permit.id)
+            self._execute(self._record("release", None, None, permit.id))
 
     def cancel(self, slot: Slot) -> None:
-        if not isinstance(slot, RedisSlot):
-            super().cancel(slot)
-        else:
-            self._record("cancel", None, slot.id)
+        for plan in self._cancel_plans(slot):
+            self._execute(plan)
 
     def withdraw(self, slot: Slot, permit: Permit) -> None:
-        if isinstance(slot, RedisSlot) and isinstance(permit, RedisPermit):
-            self._record("withdraw", None, slot.id, permit.id)
-        else:
-            self.cancel(slot)
-            self.release(permit)
+        self.finish("withdraw", slot, permit, None, None)
 
     def pause(self, now: float, seconds: float) -> None:
+        self._execute(self._pause(now, seconds))
+
+    def _pause(self, now: float, seconds: float) -> _Plan:
         # The memory pause is kept as well, so a fallback still honours it.
         super().pause(now, seconds)
-        self._record("pause", now, seconds)
+        return self._record("pause", now, seconds)
 
-    def _record(self, op: str, now: float | None, *args: str | float | None) -> None:
-        moment = self._state.clock.now() if now is None else now
-        # On _Down, StateDown was announced; the keys expire, so nothing is left dangling.
-        with contextlib.suppress(_Down):
-            self._run(op, moment, *args)
+    def _record(self, op: str, now: float | None, *args: str | float | None) -> _Plan:
+        return _Plan(op, now, args, _nothing, lambda: None, best_effort=True)
 
     # -- observation ---------------------------------------------------------------
 
@@ -297,13 +428,21 @@ class RedisRoute(Route):
 
     def reset(self, now: float) -> None:
         """Close the shared breaker and clear its counts, for every process."""
-        self._record("reset", now)
+        self._execute(self._record("reset", now))
 
     def shared_snapshot(self, now: float) -> RouteSnapshot:
-        try:
-            t, result = self._run("snapshot", now)
-        except _Down:
-            return super().shared_snapshot(now)
+        plan = _Plan(
+            "snapshot",
+            now,
+            (),
+            lambda t, result: self._read_snapshot(now, t, result),
+            lambda: Route.shared_snapshot(self, now),
+            best_effort=True,
+        )
+        snapshot: RouteSnapshot = self._execute(plan)
+        return snapshot
+
+    def _read_snapshot(self, now: float, t: float, result: list[Any]) -> RouteSnapshot:
         admitted, used, size, total, first, failures, calls, opened, probes, paused = (
             _text(v) for v in result
         )

@@ -13,7 +13,9 @@
 --       10 probes, then the op's own arguments from 11.
 local K_LOG, K_TOK, K_META, K_BRK, K_OUT, K_LIVE, K_PAUSE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local op = ARGV[1]
+-- ARGV[1] is the op, then '|' and the id of the route object asking: a breaker move
+-- records its mover, so a process can tell its own changes from others' in any order.
+local op, mover = string.match(ARGV[1], '^([^|]+)|?(.*)$')
 local t
 if ARGV[2] == '' then
   local now = redis.call('TIME')
@@ -153,6 +155,7 @@ local function move(new, reason)
   end
   state = new
   redis.call('HINCRBY', K_BRK, 'gen', 1)
+  redis.call('HSET', K_BRK, 'mover', mover)
   redis.call('DEL', K_LIVE)
   probes = 0
   if new == 'open' then
@@ -352,4 +355,6 @@ local ahead = 0
 if #last > 0 then ahead = math.max(0, tonumber(last[2]) - t) end
 local ttl = math.ceil((ahead + 2 * math.max(WINDOW, B_WINDOW, COOLDOWN)) * 1000) + 1000
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
-return {fmt(t), state, changes, result}
+-- The breaker's generation orders replies: one read after a newer one is stale.
+local now_brk = redis.call('HMGET', K_BRK, 'gen', 'mover')
+return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or ''}
