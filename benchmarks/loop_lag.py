@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from resilient_llm import Provider, ResilientLLM, RetryPolicy
+
 # The state backends move to resilient_llm.state(.redis): these two lines are all to change.
 from resilient_llm.backends import MemoryState
 from resilient_llm.backends.redis import RedisState
