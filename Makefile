@@ -72,17 +72,19 @@ clean:
 # Benchmarks against the peers (benchmarks/): their own venv, since LangChain's Gemini package
 # pins google-genai 2.x and LiteLLM has pins of its own. Not part of `make test`: tests never
 # time anything. BENCH_ARGS=--quick for a smoke run. Then each beyond-the-peers feature, off
-# and on (benchmarks/features.py).
+# and on (benchmarks/features.py). Then the caller's event-loop lag, with the route state in a
+# real Redis behind a delaying proxy (benchmarks/loop_lag.py; it starts its own redis-server).
 BENCH := .venv-bench
 
 $(BENCH)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "resilient-llm needs Python 3.11+"'
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH)/bin/python -m pip install --quiet -e '.[langchain]' -r benchmarks/requirements.txt
+	$(BENCH)/bin/python -m pip install --quiet -e '.[langchain,redis]' -r benchmarks/requirements.txt
 	touch $@
 
 .PHONY: bench
-bench: $(BENCH)/.installed
+bench: $(BENCH)/.installed redis-server
 	$(BENCH)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH)/bin/python -m benchmarks.features
+	$(BENCH)/bin/python -m benchmarks.loop_lag $(BENCH_ARGS)
