@@ -36,9 +36,9 @@ from typing import Any
 from resilient_llm import Provider, ResilientLLM, RetryPolicy
 
 # The state backends move to resilient_llm.state(.redis): these two lines are all to change.
-from resilient_llm.backends import MemoryState
-from resilient_llm.backends.redis import RedisState
-from resilient_llm.chaos import ChaosServer, Plan
+from resilient_llm.state import MemoryState
+from resilient_llm.state.redis import RedisState
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .loopback import guard
 from .redis_proxy import RedisProxy
