@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from resilient_llm import Provider, ResilientLLM, RetryPolicy
-
-# The state backends move to resilient_llm.state(.redis): these two lines are all to change.
 from resilient_llm.state import MemoryState
 from resilient_llm.state.redis import RedisState
 from resilient_llm.testing.chaos import ChaosServer, Plan
