@@ -24,7 +24,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._arguments import MessagesIn, build_request, timeout_setting
 from ._forks import renew_locks
@@ -186,7 +186,7 @@ class ResilientLLM:
             if self.cache is None
             else CacheFront(self.cache, self.providers, self._emit, self.clock.now)
         )
-        self._telemetry = self._bind_telemetry(options.telemetry)
+        self._telemetry = self._bind_telemetry(cast("Telemetry | None", options.telemetry))
         # What async calls on event loops closed under them still hold, given back.
         self._stranded = Stranded()
 

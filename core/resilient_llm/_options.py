@@ -15,7 +15,7 @@ import difflib
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import InitVar, dataclass
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 from ._arguments import as_list, number_setting, timeout_setting
 from .clock import Clock
@@ -30,9 +30,6 @@ from .run.hedge import Hedge
 from .run.refusals import ON_REFUSAL, OnRefusal
 from .run.stall import StreamTimeouts
 from .state import StateBackend
-
-if TYPE_CHECKING:
-    from .extras.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_OWNER",
@@ -77,7 +74,9 @@ class EngineOptions:
     adapter_factory: AdapterFactory | None = None
     state: StateBackend | None = None
     cache: CacheStore | None = None
-    telemetry: Telemetry | None = None
+    # Typed loosely so this module does not import the telemetry extra (it needs
+    # opentelemetry); the check below accepts only its ``Telemetry``.
+    telemetry: object | None = None
     on_refusal: OnRefusal = "return"
     owner: InitVar[str] = DEFAULT_OWNER
 
