@@ -1,10 +1,11 @@
-"""``ChatResilientLLM``'s engine fields, derived from the engine's options, and its engine.
+"""``ChatResilientLLM``'s engine fields, checked against the engine's options, and its engine.
 
 Each engine option (``resilient_llm._options.OPTION_DEFAULTS``) is a field of the same
-name and default, so a new engine option is a field here without an edit. The fields are
-typed ``Any``: the engine's validators check the values, with the same message as
-``ResilientLLM(...)`` gives, naming ``ChatResilientLLM.<option>``. Two differ by design:
-``cache`` is LangChain's own field, so the engine's is ``response_cache``; and
+name and the same default (taken from there); ``tests/test_plugin_options.py`` fails when
+the two lists differ. The fields are typed for type checkers and IDEs but not validated
+by pydantic (``SkipValidation``): the engine's validators check the values, with the same
+message as ``ResilientLLM(...)`` gives, naming ``ChatResilientLLM.<option>``. Two differ
+by design: ``cache`` is LangChain's own field, so the engine's is ``response_cache``; and
 ``providers`` may be left out when an ``engine=`` is shared.
 
 An unknown keyword raises, naming close matches, as LlamaIndex's ``ResilientLLM`` does;
@@ -15,18 +16,32 @@ LangChain's ``rate_limiter`` is refused, as LlamaIndex's is (see
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import ConfigDict, Field, SkipValidation, field_validator, model_validator
 
-from resilient_llm import ResilientLLM, RetryPolicy
+from resilient_llm import (
+    BreakerPolicy,
+    Clock,
+    Hedge,
+    Provider,
+    ResilientLLM,
+    RetryBudget,
+    RetryPolicy,
+    StreamTimeouts,
+)
 from resilient_llm._options import (
     OPTION_DEFAULTS,
     REQUIRED,
+    AdapterFactory,
     EngineOptions,
     check_known,
     refuse_rate_limiter,
 )
+from resilient_llm.events import EventHandler
+from resilient_llm.extras.cache import CacheStore
+from resilient_llm.state import StateBackend
 
 from . import _callbacks
 from ._runs import NamedRunModel
@@ -38,8 +53,43 @@ FIELD_OF_OPTION = {name: "response_cache" if name == "cache" else name for name 
 _OPTION_OF_FIELD = {field: option for option, field in FIELD_OF_OPTION.items()}
 
 
-class _Checked(NamedRunModel):
-    """Unknown keywords and a LangChain ``rate_limiter`` are errors, as in LlamaIndex."""
+def _option(name: str) -> Any:
+    default = OPTION_DEFAULTS[name]
+    return Field(default=None if default is REQUIRED else default, exclude=True)
+
+
+class EngineFields(NamedRunModel):
+    """The engine's options as fields; unknown keywords and a ``rate_limiter`` refused."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    providers: SkipValidation[Sequence[Provider] | None] = _option("providers")
+    """The routes, in order of preference (left out when ``engine`` is given)."""
+    retry: SkipValidation[RetryPolicy | None] = _option("retry")
+    breaker: SkipValidation[BreakerPolicy | None] = _option("breaker")
+    timeout: SkipValidation[float] = _option("timeout")
+    """The deadline of one call, in seconds: waits, attempts and backoff together."""
+    spill_over: SkipValidation[float] = _option("spill_over")
+    retry_budget: SkipValidation[RetryBudget | None] = _option("retry_budget")
+    """Each route's retries as a share of its recent requests (``None``: off)."""
+    stream_timeouts: SkipValidation[StreamTimeouts | None] = _option("stream_timeouts")
+    adaptive_limits: SkipValidation[bool] = _option("adaptive_limits")
+    hedge: SkipValidation[Hedge | None] = _option("hedge")
+    """Race a slow first route with the next one (async calls)."""
+    on_event: SkipValidation[EventHandler | Iterable[EventHandler]] = _option("on_event")
+    """Engine event handlers, besides the LangChain callbacks every event reaches."""
+    clock: SkipValidation[Clock | None] = _option("clock")
+    seed: SkipValidation[int | None] = _option("seed")
+    adapter_factory: SkipValidation[AdapterFactory | None] = _option("adapter_factory")
+    state: SkipValidation[StateBackend | None] = _option("state")
+    """Where routes keep limiter and breaker state: memory (default) or ``RedisState``."""
+    response_cache: SkipValidation[CacheStore | None] = _option("cache")
+    """The engine's response cache: a ``ResponseCache``, a ``RedisCache`` or another
+    cache store. (``cache=`` keeps LangChain's meaning: a ``BaseCache`` or a bool.)"""
+    telemetry: SkipValidation[Any] = _option("telemetry")
+    """A ``resilient_llm.extras.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
+    on_refusal: SkipValidation[Literal["return", "failover"]] = _option("on_refusal")
+    """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
 
     @model_validator(mode="before")
     @classmethod
@@ -61,23 +111,6 @@ class _Checked(NamedRunModel):
         if name == "rate_limiter":
             refuse_rate_limiter(type(self).__name__, "LangChain", value)
         super().__setattr__(name, value)
-
-
-if TYPE_CHECKING:
-    EngineFields = _Checked
-else:
-    EngineFields = create_model(
-        "EngineFields",
-        __base__=_Checked,
-        __module__=__name__,
-        **{
-            FIELD_OF_OPTION[name]: (
-                Any,
-                Field(default=None if default is REQUIRED else default, exclude=True),
-            )
-            for name, default in OPTION_DEFAULTS.items()
-        },
-    )
 
 
 def build_engine(model: Any, engine: ResilientLLM | None, max_retries: int | None) -> ResilientLLM:

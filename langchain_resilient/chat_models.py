@@ -25,11 +25,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from resilient_llm import (
-    ChatChunk,
-    ChatResponse,
-    ResilientLLM,
-)
+from resilient_llm import ChatChunk, ChatResponse, ResilientLLM
 
 from . import _callbacks, _convert, _options, _streaming, _structured, _trace
 from ._options import EngineFields
@@ -78,7 +74,7 @@ class ChatResilientLLM(EngineFields):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    # The engine's options are fields too, derived from them (see ``_options``).
+    # The engine's options are fields too, from ``EngineFields``.
     engine: ResilientLLM | None = Field(default=None, exclude=True)
     """An existing engine to share; otherwise one is built from the engine's options."""
     max_retries: int | None = None
