@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, SkipValidation, field_validator, model_v
 from resilient_llm import (
     BreakerPolicy,
     Clock,
+    ConfigurationError,
     Hedge,
     Provider,
     ResilientLLM,
@@ -136,7 +137,15 @@ def build_engine(model: Any, engine: ResilientLLM | None, max_retries: int | Non
     if given.get("providers") is None:
         raise ValueError(f"{owner} needs providers=[Provider(...)] or engine=")
     given["retry"] = _retry_policy(owner, given.get("retry"), max_retries)
-    options = EngineOptions.from_kwargs(given, owner=owner)
+    try:
+        options = EngineOptions.from_kwargs(given, owner=owner)
+    except ConfigurationError as error:
+        # Named as the caller named it: here the engine's ``cache`` is ``response_cache``.
+        wrong = f"{owner}.cache "
+        if str(error).startswith(wrong):
+            message = f"{owner}.response_cache {str(error).removeprefix(wrong)}"
+            raise ConfigurationError(message) from None
+        raise
     # Engine events reach the LangChain run in progress, besides any handler given.
     options = dataclasses.replace(options, on_event=(*options.handlers, _callbacks.forward))
     return ResilientLLM.from_options(options)

@@ -233,6 +233,12 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         "does not take a LangChain rate_limiter",
     ),
     (
+        "lc response_cache wrong",
+        lambda: ChatResilientLLM(providers=[_provider()], response_cache={}),
+        ValueError,
+        "ChatResilientLLM.response_cache must be a ResponseCache",
+    ),
+    (
         "lc engine and timeout",
         lambda: ChatResilientLLM(engine=_engine(), timeout=5),
         ValueError,

@@ -143,10 +143,6 @@ class EngineOptions:
         """``on_event`` as the tuple of handlers it was normalised to."""
         return cast("tuple[EventHandler, ...]", self.on_event)
 
-    def as_kwargs(self) -> dict[str, Any]:
-        """The options as ``ResilientLLM``'s keyword arguments."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
 
 REQUIRED: Final = dataclasses.MISSING
 """The default of an option that has none (``providers``)."""
