@@ -25,22 +25,10 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from resilient_llm import (
-    BreakerPolicy,
-    ChatChunk,
-    ChatResponse,
-    Clock,
-    Provider,
-    ResilientLLM,
-    RetryBudget,
-    RetryPolicy,
-    StreamTimeouts,
-)
-from resilient_llm.run.hedge import Hedge
-from resilient_llm.state import StateBackend
+from resilient_llm import ChatChunk, ChatResponse, ResilientLLM
 
-from . import _callbacks, _convert, _streaming, _structured, _trace
-from ._runs import NamedRunModel
+from . import _callbacks, _convert, _options, _streaming, _structured, _trace
+from ._options import EngineFields
 
 __all__ = ["ChatResilientLLM"]
 
@@ -48,31 +36,9 @@ _CALL_OPTIONS = frozenset(
     {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
     | {"model", "timeout"}
 )
-_ENGINE_FIELDS = (
-    "providers",
-    "retry",
-    "breaker",
-    "spill_over",
-    "seed",
-    "clock",
-    "state",
-    "max_retries",
-)
-# Engine options passed on only when set here, so an explicit None (no retry budget, no
-# stall limits) reaches the engine while an unset one keeps the engine's default. The
-# engine's ``cache`` is ``response_cache`` here: ``cache`` is LangChain's own.
-_PASSED_WHEN_SET = {
-    "retry_budget": "retry_budget",
-    "stream_timeouts": "stream_timeouts",
-    "adaptive_limits": "adaptive_limits",
-    "hedge": "hedge",
-    "response_cache": "cache",
-    "telemetry": "telemetry",
-    "on_refusal": "on_refusal",
-}
 
 
-class ChatResilientLLM(NamedRunModel):
+class ChatResilientLLM(EngineFields):
     """A chat model that retries, rate-limits and fails over across providers.
 
     Build it from the engine's keyword arguments::
@@ -98,39 +64,21 @@ class ChatResilientLLM(NamedRunModel):
     ``additional_kwargs["refusal"]``, as ``ChatOpenAI`` puts it, with
     ``finish_reason == "refusal"``.
 
-    ``cache=`` is LangChain's cache; the engine's response cache is ``response_cache=``.
+    Every keyword of ``ResilientLLM(...)`` is a field of the same name (derived from the
+    engine's options, checked by the engine's validators), except that ``cache=`` is
+    LangChain's cache: the engine's response cache is ``response_cache=``. An unknown
+    keyword is an error naming close matches. LangChain's ``rate_limiter`` is refused:
+    the engine limits each route itself (``Provider(rate_limit=RateLimit(...))``), within
+    the call's one deadline, as LlamaIndex's ``ResilientLLM`` does.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    providers: list[Provider] = Field(default_factory=list)
-    """The routes, in order of preference (ignored when ``engine`` is given)."""
+    # The engine's options are fields too, from ``EngineFields``.
     engine: ResilientLLM | None = Field(default=None, exclude=True)
-    """An existing engine to share; otherwise one is built from the fields above."""
-    retry: RetryPolicy | None = None
-    breaker: BreakerPolicy | None = None
-    spill_over: float | None = None
-    seed: int | None = None
-    clock: Clock | None = Field(default=None, exclude=True)
-    state: StateBackend | None = Field(default=None, exclude=True)
-    """Where routes keep limiter and breaker state: memory (default) or ``RedisState``."""
-    retry_budget: RetryBudget | None = Field(default=None, exclude=True)
-    """Each route's retries as a share of its recent requests (``None`` when set: off)."""
-    stream_timeouts: StreamTimeouts | None = Field(default=None, exclude=True)
-    adaptive_limits: bool = True
-    hedge: Hedge | None = Field(default=None, exclude=True)
-    """Race a slow first route with the next one (async calls)."""
-    response_cache: Any = Field(default=None, exclude=True)
-    """The engine's response cache: a ``ResponseCache``, a ``RedisCache`` or another
-    cache store. (``cache=`` keeps LangChain's meaning: a ``BaseCache`` or a bool.)"""
-    telemetry: Any = Field(default=None, exclude=True)
-    """A ``resilient_llm.extras.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
-    on_refusal: Literal["return", "failover"] = "return"
-    """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
+    """An existing engine to share; otherwise one is built from the engine's options."""
     max_retries: int | None = None
     """Retries per route per call: ``RetryPolicy.max_retries`` of the engine built here."""
-    timeout: float | None = None
-    """The deadline of one call, in seconds (the engine's default when ``None``)."""
     model: str | None = None
     """A model for the first route, instead of its provider's model."""
     temperature: float | None = None
@@ -156,51 +104,7 @@ class ChatResilientLLM(NamedRunModel):
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
-        if self.engine is not None:
-            # `is not None`, not truthiness: max_retries=0 or seed=0 given with an engine
-            # would otherwise be silently ignored. An empty providers list is "not given".
-            given = [f for f in _ENGINE_FIELDS if getattr(self, f) not in (None, [])]
-            given += [f for f in _PASSED_WHEN_SET if f in self.model_fields_set]
-            if given:
-                raise ValueError(
-                    f"ChatResilientLLM: pass either engine= or {given}, not both "
-                    "(the engine's own settings apply)"
-                )
-            _callbacks.attach(self.engine)
-            self._engine = self.engine
-            return
-        if not self.providers:
-            raise ValueError("ChatResilientLLM needs providers=[Provider(...)] or engine=")
-        engine_options: dict[str, Any] = {}
-        if self.timeout is not None:
-            engine_options["timeout"] = self.timeout
-        if self.spill_over is not None:
-            engine_options["spill_over"] = self.spill_over
-        for name, engine_name in _PASSED_WHEN_SET.items():
-            if name in self.model_fields_set:
-                engine_options[engine_name] = getattr(self, name)
-        self._engine = ResilientLLM(
-            self.providers,
-            retry=self._retry_policy(),
-            breaker=self.breaker,
-            seed=self.seed,
-            clock=self.clock,
-            state=self.state,
-            on_event=_callbacks.forward,
-            **engine_options,
-        )
-
-    def _retry_policy(self) -> RetryPolicy | None:
-        if self.max_retries is None:
-            return self.retry
-        if self.retry is None:
-            return RetryPolicy(max_retries=self.max_retries)
-        if self.retry.max_retries != self.max_retries:
-            raise ValueError(
-                f"ChatResilientLLM: max_retries={self.max_retries} contradicts "
-                f"retry=RetryPolicy(max_retries={self.retry.max_retries})"
-            )
-        return self.retry
+        self._engine = _options.build_engine(self, self.engine, self.max_retries)
 
     @property
     def resilient_engine(self) -> ResilientLLM:
@@ -396,7 +300,6 @@ class ChatResilientLLM(NamedRunModel):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "model": self.model,
-            "timeout": self.timeout,
         }
         options |= {k: v for k, v in kwargs.items() if k != "stream"}
         options["stop"] = stop if stop is not None else self.stop

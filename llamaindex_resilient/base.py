@@ -4,8 +4,9 @@ Every method only converts (``_convert``) and delegates to the engine, which is 
 rate-limit, retry, breaker and failover authority. Two LlamaIndex habits would undermine
 that, and both are designed out:
 
-- LlamaIndex's ``rate_limiter`` is refused (the engine limits per route, with real token
-  counts, and a second limiter in front would only add waits it cannot account for);
+- LlamaIndex's ``rate_limiter`` is refused, as LangChain's is by ``ChatResilientLLM``
+  (the engine limits per route, with real token counts, within the call's one deadline;
+  a second limiter in front would only add waits it cannot account for);
 - each public method is the only decorated method on its path: ``complete`` does not
   call ``chat`` (both carry LlamaIndex's callback decorator, which acquires the limiter
   and emits start/end events), so a public call emits exactly one start event.
@@ -13,7 +14,6 @@ that, and both are designed out:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -36,6 +36,12 @@ from llama_index.core.llms.llm import ToolSelection
 
 from resilient_llm import Capabilities, ChatChunk, ConfigurationError, Message, Provider
 from resilient_llm import ResilientLLM as Engine
+from resilient_llm._options import (
+    OPTION_DEFAULTS,
+    EngineOptions,
+    check_known,
+    refuse_rate_limiter,
+)
 
 from ._convert import (
     StreamState,
@@ -55,12 +61,9 @@ __all__ = ["ResilientLLM", "model_limits"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Engine keyword arguments (besides ``providers``), read from its signature so a new
+# Engine keyword arguments (besides ``providers``), from the engine's options so a new
 # engine option works here without a change.
-_ENGINE_OPTIONS = frozenset(inspect.signature(Engine.__init__).parameters) - {
-    "self",
-    "providers",
-}
+_ENGINE_OPTIONS = frozenset(OPTION_DEFAULTS) - {"providers"}
 # Per-call options the engine takes; anything else LlamaIndex passes along is ignored.
 _CALL_OPTIONS = frozenset(
     {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
@@ -105,7 +108,10 @@ class ResilientLLM(FunctionCallingLLM):
     ``message.additional_kwargs["refusal"]`` and ``raw["refusal"]``, with
     ``raw["finish_reason"] == "refusal"``.
 
-    Rate limiting is the engine's: ``rate_limiter`` must stay ``None``. Engine events are
+    Every keyword of the engine's ``ResilientLLM(...)`` is taken, checked by the engine's
+    validators; an unknown keyword is an error naming close matches (as in LangChain's
+    ``ChatResilientLLM``). Rate limiting is the engine's: ``rate_limiter`` must stay
+    ``None`` (use ``Provider(rate_limit=RateLimit(...))``). Engine events are
     re-emitted as LlamaIndex instrumentation events (see :mod:`llamaindex_resilient.events`),
     whether the engine is built here or passed in.
     """
@@ -129,6 +135,8 @@ class ResilientLLM(FunctionCallingLLM):
         engine: Engine | None = None,
         **kwargs: Any,
     ) -> None:
+        owner = type(self).__name__
+        check_known(owner, kwargs, [*OPTION_DEFAULTS, *type(self).model_fields])
         engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENGINE_OPTIONS}
         if engine is not None and (providers is not None or engine_kwargs):
             raise ConfigurationError(
@@ -138,24 +146,23 @@ class ResilientLLM(FunctionCallingLLM):
         if engine is None:
             if providers is None:
                 raise ConfigurationError("ResilientLLM needs providers=[Provider(...)] or engine=")
-            engine = Engine(
-                [providers] if isinstance(providers, Provider) else providers, **engine_kwargs
-            )
+            options = {"providers": providers, **engine_kwargs}
+            engine = Engine.from_options(EngineOptions.from_kwargs(options, owner=owner))
         engine.add_event_handler(dispatch_event)
         kwargs.setdefault("model", engine.providers[0].model)
         super().__init__(**kwargs)
         self._engine = engine
 
-    @field_validator("rate_limiter")
+    @field_validator("rate_limiter", mode="before")
     @classmethod
     def _no_rate_limiter(cls, value: object) -> None:
-        _refuse_rate_limiter(value)
+        refuse_rate_limiter(cls.__name__, "LlamaIndex", value)
         return None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # LlamaIndex models do not validate assignment; a limiter set later is refused too.
         if name == "rate_limiter":
-            _refuse_rate_limiter(value)
+            refuse_rate_limiter(type(self).__name__, "LlamaIndex", value)
         super().__setattr__(name, value)
 
     @classmethod
@@ -302,14 +309,6 @@ class ResilientLLM(FunctionCallingLLM):
             options["max_tokens"] = self.max_tokens
         options.update({k: v for k, v in kwargs.items() if k in _CALL_OPTIONS and v is not None})
         return options
-
-
-def _refuse_rate_limiter(value: object) -> None:
-    if value is not None:
-        raise ValueError(
-            "ResilientLLM does not take a LlamaIndex rate_limiter: the engine limits each "
-            "route itself (Provider(rate_limit=RateLimit(...)))"
-        )
 
 
 def _prompt(prompt: str) -> list[Message]:

@@ -226,6 +226,24 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         ValueError,
         "temprature",
     ),
+    (
+        "lc rate_limiter",
+        lambda: ChatResilientLLM(providers=[_provider()], rate_limiter=object()),
+        ValueError,
+        "does not take a LangChain rate_limiter",
+    ),
+    (
+        "lc response_cache wrong",
+        lambda: ChatResilientLLM(providers=[_provider()], response_cache={}),
+        ValueError,
+        "ChatResilientLLM.response_cache must be a ResponseCache",
+    ),
+    (
+        "lc engine and timeout",
+        lambda: ChatResilientLLM(engine=_engine(), timeout=5),
+        ValueError,
+        "engine=",
+    ),
     ("lc providers wrong", lambda: ChatResilientLLM(providers=["openai"]), ValueError, "providers"),
     (
         "lc max_retries contradicts retry",
@@ -266,6 +284,12 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         lambda: LlamaResilientLLM(providers=[_provider()], rate_limiter=object()),
         ValueError,
         "rate_limiter",
+    ),
+    (
+        "li unknown option",
+        lambda: LlamaResilientLLM(providers=[_provider()], temprature=0.5),
+        CE,
+        "ResilientLLM got an unknown option 'temprature'; did you mean 'temperature'?",
     ),
     (
         "li timeout 0",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
 import threading
 import time
 from collections.abc import (
@@ -25,13 +24,14 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from ._arguments import MessagesIn, as_list, build_request, number_setting, timeout_setting
+from ._arguments import MessagesIn, build_request, timeout_setting
 from ._forks import renew_locks
 from ._keys import check_keys, note_withheld_key
+from ._options import DEFAULT_RETRY_BUDGET, AdapterFactory, EngineOptions
 from .clock import Clock, SystemClock
-from .errors import ConfigurationError, ProviderUnavailable
+from .errors import ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
 from .extras.cache import CacheFront, CacheStore
 from .flow.admission import CallReport
@@ -47,7 +47,7 @@ from .policies.capabilities import capabilities_for, check_turns, turn_reason, u
 from .policies.hints import hints_from_headers
 from .policies.limiter import RateLimit
 from .policies.tokens import estimate_tokens, preload, usage_ceiling
-from .providers.base import ChatAdapter, Provider, distinct_names, unsendable_reason
+from .providers.base import ChatAdapter, Provider, unsendable_reason
 from .run.bulkhead import Bulkhead
 from .run.drivers import (
     AsyncRun,
@@ -62,7 +62,6 @@ from .run.drivers import (
 )
 from .run.hedge import Hedge, run_hedged
 from .run.refusals import OnRefusal, achecked, checked, checked_reply
-from .run.refusals import on_refusal as refusal_setting
 from .run.scope import CallScope
 from .run.stall import StreamTimeouts
 from .run.stranded import Stranded
@@ -75,9 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AdapterFactory", "ResilientLLM"]
 
-AdapterFactory = Callable[[Provider], ChatAdapter]
 _T = TypeVar("_T")
-_DEFAULT_BUDGET = RetryBudget()
 
 
 def _default_factory(provider: Provider) -> ChatAdapter:
@@ -110,7 +107,7 @@ class ResilientLLM:
         breaker: BreakerPolicy | None = None,
         timeout: float = 60.0,
         spill_over: float = 1.0,
-        retry_budget: RetryBudget | None = _DEFAULT_BUDGET,
+        retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
         stream_timeouts: StreamTimeouts | None = None,
         adaptive_limits: bool = True,
         hedge: Hedge | None = None,
@@ -123,76 +120,59 @@ class ResilientLLM:
         telemetry: Telemetry | None = None,
         on_refusal: OnRefusal = "return",
     ) -> None:
-        if isinstance(providers, Provider):
-            providers = [providers]
-        if isinstance(providers, str | bytes | Mapping) or not isinstance(providers, Iterable):
-            raise ConfigurationError(
-                f"ResilientLLM.providers must be a list of Provider, got {type(providers).__name__}"
+        self._configure(
+            EngineOptions(
+                providers=providers,
+                retry=retry,
+                breaker=breaker,
+                timeout=timeout,
+                spill_over=spill_over,
+                retry_budget=retry_budget,
+                stream_timeouts=stream_timeouts,
+                adaptive_limits=adaptive_limits,
+                hedge=hedge,
+                on_event=on_event,
+                clock=clock,
+                seed=seed,
+                adapter_factory=adapter_factory,
+                state=state,
+                cache=cache,
+                telemetry=telemetry,
+                on_refusal=on_refusal,
             )
-        providers = list(providers)
-        if not providers:
-            raise ConfigurationError("ResilientLLM.providers must name at least one Provider")
-        for index, provider in enumerate(providers):
-            if not isinstance(provider, Provider):
-                raise ConfigurationError(
-                    f"ResilientLLM.providers[{index}] must be a Provider, "
-                    f"got {type(provider).__name__}"
-                )
-        providers = distinct_names(providers, "ResilientLLM.providers")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigurationError("ResilientLLM.retry must be a RetryPolicy")
-        if breaker is not None and not isinstance(breaker, BreakerPolicy):
-            raise ConfigurationError("ResilientLLM.breaker must be a BreakerPolicy")
-        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
-            raise ConfigurationError("ResilientLLM.retry_budget must be a RetryBudget or None")
-        if stream_timeouts is not None and not isinstance(stream_timeouts, StreamTimeouts):
-            raise ConfigurationError(
-                "ResilientLLM.stream_timeouts must be a StreamTimeouts or None"
-            )
-        self.stream_timeouts = stream_timeouts
-        if not isinstance(adaptive_limits, bool):
-            raise ConfigurationError(
-                f"ResilientLLM.adaptive_limits must be True or False, got {adaptive_limits!r}"
-            )
-        self.adaptive_limits = adaptive_limits
-        if hedge is not None and not isinstance(hedge, Hedge):
-            raise ConfigurationError(f"ResilientLLM.hedge must be a Hedge or None, got {hedge!r}")
-        self.hedge = hedge
-        self.on_refusal: OnRefusal = refusal_setting(on_refusal)
-        self.providers: tuple[Provider, ...] = tuple(providers)
-        self.retry = retry or RetryPolicy()
-        self.breaker_policy = breaker or BreakerPolicy()
-        self.timeout = timeout_setting("ResilientLLM.timeout", timeout)
-        spill = number_setting("ResilientLLM.spill_over", spill_over, minimum=0, inclusive=True)
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"ResilientLLM.clock must be a Clock, got {clock!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigurationError(f"ResilientLLM.seed must be an int or None, got {seed!r}")
-        if adapter_factory is not None and not callable(adapter_factory):
-            raise ConfigurationError("ResilientLLM.adapter_factory must be callable")
-        if state is not None and not isinstance(state, StateBackend):
-            raise ConfigurationError(
-                "ResilientLLM.state must be a state backend (MemoryState, RedisState), "
-                f"got {state!r}"
-            )
-        self.state: StateBackend = state or MemoryState()
-        self.clock: Clock = clock or SystemClock()
-        handlers = (
-            [on_event] if callable(on_event) else list(as_list("ResilientLLM.on_event", on_event))
         )
-        if not all(callable(h) for h in handlers):
-            raise ConfigurationError("ResilientLLM.on_event must be a callable or callables")
-        self._emit = Emitter(handlers)
-        self._rng = random.Random(seed)
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> ResilientLLM:
+        """An engine for options already checked (how the LangChain and LlamaIndex plugins
+        build theirs, from :meth:`EngineOptions.from_kwargs`)."""
+        engine = cls.__new__(cls)
+        engine._configure(options)
+        return engine
+
+    def _configure(self, options: EngineOptions) -> None:
+        self.options = options
+        self.providers: tuple[Provider, ...] = tuple(options.providers)
+        self.retry = options.retry or RetryPolicy()
+        self.breaker_policy = options.breaker or BreakerPolicy()
+        self.timeout = options.timeout
+        self.retry_budget = options.retry_budget
+        self.stream_timeouts = options.stream_timeouts
+        self.adaptive_limits = options.adaptive_limits
+        self.hedge = options.hedge
+        self.on_refusal: OnRefusal = options.on_refusal
+        self.state: StateBackend = options.state or MemoryState()
+        self.clock: Clock = options.clock or SystemClock()
+        self._emit = Emitter(list(options.handlers))
+        self._rng = random.Random(options.seed)
         self._rng_lock = threading.Lock()
-        self._factory = adapter_factory or _default_factory
+        self._factory = options.adapter_factory or _default_factory
         self._adapters: dict[str, ChatAdapter] = {}
         self._adapters_lock = threading.Lock()
         renew_locks(self, "_rng_lock", "_adapters_lock")
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
-        self.retry_budget = retry_budget
         self._ledgers = (
-            tuple(RetryLedger(retry_budget) for _ in self.routes) if retry_budget else ()
+            tuple(RetryLedger(self.retry_budget) for _ in self.routes) if self.retry_budget else ()
         )
         self._caps = tuple(capabilities_for(p.model, p.capabilities) for p in self.providers)
         # An engine is built at start-up; its first call may run on an event loop, where
@@ -200,17 +180,14 @@ class ResilientLLM:
         for provider in self.providers:
             preload(provider.model)
             note_withheld_key(provider)
-        self._policy = FlowPolicy(retry=self.retry, spill_over=spill)
-        if cache is not None and not isinstance(cache, CacheStore):
-            raise ConfigurationError(
-                "ResilientLLM.cache must be a ResponseCache, a RedisCache or another "
-                f"CacheStore, got {cache!r}"
-            )
-        self.cache = cache
+        self._policy = FlowPolicy(retry=self.retry, spill_over=options.spill_over)
+        self.cache = options.cache
         self._cache = (
-            None if cache is None else CacheFront(cache, self.providers, self._emit, self.clock.now)
+            None
+            if self.cache is None
+            else CacheFront(self.cache, self.providers, self._emit, self.clock.now)
         )
-        self._telemetry = self._bind_telemetry(telemetry)
+        self._telemetry = self._bind_telemetry(cast("Telemetry | None", options.telemetry))
         # What async calls on event loops closed under them still hold, given back.
         self._stranded = Stranded()
 
@@ -521,17 +498,9 @@ class ResilientLLM:
         trace = None if self._telemetry is None else self._telemetry.call(request, mode)
         return CallScope(request, self._cache, trace)
 
-    def _bind_telemetry(self, telemetry: object) -> EngineTelemetry | None:
+    def _bind_telemetry(self, telemetry: Telemetry | None) -> EngineTelemetry | None:
         if telemetry is None:
             return None
-        # Looked up, not imported: that module needs opentelemetry, and whatever was passed
-        # here, if it is a Telemetry, has loaded it already.
-        module = sys.modules.get(f"{__package__}.extras.telemetry")
-        if module is None or not isinstance(telemetry, module.Telemetry):
-            raise ConfigurationError(
-                "ResilientLLM.telemetry must be a resilient_llm.extras.telemetry.Telemetry, "
-                f"got {type(telemetry).__name__}"
-            )
         binding: EngineTelemetry = telemetry.bind(self)
         self._emit.add(binding)
         return binding

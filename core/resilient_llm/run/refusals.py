@@ -17,23 +17,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Literal
 
-from ..errors import ConfigurationError
 from ..flow.effects import Refused
 from ..messages import ChatChunk, ChatResponse
 
-__all__ = ["ON_REFUSAL", "OnRefusal", "achecked", "checked", "checked_reply", "on_refusal"]
+__all__ = ["ON_REFUSAL", "OnRefusal", "achecked", "checked", "checked_reply"]
 
 OnRefusal = Literal["return", "failover"]
 ON_REFUSAL: tuple[OnRefusal, ...] = ("return", "failover")
-
-
-def on_refusal(value: object) -> OnRefusal:
-    """``value`` if it is one of :data:`ON_REFUSAL`, else an error naming the option."""
-    if value == "return" or value == "failover":
-        return value
-    raise ConfigurationError(
-        f"ResilientLLM.on_refusal must be 'return' or 'failover', got {value!r}"
-    )
 
 
 def _refuses(chunk: ChatChunk) -> bool:
