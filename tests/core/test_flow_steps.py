@@ -8,7 +8,7 @@ bare name; nothing is performed.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -45,7 +45,7 @@ class Bare:
     settles_below_estimate: bool = True
     has_bulkhead: bool = False
     disabled: str | None = None
-    rate_limit: RateLimit = RateLimit()
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     def __post_init__(self) -> None:
         self.observed: list[RateLimitHints] = []
