@@ -580,3 +580,37 @@ def test_the_readme_example_runs(
         assert state.client.exists(*state.keys("openai")) > 0, "the route's state is in Redis"
         namespace["llm"].close()
         state.close()
+
+
+def test_an_async_call_waiting_on_redis_leaves_the_event_loop_free(
+    rig: Rig, own_redis: RedisServer
+) -> None:
+    """Redis frozen mid-call: the call awaits its decision while the loop runs on.
+
+    A blocking decision would hold the loop until Redis timed out (10 s here) and the
+    call fell back to memory: the loop's other tasks would not run meanwhile, and the
+    call would announce StateDown. Awaited, the ticks run while Redis is frozen and the
+    call completes through Redis once it thaws.
+    """
+    route = rig.provider("openai", "frozen")
+    state = rig.state(url=own_redis.url, timeout=10.0)
+    llm, events = rig.engine(route, state=state)
+
+    async def scenario() -> int:
+        await llm.achat(QUESTION)  # the loop's Redis client and the SDK client exist now
+        with stopped(own_redis):
+            call = asyncio.ensure_future(llm.achat(QUESTION))
+            ticks = 0
+            for _ in range(200):
+                await asyncio.sleep(0)
+                ticks += 1
+            assert not call.done(), "the call must still be waiting on the frozen Redis"
+        reply = await call
+        assert reply.content == ANSWER
+        await state.aclose()
+        return ticks
+
+    assert asyncio.run(scenario()) == 200
+    assert not [e for e in events if isinstance(e, (StateDown, StateRestored))]
+    # Both calls were decided in Redis: its log holds both admissions.
+    assert llm.snapshot()[route.name].limiter.requests_used == 2
