@@ -49,22 +49,19 @@ from .policies.limiter import RateLimit
 from .policies.tokens import estimate_tokens, preload, usage_ceiling
 from .providers.base import ChatAdapter, Provider, unsendable_reason
 from .run.bulkhead import Bulkhead
-from .run.drivers import (
-    AsyncRun,
-    AsyncSend,
-    AsyncStreamStart,
-    FirstPhase,
-    Sent,
-    discard_stream,
-    run_async_stream,
-    run_sync,
-    run_sync_stream,
-)
+from .run.drivers import AsyncRun, AsyncSend, Sent, run_sync
 from .run.hedge import Hedge, run_hedged
 from .run.refusals import OnRefusal, achecked, checked, checked_reply
 from .run.scope import CallScope
 from .run.stall import StreamTimeouts
 from .run.stranded import Stranded
+from .run.streams import (
+    AsyncStreamStart,
+    FirstPhase,
+    discard_stream,
+    run_async_stream,
+    run_sync_stream,
+)
 from .state import MemoryState, StateBackend
 from .state.memory import Route
 from .state.snapshot import Snapshot

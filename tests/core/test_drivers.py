@@ -14,13 +14,8 @@ from resilient_llm.flow.effects import Call
 from resilient_llm.messages import ChatChunk
 from resilient_llm.policies.breaker import BreakerPolicy, CircuitState
 from resilient_llm.policies.limiter import RateLimit
-from resilient_llm.run.drivers import (
-    run_async,
-    run_async_stream,
-    run_sync,
-    run_sync_stream,
-    timed_out,
-)
+from resilient_llm.run.drivers import run_async, run_sync, timed_out
+from resilient_llm.run.streams import run_async_stream, run_sync_stream
 
 from .scripted import Script, flow_for, make_routes
 

@@ -45,58 +45,46 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 
 from ..errors import (
     AuthError,
     ContextLengthExceeded,
     RateLimited,
-    RequestTooLarge,
     ResilientLLMError,
 )
 from ..events import (
     AttemptStarted,
     EventHandler,
     Failover,
-    LimiterWait,
     RetryScheduled,
     RouteDisabled,
     RoutePaused,
-    Settled,
 )
-from ..policies.breaker import Permit
 from ..policies.budget import RetryLedger
+from ..policies.capabilities import Unfit
 from .admission import Admission, CallReport
 from .callstate import (
     CallState,
-    Unfit,
     deadline_error,
-    exhausted_error,
     go_past_window,
-    mark_unfit,
     note_refused,
 )
+from .choose import Sleep, choose, note_disabled
 from .effects import (
     Answer,
     Call,
-    Cancelled,
     Effect,
-    Enter,
-    Entered,
     Failed,
     FlowPolicy,
     Outcome,
     Refused,
-    Relay,
-    StreamBroke,
-    StreamDropped,
-    StreamEnded,
     Succeeded,
     Wait,
     ask,
     tell,
 )
-from .ops import FinishHow, Leave, Look, Op, SharedRoute, Slot, Ticket
+from .ops import Leave, SharedRoute
+from .take import admit, enter, finish, held, relay, wait
 
 __all__ = [
     "Call",
@@ -114,18 +102,6 @@ __all__ = [
 
 # One call's flow, as drivers step it.
 Flow = Generator[Effect, Answer, CallReport]
-
-
-@dataclass(frozen=True)
-class _Go:
-    index: int
-
-
-@dataclass(frozen=True)
-class _Sleep:
-    until: float
-    reason: str
-    route: str
 
 
 def call_flow(
@@ -171,22 +147,22 @@ def call_flow(
     last_start = deadline - min(policy.retry.min_attempt_time, (deadline - now) / 10)
     try:
         while True:
-            _note_disabled(routes, state, report, now, emit)
+            note_disabled(routes, state, report, now, emit)
             if now >= last_start:
                 raise deadline_error(state, report, _too_late(deadline, now))
-            choice = yield from _choose(
+            choice = yield from choose(
                 routes, estimates, unfit, state, report, policy, now, last_start, emit
             )
-            if isinstance(choice, _Sleep):
-                now = yield from _wait(report, choice, now, emit)
+            if isinstance(choice, Sleep):
+                now = yield from wait(report, choice, now, emit)
                 continue
             index = choice.index
             route = routes[index]
             bulkhead = route.has_bulkhead
             if bulkhead:
-                now = yield from _enter(route, now, last_start, state, report, emit)
+                now = yield from enter(route, now, last_start, state, report, emit)
             try:
-                now, held = yield from _admit(
+                now, taken = yield from admit(
                     route, estimates[index], now, last_start, report, emit
                 )
             except GeneratorExit:
@@ -195,11 +171,11 @@ def call_flow(
                 if bulkhead:
                     yield Leave(route)
                 raise
-            if held is None:
+            if taken is None:
                 if bulkhead:
                     yield Leave(route)
                 continue
-            slot, permit = held
+            slot, permit = taken
             ceiling = ceilings[index] if ceilings else None
             admission = Admission(
                 route,
@@ -228,7 +204,7 @@ def call_flow(
             own = min(policy.attempt_timeout or math.inf, route.attempt_timeout or math.inf)
             timeout = min(deadline - now, own)
             call = Call(route, timeout, state.attempts, until_deadline=deadline - now <= own)
-            outcome = yield from _held(admission, call)
+            outcome = yield from held(admission, call)
             if not isinstance(outcome, Succeeded | Failed):
                 yield from finish(admission, "release")
                 raise TypeError(
@@ -241,7 +217,7 @@ def call_flow(
                 report.finished(route.name, state.attempts, "ok", started, now, None, emit)
                 report.route = route.name
                 if stream:
-                    yield from _relay(admission, report, emit)
+                    yield from relay(admission, report, emit)
                 else:
                     yield from finish(admission, "succeed", now, outcome.usage_tokens, emit)
                 return report
@@ -288,219 +264,10 @@ def call_flow(
         return report
 
 
-def finish(
-    admission: Admission,
-    how: FinishHow,
-    now: float | None = None,
-    usage_tokens: int | None = None,
-    emit: EventHandler | None = None,
-) -> Generator[Effect, Answer, None]:
-    """End ``admission`` ``how`` (once; later calls change nothing)."""
-    effect = admission.finish(how, now, admission.charged(usage_tokens))
-    if effect is None:
-        return
-    yield effect
-    if how == "succeed" and usage_tokens is not None and emit is not None and now is not None:
-        emit(Settled(admission.route.name, now, admission.estimate, usage_tokens))
-
-
-def _held(admission: Admission, effect: Effect) -> Generator[Effect, Answer, Answer]:
-    """Yield ``effect`` while holding ``admission``: cancelled meanwhile, the admission is
-    released (the request may have gone out, so its reservation stays)."""
-    try:
-        return (yield effect)
-    except Cancelled:
-        yield from finish(admission, "release")
-        raise
-
-
-def _relay(
-    admission: Admission, report: CallReport, emit: EventHandler
-) -> Generator[Effect, Answer, None]:
-    """Hand the stream to the caller; finish its admission as the stream ended."""
-    ended = yield from _held(admission, Relay(admission.route, report))
-    if isinstance(ended, StreamEnded):
-        yield from finish(admission, "succeed", ended.now, ended.usage_tokens, emit)
-    elif isinstance(ended, StreamBroke):
-        # The provider broke the stream: its breaker counts the failure.
-        yield from finish(admission, "fail", ended.now)
-    elif isinstance(ended, StreamDropped):
-        yield from finish(admission, "release")
-    else:
-        yield from finish(admission, "release")
-        raise TypeError(f"a Relay must be answered with how the stream ended, not {ended!r}")
-
-
 def _too_late(deadline: float, now: float) -> str:
     if now >= deadline:
         return "the deadline passed"
     return f"only {deadline - now:.3g}s left, too little for an attempt"
-
-
-def _admit(
-    route: SharedRoute,
-    estimate: int,
-    now: float,
-    deadline: float,
-    report: CallReport,
-    emit: EventHandler,
-) -> Generator[Effect, Answer, tuple[float, tuple[Slot, Permit] | None]]:
-    """A limiter slot and a breaker permit on ``route``, queueing if need be; None (and
-    nothing held) when the route changed under us and the call must decide again."""
-    ticket = yield from ask(route, "admit", Ticket, estimate, now)
-    slot, permit = ticket.slot, ticket.permit
-    if slot is None:
-        # Another call opened the breaker or got a 429 since we looked.
-        return now, None
-    if permit is None:
-        if now + slot.wait >= deadline:
-            # Another caller took the slot between our look and our reservation.
-            yield from tell(route, "cancel", slot)
-            return now, None
-        try:
-            now = yield from _wait(report, _Sleep(slot.at, "limiter", route.name), now, emit)
-            permit = yield from _acquire(route, now)
-        except Cancelled:
-            yield from tell(route, "cancel", slot)
-            raise
-        if permit is None:
-            # The route changed while we queued: give the slot back.
-            yield from tell(route, "cancel", slot)
-            return now, None
-    return now, (slot, permit)
-
-
-def _acquire(route: SharedRoute, now: float) -> Generator[Effect, Answer, Permit | None]:
-    permit = yield Op(route, "acquire", (now,))
-    if permit is not None and not isinstance(permit, Permit):
-        raise TypeError(f"an Op 'acquire' must be answered with a Permit or None, not {permit!r}")
-    return permit
-
-
-def _enter(
-    route: SharedRoute,
-    now: float,
-    deadline: float,
-    state: CallState,
-    report: CallReport,
-    emit: EventHandler,
-) -> Generator[Effect, Answer, float]:
-    """A slot of the route's bulkhead, queueing (FIFO) at most until the deadline."""
-    sent = yield Enter(route, deadline - now)
-    if not isinstance(sent, Entered):
-        raise TypeError("an Enter must be answered with Entered")
-    waited = max(0.0, sent.now - now)
-    if sent.queued:
-        report.waits.append((route.name, "bulkhead", waited))
-        emit(LimiterWait(route.name, now, waited, "bulkhead"))
-    if sent.ok and sent.now < deadline:
-        return sent.now
-    if sent.ok:
-        yield Leave(route)
-    raise deadline_error(state, report, f"{route.name!r} had no free slot before the deadline")
-
-
-def _wait(
-    report: CallReport, sleep: _Sleep, now: float, emit: EventHandler
-) -> Generator[Effect, Answer, float]:
-    seconds = sleep.until - now
-    report.waits.append((sleep.route, sleep.reason, seconds))
-    emit(LimiterWait(sleep.route, now, seconds, sleep.reason))
-    sent = yield Wait(seconds, sleep.reason, sleep.route)
-    if not isinstance(sent, float | int):
-        raise TypeError("a Wait must be answered with the current time")
-    # Having waited until `until`, it is at least `until`: float rounding in a clock's
-    # `now + seconds` must not leave us a hair early, re-deciding to wait forever.
-    return max(float(sent), sleep.until)
-
-
-def _note_disabled(
-    routes: Sequence[SharedRoute],
-    state: CallState,
-    report: CallReport,
-    now: float,
-    emit: EventHandler,
-) -> None:
-    for index, route in enumerate(routes):
-        reason = route.disabled
-        if reason is not None and index not in state.out:
-            state.out[index] = AuthError(f"route {route.name!r} is disabled: {reason}")
-            report.skipped(route.name, f"disabled: {reason}", now, emit)
-
-
-def _choose(
-    routes: Sequence[SharedRoute],
-    estimates: Sequence[int],
-    unfit: Sequence[Unfit | None],
-    state: CallState,
-    report: CallReport,
-    policy: FlowPolicy,
-    now: float,
-    deadline: float,
-    emit: EventHandler,
-) -> Generator[Effect, Answer, _Go | _Sleep]:
-    sticky = state.sticky
-    if sticky is not None and sticky not in state.out:
-        route = routes[sticky]
-        look = yield from ask(route, "look", Look, estimates[sticky], now)
-        if look.ready_at <= now and look.paused_until <= now:
-            until = state.backoff_until[sticky]
-            if until > now:
-                if until < deadline:
-                    return _Sleep(until, "backoff", route.name)
-            elif now + look.wait < deadline:
-                return _Go(sticky)
-            # A backoff or queue that would outlive the deadline is not begun: fail over if
-            # another route can go, else the free choice below raises DeadlineExceeded.
-    state.sticky = None
-
-    ready: list[tuple[int, float]] = []
-    soonest: _Sleep | None = None
-    state.blocked_by_breaker = False
-    # Routes are looked at in order of preference and the first that can go at once is
-    # taken: the routes after it cost no estimate and no look (a round trip with Redis).
-    for index, route in enumerate(routes):
-        if index in state.out or mark_unfit(routes, index, unfit, state, report, now, emit):
-            continue
-        try:
-            route.check_fits(estimates[index])
-        except RequestTooLarge as exc:
-            state.out[index] = exc
-            report.skipped(route.name, "request larger than its token limit", now, emit)
-            continue
-        look = yield from ask(route, "look", Look, estimates[index], now)
-        if look.ready_at > now:
-            state.blocked_by_breaker = True
-            report.skipped(route.name, "circuit open", now, emit)
-            continue
-        gate, reason = max(
-            (look.paused_until, "retry-after"), (state.backoff_until[index], "backoff")
-        )
-        if gate > now:
-            if soonest is None or gate < soonest.until:
-                soonest = _Sleep(gate, reason, route.name)
-            continue
-        if look.wait <= policy.spill_over and now + look.wait < deadline:
-            return _Go(index)
-        ready.append((index, look.wait))
-
-    in_time = [(index, wait) for index, wait in ready if now + wait < deadline]
-    if in_time:
-        return _Go(min(in_time, key=lambda item: item[1])[0])
-    if soonest is not None and soonest.until < deadline:
-        return soonest
-    if soonest is not None:
-        raise deadline_error(
-            state,
-            report,
-            f"{soonest.route!r} is not ready for {soonest.until - now:.3g}s "
-            f"({soonest.reason}), past the deadline",
-        )
-    if ready:
-        raise deadline_error(
-            state, report, "every ready route's limiter queue outlasts the deadline"
-        )
-    raise exhausted_error(routes, state, report)
 
 
 def _on_failure(

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from ..extras.cache import CacheFront, Lookup, replay_chunk
 from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
-from .drivers import aclose_stream, close_stream
+from .streams import aclose_stream, close_stream
 
 __all__ = ["CallScope", "CallTrace"]
 
