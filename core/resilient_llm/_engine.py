@@ -13,7 +13,6 @@ import dataclasses
 import random
 import sys
 import threading
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -43,10 +42,10 @@ from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
 from .policies.budget import RetryBudget, RetryLedger
 from .policies.capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
-from .policies.hints import hints_from_headers
 from .policies.limiter import RateLimit
 from .policies.tokens import estimate_tokens, preload, usage_ceiling
 from .providers.base import ChatAdapter, Provider, distinct_names, unsendable_reason
+from .providers.registry import provider_spec
 from .run.bulkhead import Bulkhead
 from .run.drivers import (
     AsyncSend,
@@ -228,7 +227,7 @@ class ResilientLLM:
             route.provider_cap = ProviderCap()
         # OpenAI counts max_tokens against its token quota as the request arrives; Anthropic
         # and Gemini adjust to the output actually produced.
-        route.settles_below_estimate = provider.kind != "openai"
+        route.settles_below_estimate = not provider_spec(provider.kind).charges_reserved_output
         return route
 
     def _on_breaker_change(self, change: StateChange) -> None:
@@ -397,7 +396,7 @@ class ResilientLLM:
             timeout = timeout_setting("the call's timeout", timeout)
         timeout = self.timeout if timeout is None else timeout
         request = self.request(messages, **options)
-        check_turns([p.kind for p in self.providers], request)
+        check_turns([(p.kind, provider_spec(p.kind).needs_a_turn) for p in self.providers], request)
         self._check_keys()
         return request, timeout
 
@@ -433,7 +432,7 @@ class ResilientLLM:
         unfit = _PerRoute(
             len(keep),
             lambda i: (
-                turn_reason(kinds[i], request)
+                turn_reason(kinds[i], request, provider_spec(kinds[i]).needs_a_turn)
                 or unfit_reason(caps[i], request, estimates[i])
                 or _unsendable(kinds[i], request)
             ),
@@ -569,10 +568,8 @@ def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
 
 def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
     """Feed the reply's quota headers to its route; return the tokens to settle."""
-    if reply.rate_limit_headers:
-        # Anthropic's resets are wall-clock instants: the one place a wall clock is read.
-        hints = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
-        call.route.observe(hints, now)
+    if reply.quota is not None:
+        call.route.observe(reply.quota, now)
     return reply.usage.total_tokens if reply.usage is not None else None
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from ._checks import check_json, check_text
 from .errors import ConfigurationError
+from .policies.hints import RateLimitHints
 
 __all__ = [
     "ChatChunk",
@@ -193,7 +194,8 @@ def _check_sendable(request: ChatRequest) -> None:
 @dataclass(frozen=True)
 class ChatResponse:
     """A complete reply. ``metadata`` holds the engine's account of the call (attempts,
-    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any.
+    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any, and
+    ``quota`` what they say, parsed once by the adapter (never stored by a cache).
 
     A reply the model declined to give is still a reply: ``refusal`` holds the model's
     refusal text (OpenAI's ``message.refusal``), or a short reason when the provider gives
@@ -209,6 +211,7 @@ class ChatResponse:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     refusal: str | None = None
+    quota: RateLimitHints | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,8 @@ class ChatChunk:
     ``metadata`` (provider, attempts, waits, failovers): after it, nothing is retried.
     ``refusal`` is a piece of refusal text, as ``delta`` is a piece of the content: the
     pieces joined are the reply's refusal, and the last chunk says ``"refusal"`` in
-    ``finish_reason``.
+    ``finish_reason``. ``quota`` is the provider's quota headers, parsed, on the stream's
+    first chunk (they come with the response's start).
     """
 
     delta: str = ""
@@ -230,6 +234,7 @@ class ChatChunk:
     finish_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     refusal: str | None = None
+    quota: RateLimitHints | None = None
 
 
 def _is_int(value: object) -> bool:

@@ -11,7 +11,6 @@ import inspect
 import json
 import re
 import ssl
-import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -24,10 +23,11 @@ from ..errors import (
     RateLimited,
     ResilientLLMError,
 )
-from ..policies.hints import hints_from_headers
 from ..secrets import Secret
+from ._hints import quota_hints
 from ._redact import NO_KEY_PLACEHOLDER, redact
-from .base import ENV_KEYS, Provider
+from .base import Provider
+from .registry import provider_spec
 
 __all__ = [
     "async_http_client",
@@ -42,6 +42,7 @@ __all__ = [
     "status_for_error_type",
     "transport_errors",
     "unavailable_from_transport",
+    "warm_transport",
 ]
 
 
@@ -56,9 +57,10 @@ def require_key(provider: Provider) -> Secret:
         return key
     if provider.base_url is not None:
         return Secret(NO_KEY_PLACEHOLDER)
-    names = " or ".join(ENV_KEYS[provider.kind])
+    names = " or ".join(provider_spec(provider.kind).env_keys)
+    where = f" or set {names}" if names else ""
     raise AuthError(
-        f"{provider.name}: no API key: pass Provider(api_key=...) or set {names}",
+        f"{provider.name}: no API key: pass Provider(api_key=...){where}",
         provider=provider.name,
     )
 
@@ -82,7 +84,8 @@ def error_from_status(
     ``ProviderUnavailable`` and ``BadRequest`` respectively.
     """
     if retry_after is None and headers is not None:
-        retry_after = hints_from_headers(headers, wall_now=time.time()).retry_after
+        hints = quota_hints(headers)
+        retry_after = None if hints is None else hints.retry_after
     text = f"{route}: HTTP {status}: {message}" if message else f"{route}: HTTP {status}"
     fields: dict[str, Any] = {"provider": route, "status_code": status}
     if status == 429:
@@ -338,6 +341,15 @@ def async_http_client(provider: Provider, sdk: Any) -> Any | None:
         return make(verify=_tls_context())
     except RuntimeError:
         return None
+
+
+def warm_transport(provider: Provider, sdk: Any) -> None:
+    """Do now, in the adapter's constructor, what the first async client would otherwise do
+    on the caller's event loop: load the CA bundle into the shared TLS context."""
+    if provider.options.get("async_transport", "aiohttp") == "aiohttp" and hasattr(
+        sdk, "DefaultAioHttpClient"
+    ):
+        _tls_context()
 
 
 @cache
