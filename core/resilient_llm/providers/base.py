@@ -287,7 +287,7 @@ def _check_async_transport(kind: str, options: Mapping[str, object]) -> None:
         return
     value = options["async_transport"]
     if not provider_spec(kind).async_transport:
-        takers = [k for k, spec in SPECS.items() if spec.async_transport]
+        takers = " and ".join(repr(k) for k, spec in SPECS.items() if spec.async_transport)
         raise ConfigurationError(
             f"Provider.options['async_transport'] is for kinds {takers} only; "
             f"{kind!r} picks its own async transport"
@@ -329,7 +329,10 @@ class ChatAdapter(Protocol):
 
     ``timeout`` (seconds) bounds the attempt, passed to the SDK's own timeout. Streams
     raise ``ProviderUnavailable`` when they end without the provider's terminal event,
-    so a cut stream is never taken for a complete one.
+    so a cut stream is never taken for a complete one. A reply's quota headers, parsed
+    (``providers._hints.quota_hints``), go in ``ChatResponse.quota`` (a stream's first
+    ``ChatChunk.quota``): the engine feeds those to the route and parses no header itself.
+    :class:`~resilient_llm.providers.SDKAdapter` does all this for an SDK's hooks.
     """
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
