@@ -327,29 +327,28 @@ def async_http_client(provider: Provider, sdk: Any) -> Any | None:
 
     Under concurrency both SDKs' default async stack (httpx2 over anyio) spends up to twice
     the CPU per call of their aiohttp transport, which caps an engine's throughput on one
-    loop; so the SDK's ``DefaultAioHttpClient`` unless the route asks for ``"httpx"``. None
-    (the SDK's default) too when the installed SDK has no aiohttp transport: older
-    releases, or one installed without its ``aiohttp`` extra, whose stand-in raises
-    ``RuntimeError``.
+    loop; so the SDK's ``DefaultAioHttpClient`` unless the route asks for ``"httpx"``. The
+    SDK's own httpx client otherwise (asked for, or the installed SDK has no aiohttp
+    transport: older releases, or one installed without its ``aiohttp`` extra, whose
+    stand-in raises ``RuntimeError``). Either way with the shared TLS context, so a new
+    event loop's client loads no CA bundle. None (the SDK's default) when the SDK offers
+    neither.
     """
-    if provider.options.get("async_transport", "aiohttp") != "aiohttp":
-        return None
-    make = getattr(sdk, "DefaultAioHttpClient", None)
-    if make is None:
-        return None
-    try:
-        return make(verify=_tls_context())
-    except RuntimeError:
-        return None
+    if provider.options.get("async_transport", "aiohttp") == "aiohttp":
+        make = getattr(sdk, "DefaultAioHttpClient", None)
+        if make is not None:
+            try:
+                return make(verify=_tls_context())
+            except RuntimeError:
+                pass
+    make = getattr(sdk, "DefaultAsyncHttpxClient", None)
+    return None if make is None else make(verify=_tls_context())
 
 
-def warm_transport(provider: Provider, sdk: Any) -> None:
-    """Do now, in the adapter's constructor, what the first async client would otherwise do
+def warm_transport() -> None:
+    """Do now, in an adapter's constructor, what the first async client would otherwise do
     on the caller's event loop: load the CA bundle into the shared TLS context."""
-    if provider.options.get("async_transport", "aiohttp") == "aiohttp" and hasattr(
-        sdk, "DefaultAioHttpClient"
-    ):
-        _tls_context()
+    _tls_context()
 
 
 @cache

@@ -39,7 +39,7 @@ class AnthropicAdapter(
 
     def __init__(self, provider: Provider) -> None:
         super().__init__(provider)
-        warm_transport(provider, anthropic)
+        warm_transport()
         _sdk_takes("temperature")
 
     def sync_client(self, key: str) -> anthropic.Anthropic:

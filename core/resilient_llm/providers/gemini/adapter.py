@@ -9,10 +9,14 @@ structured output). The sync client is made on first use and kept (a dropped gen
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+import certifi
 from google import genai
 from google.genai import types
 
@@ -20,6 +24,7 @@ from ...errors import ResilientLLMError
 from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
+from ..base import Provider
 from .convert import (
     GeminiStreamState,
     build_config,
@@ -42,14 +47,39 @@ def _http_options(timeout: float) -> dict[str, Any]:
     return {"timeout": max(1, math.ceil(timeout * 1000)), "retry_options": {"attempts": 1}}
 
 
+@functools.cache
+def _tls(cafile: str, capath: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile, capath=capath)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context every client of this process shares, as google-genai builds its
+    aiohttp one (``certifi``, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
+
+    Left to itself, each ``genai.Client`` loads the CA bundle up to three times (httpx,
+    aiohttp, websockets): tens of milliseconds of CPU for every event loop's client, on
+    that loop. A context holds no loop or connection state, so one serves every client.
+    """
+    return _tls(os.environ.get("SSL_CERT_FILE", certifi.where()), os.environ.get("SSL_CERT_DIR"))
+
+
 class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _Reply]):
     """A :class:`~resilient_llm.providers.ChatAdapter` over ``google-genai``."""
 
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(provider)
+        _tls_context()  # now, not on the caller's loop with its first async client
+
     def _client(self, key: str) -> genai.Client:
+        tls = _tls_context()
         options = types.HttpOptions(
             base_url=self.provider.base_url,
             api_version=API_VERSION,
             retry_options=types.HttpRetryOptions(attempts=1),
+            # httpx takes it as ``verify``, aiohttp and websockets as ``ssl``; each client
+            # keeps only the arguments it knows.
+            client_args={"verify": tls},
+            async_client_args={"verify": tls, "ssl": tls},
         )
         return genai.Client(vertexai=False, api_key=key, http_options=options)
 

@@ -30,7 +30,7 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, 
 
     def __init__(self, provider: Provider) -> None:
         super().__init__(provider)
-        warm_transport(provider, openai)
+        warm_transport()
 
     def sync_client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(api_key=key, base_url=self.provider.base_url, max_retries=0)
