@@ -68,7 +68,10 @@ class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _
 
     def __init__(self, provider: Provider) -> None:
         super().__init__(provider)
-        _tls_context()  # now, not on the caller's loop with its first async client
+        # Now, not on the caller's loop with its first async client: the TLS context, and
+        # the modules google-genai and httpx2 import when their first client is made.
+        _tls_context()
+        self._client("warm-up").close()
 
     def _client(self, key: str) -> genai.Client:
         tls = _tls_context()
