@@ -46,7 +46,7 @@ class EchoServer:
                 if not body.get("stream"):
                     self._send(200, {"model": body["model"], "content": text, "usage": usage})
                     return
-                lines = [{"delta": word + " "} for word in text.split()]
+                lines: list[dict[str, object]] = [{"delta": word + " "} for word in text.split()]
                 lines.append({"done": True, "usage": usage})
                 payload = "".join(json.dumps(line) + "\n" for line in lines).encode()
                 self._head(200, len(payload), "application/x-ndjson", {})

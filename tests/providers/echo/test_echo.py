@@ -9,6 +9,7 @@ snapshot, quota headers fed back, and events.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 from collections.abc import Iterator
 
@@ -17,7 +18,12 @@ import pytest
 from resilient_llm import ChatChunk, Provider, ResilientLLM, RetryPolicy
 from resilient_llm.errors import ConfigurationError
 from resilient_llm.events import AttemptFinished, Event, Failover
-from resilient_llm.providers import create_adapter, known_kinds, register_provider
+from resilient_llm.providers import (
+    ProviderSpec,
+    create_adapter,
+    known_kinds,
+    register_provider,
+)
 from resilient_llm.providers.registry import _unregister
 from resilient_llm.testing.chaos import ChaosServer, Plan
 
@@ -151,3 +157,19 @@ def test_a_kind_not_registered_is_refused() -> None:
 def test_a_built_in_kind_cannot_be_replaced() -> None:
     with pytest.raises(ConfigurationError, match="built-in"):
         register_provider("openai", SPEC)
+
+
+def test_a_kind_whose_sdk_is_missing_names_what_to_install() -> None:
+    def needs_its_sdk(provider: Provider) -> EchoAdapter:
+        importlib.import_module("resilient_llm_ghost_sdk")
+        raise AssertionError("imported a module that does not exist")
+
+    register_provider(
+        "ghost",
+        ProviderSpec(adapter=needs_its_sdk, sdk="resilient_llm_ghost_sdk", install="ghost-sdk"),
+    )
+    try:
+        with pytest.raises(ConfigurationError, match=r"pip install 'ghost-sdk'"):
+            create_adapter(Provider("ghost", model="g1"))
+    finally:
+        _unregister("ghost")
