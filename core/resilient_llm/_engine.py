@@ -567,7 +567,8 @@ def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
 
 
 def _observe(call: Call, reply: ChatResponse, now: float) -> int | None:
-    """Feed the reply's quota headers to its route; return the tokens to settle."""
+    """Feed the reply's quota (its headers, parsed by the adapter) to its route; return the
+    tokens to settle."""
     if reply.quota is not None:
         call.route.observe(reply.quota, now)
     return reply.usage.total_tokens if reply.usage is not None else None
