@@ -134,7 +134,7 @@ def _engine_kwargs(setup: Setup) -> dict[str, Any]:
     # The adapters import their SDK on a route's first call; importing them now keeps that
     # one-off cost out of the timed calls, as the peers import everything up front.
     for route in setup.routes:
-        __import__(f"resilient_llm.providers.{route.kind}")
+        __import__(f"resilient_llm.providers.{route.kind}.adapter")
     providers = [
         Provider(
             route.kind,  # type: ignore[arg-type]

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from resilient_llm import Provider
+from resilient_llm.providers import provider_spec
 
 __all__ = ["GATEWAY_KEY", "Answered", "answered_by"]
 
 # The key langchain-core's tracer promotes to run metadata (langchain_core.utils._gateway,
 # a private module: the name is the contract, so it is spelled out here).
 GATEWAY_KEY = "lc_gateway_metadata"
-# LangSmith's provider names for each family (what the partner packages report).
-_LS_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google_genai"}
 
 
 @dataclass(frozen=True)
@@ -42,5 +41,7 @@ class Answered:
 
 def answered_by(providers: Sequence[Provider], route: str, model: str) -> Answered:
     """The trace identity of a reply from ``route`` (a route name) with ``model``."""
+    # LangSmith's provider name for the family (what the partner packages report).
     kind = next((p.kind for p in providers if p.name == route), "")
-    return Answered(route, _LS_PROVIDER.get(kind, kind or "resilient-llm"), model)
+    label = provider_spec(kind).langsmith_name if kind else None
+    return Answered(route, label or kind or "resilient-llm", model)

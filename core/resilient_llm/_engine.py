@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -44,10 +43,10 @@ from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
 from .policies.budget import RetryBudget, RetryLedger
 from .policies.capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
-from .policies.hints import hints_from_headers
 from .policies.limiter import RateLimit
 from .policies.tokens import estimate_tokens, preload, usage_ceiling
 from .providers.base import ChatAdapter, Provider, unsendable_reason
+from .providers.registry import provider_spec
 from .run.bulkhead import Bulkhead
 from .run.drivers import AsyncRun, AsyncSend, Sent, run_sync
 from .run.hedge import Hedge, run_hedged
@@ -203,7 +202,7 @@ class ResilientLLM:
             route.provider_cap = ProviderCap()
         # OpenAI counts max_tokens against its token quota as the request arrives; Anthropic
         # and Gemini adjust to the output actually produced.
-        route.settles_below_estimate = provider.kind != "openai"
+        route.settles_below_estimate = not provider_spec(provider.kind).charges_reserved_output
         return route
 
     def _on_breaker_change(self, change: StateChange) -> None:
@@ -368,7 +367,7 @@ class ResilientLLM:
             timeout = timeout_setting("the call's timeout", timeout)
         timeout = self.timeout if timeout is None else timeout
         request = self.request(messages, **options)
-        check_turns([p.kind for p in self.providers], request)
+        check_turns([(p.kind, provider_spec(p.kind).needs_a_turn) for p in self.providers], request)
         self._check_keys()
         return request, timeout
 
@@ -404,7 +403,7 @@ class ResilientLLM:
         unfit = _PerRoute(
             len(keep),
             lambda i: (
-                turn_reason(kinds[i], request)
+                turn_reason(kinds[i], request, provider_spec(kinds[i]).needs_a_turn)
                 or unfit_reason(caps[i], request, estimates[i])
                 or _unsendable(kinds[i], request)
             ),
@@ -454,10 +453,7 @@ class ResilientLLM:
         usage = reply.usage.total_tokens if reply.usage is not None else None
         if self.on_refusal == "failover":
             checked_reply(reply, usage)
-        quota = reply.quota
-        if quota is None and reply.rate_limit_headers:  # TODO(merge): adapters parse it
-            quota = hints_from_headers(reply.rate_limit_headers, wall_now=time.time())
-        return reply, usage, quota
+        return reply, usage, reply.quota
 
     def _for_route(self, request: ChatRequest, call: Call) -> ChatRequest:
         # A per-call model override names a model of the first route; another family's

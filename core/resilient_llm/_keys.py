@@ -34,7 +34,7 @@ def check_keys(providers: Sequence[Provider]) -> None:
         if provider.base_url is not None or provider.resolve_key() is not None:
             return
         missing.append(provider)
-    wants = "; ".join(f"{p.name}: {' or '.join(ENV_KEYS[p.kind])}" for p in missing)
+    wants = "; ".join(f"{p.name}: {' or '.join(ENV_KEYS.get(p.kind, ()))}" for p in missing)
     raise AuthError(
         f"no API key for any route ({wants}): set these environment variables or pass "
         "Provider(api_key=...)",
@@ -48,7 +48,7 @@ def note_withheld_key(provider: Provider) -> None:
     which rarely wants a key."""
     if provider.api_key is not None or provider.base_url is None or provider.takes_env_key():
         return
-    variables = [v for v in ENV_KEYS[provider.kind] if os.environ.get(v)]
+    variables = [v for v in ENV_KEYS.get(provider.kind, ()) if os.environ.get(v)]
     host = _host(provider.base_url)
     if not variables or host is None or _is_loopback(host):
         return

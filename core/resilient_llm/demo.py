@@ -78,7 +78,7 @@ def _chaos_providers(server: ChaosServer | None) -> Iterator[list[Provider]]:
         server.script("anthropic", "ok", "overloaded", "overloaded", "overloaded", "ok")
         yield [
             Provider(
-                kind,  # type: ignore[arg-type]
+                kind,
                 model,
                 base_url=server.base_url(kind),
                 api_key="chaos-demo",
@@ -101,7 +101,7 @@ def run_demo(
     ``clock`` lets it run on a fake clock, so the waits take no time.
     """
     clock = clock or SystemClock()
-    live_providers = [Provider(kind, model) for kind, model in MODELS.items()]  # type: ignore[arg-type]
+    live_providers = [Provider(kind, model) for kind, model in MODELS.items()]
     source = contextlib.nullcontext(live_providers) if live else _chaos_providers(server)
     with source as providers:
 

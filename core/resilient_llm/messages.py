@@ -194,7 +194,8 @@ def _check_sendable(request: ChatRequest) -> None:
 @dataclass(frozen=True)
 class ChatResponse:
     """A complete reply. ``metadata`` holds the engine's account of the call (attempts,
-    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any.
+    waits, failovers); ``rate_limit_headers`` the provider's quota headers, if any, and
+    ``quota`` what they say, parsed once by the adapter (never stored by a cache).
 
     A reply the model declined to give is still a reply: ``refusal`` holds the model's
     refusal text (OpenAI's ``message.refusal``), or a short reason when the provider gives
@@ -210,7 +211,7 @@ class ChatResponse:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     refusal: str | None = None
-    # What the rate-limit headers said, parsed once by the adapter; the flow applies it.
+    # The rate-limit headers, parsed once by the adapter; the flow applies them.
     quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
 
 
@@ -222,7 +223,8 @@ class ChatChunk:
     ``metadata`` (provider, attempts, waits, failovers): after it, nothing is retried.
     ``refusal`` is a piece of refusal text, as ``delta`` is a piece of the content: the
     pieces joined are the reply's refusal, and the last chunk says ``"refusal"`` in
-    ``finish_reason``.
+    ``finish_reason``. ``quota`` is the provider's quota headers, parsed, on the stream's
+    first chunk (they come with the response's start).
     """
 
     delta: str = ""
@@ -233,7 +235,6 @@ class ChatChunk:
     finish_reason: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     refusal: str | None = None
-    # A stream's quota headers arrive with its start: its first chunk carries them parsed.
     quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-import resilient_llm.providers.openai  # noqa: F401 - the SDK, imported before any call
+import resilient_llm.providers.openai.adapter  # noqa: F401 - the SDK, imported before any call
 from resilient_llm import (
     BreakerPolicy,
     Event,

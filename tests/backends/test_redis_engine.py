@@ -21,9 +21,9 @@ import pytest
 import redis
 import redis.asyncio
 
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai  # noqa: F401 - SDK imports outside any deadline
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401 - SDK imports outside any deadline
 from resilient_llm import (
     BreakerPolicy,
     CircuitOpen,

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-import resilient_llm.providers.openai  # noqa: F401 - the SDK imported once, not in a call
+import resilient_llm.providers.openai.adapter  # noqa: F401 - the SDK imported once, not in a call
 from resilient_llm import Provider, RateLimit, ResilientLLM, RetryPolicy
 from resilient_llm.state.redis import RedisState
 from resilient_llm.testing.chaos import ChaosServer

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import resilient_llm.providers.openai  # noqa: F401 - SDK import outside any deadline
+import resilient_llm.providers.openai.adapter  # noqa: F401 - SDK import outside any deadline
 from resilient_llm import FakeClock, Provider, RateLimit, ResilientLLM, RetryPolicy
 from resilient_llm.events import Event, LimiterWait, Settled
 from resilient_llm.state.redis import RedisState

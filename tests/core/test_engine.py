@@ -28,6 +28,7 @@ from resilient_llm import (
 from resilient_llm._engine import ResilientLLM
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.events import BreakerStateChanged, Event
+from resilient_llm.providers._hints import quota_hints
 
 
 @dataclass
@@ -198,8 +199,14 @@ def test_quota_headers_are_fed_back_to_the_route() -> None:
         def chat(self, request: ChatRequest, timeout: float) -> ChatResponse:
             reply = self._next(request)
             headers = {"x-ratelimit-remaining-requests": "41", "x-ratelimit-reset-tokens": "6m0s"}
+            # An adapter parses its headers once (as the SDK adapters do) and says what
+            # they hold in ``quota``; the engine reads no header itself.
             return ChatResponse(
-                reply.content, reply.provider, reply.model, rate_limit_headers=headers
+                reply.content,
+                reply.provider,
+                reply.model,
+                rate_limit_headers=headers,
+                quota=quota_hints(headers),
             )
 
     llm = ResilientLLM(

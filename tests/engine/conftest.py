@@ -19,9 +19,9 @@ import pytest
 
 # The SDKs are imported here, once, so that their import time never lands inside an
 # attempt and eats a test's deadline (the adapters import them lazily).
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai  # noqa: F401
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401
 from resilient_llm import (
     BreakerPolicy,
     ChatChunk,

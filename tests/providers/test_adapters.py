@@ -245,3 +245,24 @@ def test_async_clients_are_closed_with_their_loop(route: Route) -> None:
     # asyncio.run finalised each loop's keeper, which closed that loop's client: no dead
     # loop (and no pool bound to one) stays referenced.
     assert len(adapter._clients._async._clients) == 0  # type: ignore[attr-defined]
+
+
+def test_quota_headers_are_parsed_once_onto_the_reply_and_the_first_chunk(route: Route) -> None:
+    # Gemini sends no quota headers: its replies and chunks carry no quota.
+    route.plan(Plan(rpm=100))
+    adapter = route.adapter()
+    quoted = route.kind != "gemini"
+
+    async def astream() -> list[ChatChunk]:
+        return [chunk async for chunk in adapter.astream(FRANCE, timeout=5)]
+
+    for reply in (adapter.chat(FRANCE, timeout=5), asyncio.run(adapter.achat(FRANCE, timeout=5))):
+        assert (reply.quota is not None) is quoted
+        if reply.quota is not None:
+            assert reply.quota.limit_requests == 100
+    for chunks in (list(adapter.stream(FRANCE, timeout=5)), asyncio.run(astream())):
+        marked = [chunk.quota is not None for chunk in chunks]
+        assert marked == [quoted] + [False] * (len(chunks) - 1)
+        first = chunks[0].quota
+        if first is not None:
+            assert first.limit_requests == 100

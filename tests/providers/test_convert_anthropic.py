@@ -10,7 +10,7 @@ import pytest
 
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.messages import ChatRequest, Message, ToolCall
-from resilient_llm.providers import _anthropic_convert as ac
+from resilient_llm.providers.anthropic import convert as ac
 
 from .samples import HISTORY, WEATHER, provider
 

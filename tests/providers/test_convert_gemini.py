@@ -9,7 +9,7 @@ import pytest
 
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.messages import ChatRequest, Message, ToolCall
-from resilient_llm.providers import _gemini_convert as gc
+from resilient_llm.providers.gemini import convert as gc
 
 from .samples import HISTORY, WEATHER
 

@@ -9,7 +9,7 @@ import pytest
 
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.messages import ChatRequest, Message, ToolCall
-from resilient_llm.providers import _openai_convert as oc
+from resilient_llm.providers.openai import convert as oc
 
 from .samples import HISTORY, WEATHER, provider
 

@@ -31,10 +31,10 @@ from resilient_llm.providers._common import (
     status_for_error_type,
 )
 from resilient_llm.providers._redact import redact
-from resilient_llm.providers.anthropic import map_anthropic_error
+from resilient_llm.providers.anthropic.errors import map_anthropic_error
 from resilient_llm.providers.base import ENV_KEYS, Provider
-from resilient_llm.providers.gemini import map_gemini_error
-from resilient_llm.providers.openai import map_openai_error
+from resilient_llm.providers.gemini.errors import map_gemini_error
+from resilient_llm.providers.openai.errors import map_openai_error
 from resilient_llm.secrets import Secret
 
 from .conftest import KINDS, Route

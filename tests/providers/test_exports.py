@@ -17,8 +17,13 @@ def test_package_exports() -> None:
         "ChatAdapter",
         "Provider",
         "ProviderKind",
+        "ProviderSpec",
+        "SDKAdapter",
         "create_adapter",
+        "known_kinds",
+        "provider_spec",
         "rate_limit_headers",
+        "register_provider",
     }
 
 
@@ -31,7 +36,7 @@ def test_package_exports() -> None:
     ],
 )
 def test_adapter_module_exports(module: str, names: list[str]) -> None:
-    loaded = importlib.import_module(f"resilient_llm.providers.{module}")
+    loaded = importlib.import_module(f"resilient_llm.providers.{module}.adapter")
     assert sorted(loaded.__all__) == sorted(names)
     for name in names:
         assert hasattr(loaded, name)
@@ -42,8 +47,21 @@ def test_adapter_module_exports(module: str, names: list[str]) -> None:
     [("openai", "OpenAIAdapter"), ("anthropic", "AnthropicAdapter"), ("gemini", "GeminiAdapter")],
 )
 def test_create_adapter_picks_the_family(kind: str, cls: str) -> None:
-    adapter = create_adapter(Provider(kind, "m", api_key="sk-canary-123"))  # type: ignore[arg-type]
+    adapter = create_adapter(Provider(kind, "m", api_key="sk-canary-123"))
     assert type(adapter).__name__ == cls
     assert "sk-canary-123" not in repr(adapter)
     assert "***" in repr(adapter)
     adapter.close()
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("openai", ["map_openai_error", "sdk_errors"]),
+        ("anthropic", ["map_anthropic_error", "sdk_errors"]),
+        ("gemini", ["map_gemini_error", "sdk_errors"]),
+    ],
+)
+def test_error_module_exports(module: str, names: list[str]) -> None:
+    loaded = importlib.import_module(f"resilient_llm.providers.{module}.errors")
+    assert sorted(loaded.__all__) == sorted(names)

@@ -14,11 +14,11 @@ import pytest
 
 from resilient_llm.errors import BadRequest, ConfigurationError
 from resilient_llm.messages import ChatRequest, Message, ToolCall
-from resilient_llm.providers import _anthropic_convert as ac
-from resilient_llm.providers import _gemini_convert as gc
-from resilient_llm.providers import _openai_convert as oc
 from resilient_llm.providers._tool_calls import tool_call
+from resilient_llm.providers.anthropic import convert as ac
 from resilient_llm.providers.base import unsendable_reason
+from resilient_llm.providers.gemini import convert as gc
+from resilient_llm.providers.openai import convert as oc
 
 from .samples import provider
 

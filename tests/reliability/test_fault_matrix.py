@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 
 # Imported once so SDK import time never lands inside an attempt's budget.
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai  # noqa: F401
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401
 from resilient_llm import (
     BreakerPolicy,
     ChatChunk,

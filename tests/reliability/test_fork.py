@@ -22,9 +22,9 @@ import resilient_llm.policies.tokens
 
 # The SDKs are imported once, here, not inside a first attempt (adapters import lazily).
 import resilient_llm.providers
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter
 from resilient_llm import Provider, RateLimit, ResilientLLM, RetryPolicy
 from resilient_llm.testing.chaos import ChaosServer, Fault
 

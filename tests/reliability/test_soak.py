@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai  # noqa: F401
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401
 from resilient_llm import (
     BreakerPolicy,
     Provider,

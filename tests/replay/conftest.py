@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 # Imported once here so an SDK's import time never lands inside an attempt.
-import resilient_llm.providers.anthropic
-import resilient_llm.providers.gemini
-import resilient_llm.providers.openai  # noqa: F401
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401
 from resilient_llm import (
     BreakerPolicy,
     ChatChunk,

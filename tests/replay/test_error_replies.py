@@ -13,9 +13,9 @@ import pytest
 
 from resilient_llm import AuthError, BadRequest, RateLimited, ResilientLLMError
 from resilient_llm.providers._common import says_auth_failure
-from resilient_llm.providers.anthropic import map_anthropic_error
-from resilient_llm.providers.gemini import map_gemini_error
-from resilient_llm.providers.openai import map_openai_error
+from resilient_llm.providers.anthropic.errors import map_anthropic_error
+from resilient_llm.providers.gemini.errors import map_gemini_error
+from resilient_llm.providers.openai.errors import map_openai_error
 
 from .conftest import FALLBACK, MODES, Bench, answer
 from .server import Recording

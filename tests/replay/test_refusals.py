@@ -279,7 +279,7 @@ def test_an_anthropic_refusal_explains_itself_when_it_says_why() -> None:
 
     import anthropic
 
-    from resilient_llm.providers._anthropic_convert import response_from_message
+    from resilient_llm.providers.anthropic.convert import response_from_message
 
     body = json.loads(Recording.load("anthropic/refusal").body)
     plain = anthropic.types.Message.model_validate(body)

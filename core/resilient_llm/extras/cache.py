@@ -277,8 +277,9 @@ class CacheFront:
     def remember(self, lookup: Lookup, reply: ChatResponse) -> ChatResponse:
         """Store ``reply`` if the lookup missed; return it marked with the cache status."""
         if lookup.status == "miss" and lookup.key is not None:
-            # The call's history and quota headers describe that call, not the answer; the
-            # provider's own metadata (a completion id...) stays with the answer.
+            # The call's history and quota (headers and hints) describe that call and the
+            # provider's quota then, not the answer; the provider's own metadata (a
+            # completion id...) stays with the answer.
             report = CallReport().metadata().keys()
             kept = dataclasses.replace(
                 reply,
@@ -286,6 +287,7 @@ class CacheFront:
                     k: v for k, v in reply.metadata.items() if k not in report and k != "cache"
                 },
                 rate_limit_headers={},
+                quota=None,
             )
             try:
                 self.store.set(lookup.key, kept)

@@ -84,7 +84,8 @@ from ..events import (
 )
 from ..messages import ChatRequest
 from ..policies.breaker import CircuitState
-from ..providers.base import Provider
+from ..providers.base import PerKind, Provider
+from ..providers.registry import provider_spec
 from ._spans import CURRENT, CallSpans, failed
 
 if TYPE_CHECKING:
@@ -94,12 +95,8 @@ __all__ = ["GEN_AI_PROVIDER", "EngineTelemetry", "Telemetry"]
 
 logger = logging.getLogger("resilient_llm")
 
-# gen_ai.provider.name's well-known values for our three families.
-GEN_AI_PROVIDER: Mapping[str, str] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "gemini": "gcp.gemini",
-}
+# gen_ai.provider.name's well-known values, by kind (each kind's spec names its own).
+GEN_AI_PROVIDER: Mapping[str, str] = PerKind(lambda spec: spec.telemetry_name)
 _BREAKER_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 # The semantic conventions' advised buckets.
 _TOKEN_BUCKETS = [4.0**i for i in range(14)]
@@ -223,7 +220,9 @@ class EngineTelemetry:
 
     def kind(self, route: str) -> str:
         provider = self.routes.get(route)
-        return "" if provider is None else GEN_AI_PROVIDER[provider.kind]
+        if provider is None:
+            return ""
+        return provider_spec(provider.kind).telemetry_name or provider.kind
 
     def __call__(self, event: Event) -> None:
         handler = self._dispatch.get(type(event))

@@ -144,24 +144,24 @@ def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unf
     return None
 
 
-# Anthropic's Messages API and Gemini's generateContent take the system prompt apart from
-# the conversation and refuse one with no turn in it (Anthropic answers 400; google-genai
-# raises ValueError before sending); OpenAI's chat completions take system messages alone.
-_NEEDS_A_TURN = ("anthropic", "gemini")
+def turn_reason(kind: str, request: ChatRequest, needs_a_turn: bool) -> Unfit | None:
+    """Why a route of ``kind`` cannot take ``request`` for want of a turn, or None.
 
-
-def turn_reason(kind: str, request: ChatRequest) -> Unfit | None:
-    """Why a route of ``kind`` cannot take ``request`` for want of a turn, or None."""
-    if kind in _NEEDS_A_TURN and all(m.role == "system" for m in request.messages):
+    Anthropic's Messages API and Gemini's generateContent take the system prompt apart from
+    the conversation and refuse one with no turn in it (``needs_a_turn``, from the kind's
+    spec); OpenAI's chat completions take system messages alone.
+    """
+    if needs_a_turn and all(m.role == "system" for m in request.messages):
         return Unfit(f"{kind} needs a user message besides the system prompt")
     return None
 
 
-def check_turns(kinds: Sequence[str], request: ChatRequest) -> None:
-    """Raise ``ConfigurationError`` when no route of ``kinds`` can take ``request``'s
-    messages: only system messages, and no route that takes them alone."""
-    if all(turn_reason(kind, request) is not None for kind in kinds):
-        families = " and ".join(sorted(set(kinds)))
+def check_turns(routes: Sequence[tuple[str, bool]], request: ChatRequest) -> None:
+    """Raise ``ConfigurationError`` when no route can take ``request``'s messages: only
+    system messages, and no route that takes them alone. ``routes`` are each route's
+    ``(kind, needs_a_turn)``."""
+    if all(turn_reason(kind, request, needs) is not None for kind, needs in routes):
+        families = " and ".join(sorted({kind for kind, _ in routes}))
         raise ConfigurationError(
             f"messages holds only system messages: the {families} route(s) need a user message too"
         )

@@ -11,7 +11,6 @@ import inspect
 import json
 import re
 import ssl
-import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -24,10 +23,11 @@ from ..errors import (
     RateLimited,
     ResilientLLMError,
 )
-from ..policies.hints import hints_from_headers
 from ..secrets import Secret
+from ._hints import quota_hints
 from ._redact import NO_KEY_PLACEHOLDER, redact
-from .base import ENV_KEYS, Provider
+from .base import Provider
+from .registry import provider_spec
 
 __all__ = [
     "async_http_client",
@@ -42,6 +42,7 @@ __all__ = [
     "status_for_error_type",
     "transport_errors",
     "unavailable_from_transport",
+    "warm_transport",
 ]
 
 
@@ -56,9 +57,10 @@ def require_key(provider: Provider) -> Secret:
         return key
     if provider.base_url is not None:
         return Secret(NO_KEY_PLACEHOLDER)
-    names = " or ".join(ENV_KEYS[provider.kind])
+    names = " or ".join(provider_spec(provider.kind).env_keys)
+    where = f" or set {names}" if names else ""
     raise AuthError(
-        f"{provider.name}: no API key: pass Provider(api_key=...) or set {names}",
+        f"{provider.name}: no API key: pass Provider(api_key=...){where}",
         provider=provider.name,
     )
 
@@ -82,7 +84,8 @@ def error_from_status(
     ``ProviderUnavailable`` and ``BadRequest`` respectively.
     """
     if retry_after is None and headers is not None:
-        retry_after = hints_from_headers(headers, wall_now=time.time()).retry_after
+        hints = quota_hints(headers)
+        retry_after = None if hints is None else hints.retry_after
     text = f"{route}: HTTP {status}: {message}" if message else f"{route}: HTTP {status}"
     fields: dict[str, Any] = {"provider": route, "status_code": status}
     if status == 429:
@@ -324,20 +327,28 @@ def async_http_client(provider: Provider, sdk: Any) -> Any | None:
 
     Under concurrency both SDKs' default async stack (httpx2 over anyio) spends up to twice
     the CPU per call of their aiohttp transport, which caps an engine's throughput on one
-    loop; so the SDK's ``DefaultAioHttpClient`` unless the route asks for ``"httpx"``. None
-    (the SDK's default) too when the installed SDK has no aiohttp transport: older
-    releases, or one installed without its ``aiohttp`` extra, whose stand-in raises
-    ``RuntimeError``.
+    loop; so the SDK's ``DefaultAioHttpClient`` unless the route asks for ``"httpx"``. The
+    SDK's own httpx client otherwise (asked for, or the installed SDK has no aiohttp
+    transport: older releases, or one installed without its ``aiohttp`` extra, whose
+    stand-in raises ``RuntimeError``). Either way with the shared TLS context, so a new
+    event loop's client loads no CA bundle. None (the SDK's default) when the SDK offers
+    neither.
     """
-    if provider.options.get("async_transport", "aiohttp") != "aiohttp":
-        return None
-    make = getattr(sdk, "DefaultAioHttpClient", None)
-    if make is None:
-        return None
-    try:
-        return make(verify=_tls_context())
-    except RuntimeError:
-        return None
+    if provider.options.get("async_transport", "aiohttp") == "aiohttp":
+        make = getattr(sdk, "DefaultAioHttpClient", None)
+        if make is not None:
+            try:
+                return make(verify=_tls_context())
+            except RuntimeError:
+                pass
+    make = getattr(sdk, "DefaultAsyncHttpxClient", None)
+    return None if make is None else make(verify=_tls_context())
+
+
+def warm_transport() -> None:
+    """Do now, in an adapter's constructor, what the first async client would otherwise do
+    on the caller's event loop: load the CA bundle into the shared TLS context."""
+    _tls_context()
 
 
 @cache

@@ -1,8 +1,5 @@
-"""The I/O side the three adapters share: async clients per event loop, stream drivers.
-
-The sync and async stream drivers are twins that differ only in awaiting; the per-SDK
-logic of a stream lives in a :class:`StreamState` both drive.
-"""
+"""The clients an adapter holds: the sync one kept, async ones per event loop; and the
+:class:`StreamState` protocol, the per-SDK logic of a stream the adapter base drives."""
 
 from __future__ import annotations
 
@@ -10,21 +7,19 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from .._forks import building, keep_inherited, on_fork_in_child
-from ..errors import ResilientLLMError
 from ..messages import ChatChunk
 from ..secrets import Secret
 from ._common import require_key
 from .base import Provider
 
-__all__ = ["Clients", "PerLoop", "StreamState", "aiterate_stream", "iterate_stream"]
+__all__ = ["Clients", "PerLoop", "StreamState"]
 
 _CLIENT = TypeVar("_CLIENT")
 _SYNC = TypeVar("_SYNC", bound="_Closable")
-_EVENT = TypeVar("_EVENT")
 _EVENT_contra = TypeVar("_EVENT_contra", contravariant=True)
 
 
@@ -160,61 +155,3 @@ class StreamState(Protocol[_EVENT_contra]):
     def finish(self) -> Iterable[ChatChunk]:
         """The closing chunks; raises ``ProviderUnavailable`` without a terminal event."""
         ...
-
-
-def iterate_stream(
-    open_stream: Callable[[], Iterator[_EVENT]],
-    state: StreamState[_EVENT],
-    errors: tuple[type[BaseException], ...],
-    map_error: Callable[[BaseException], ResilientLLMError],
-    close: Callable[[Iterator[_EVENT]], object],
-) -> Iterator[ChatChunk]:
-    """Drive a sync SDK stream: map its errors, close it however the consumer stops.
-
-    Only the SDK's own calls sit inside ``try``: an exception thrown into this generator
-    by the consumer, or a bug in ``state``, is not mistaken for a provider failure.
-    """
-    try:
-        events = open_stream()
-    except errors as exc:
-        raise map_error(exc) from exc
-    try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration:
-                break
-            except errors as exc:
-                raise map_error(exc) from exc
-            yield from state.feed(event)
-        yield from state.finish()
-    finally:
-        close(events)
-
-
-async def aiterate_stream(
-    open_stream: Callable[[], Awaitable[AsyncIterator[_EVENT]]],
-    state: StreamState[_EVENT],
-    errors: tuple[type[BaseException], ...],
-    map_error: Callable[[BaseException], ResilientLLMError],
-    close: Callable[[AsyncIterator[_EVENT]], Awaitable[object]],
-) -> AsyncIterator[ChatChunk]:
-    """The async twin of :func:`iterate_stream`; only the awaiting differs."""
-    try:
-        events = await open_stream()
-    except errors as exc:
-        raise map_error(exc) from exc
-    try:
-        while True:
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                break
-            except errors as exc:
-                raise map_error(exc) from exc
-            for chunk in state.feed(event):
-                yield chunk
-        for chunk in state.finish():
-            yield chunk
-    finally:
-        await close(events)

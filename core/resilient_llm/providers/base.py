@@ -10,23 +10,26 @@ that family is built, so an application that never uses Gemini never imports goo
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, TypeVar
 from urllib.parse import urlparse
 
 from .._arguments import timeout_setting
 from ..errors import ConfigurationError
-from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall
+from ..messages import ChatChunk, ChatRequest, ChatResponse
 from ..policies.capabilities import Capabilities
 from ..policies.limiter import RateLimit
 from ..secrets import Secret
+from ._spec import ProviderSpec
+from .registry import SPECS, provider_spec
 
 __all__ = [
     "ENV_BASE_URLS",
     "ENV_KEYS",
     "OFFICIAL_HOSTS",
     "ChatAdapter",
+    "PerKind",
     "Provider",
     "ProviderKind",
     "distinct_names",
@@ -34,29 +37,44 @@ __all__ = [
     "unsendable_reason",
 ]
 
+# The built-in kinds, as a type for editors; the set is open: register_provider adds kinds.
 ProviderKind = Literal["openai", "anthropic", "gemini"]
-_KINDS: tuple[str, ...] = get_args(ProviderKind)
+
+_V = TypeVar("_V")
+
+
+class PerKind(Mapping[str, _V]):
+    """A read-only view of one spec field over the kinds that set it, built-in and registered
+    (``ENV_KEYS``, ``OFFICIAL_HOSTS``, telemetry's ``GEN_AI_PROVIDER``)."""
+
+    def __init__(self, read: Callable[[ProviderSpec], _V | None]) -> None:
+        self._read = read
+
+    def _items(self) -> dict[str, _V]:
+        found = ((kind, self._read(spec)) for kind, spec in SPECS.items())
+        return {kind: value for kind, value in found if value}
+
+    def __getitem__(self, kind: str) -> _V:
+        return self._items()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return repr(self._items())
+
 
 # Where a key is looked up when the Provider gives none, in order.
-ENV_KEYS: Mapping[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
-}
+ENV_KEYS: Mapping[str, tuple[str, ...]] = PerKind(lambda spec: spec.env_keys)
 
 # Where an environment key may be sent: the family's own API host (https, default port),
 # and the base URL its SDK reads from the environment next to that key, which the
 # operator who set the key chose too. Any other base_url gets no environment key.
-OFFICIAL_HOSTS: Mapping[str, str] = {
-    "openai": "api.openai.com",
-    "anthropic": "api.anthropic.com",
-    "gemini": "generativelanguage.googleapis.com",
-}
-ENV_BASE_URLS: Mapping[str, str] = {
-    "openai": "OPENAI_BASE_URL",
-    "anthropic": "ANTHROPIC_BASE_URL",
-    "gemini": "GOOGLE_GEMINI_BASE_URL",
-}
+OFFICIAL_HOSTS: Mapping[str, str] = PerKind(lambda spec: spec.official_host)
+ENV_BASE_URLS: Mapping[str, str] = PerKind(lambda spec: spec.env_base_url)
 
 _HINT_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-", "anthropic-ratelimit-")
 
@@ -80,7 +98,7 @@ class Provider:
     takes no such option.
     """
 
-    kind: ProviderKind
+    kind: str
     model: str
     name: str
     api_key: Secret | None
@@ -93,7 +111,7 @@ class Provider:
 
     def __init__(
         self,
-        kind: ProviderKind,
+        kind: ProviderKind | str,
         model: str,
         *,
         name: str | None = None,
@@ -105,11 +123,7 @@ class Provider:
         capabilities: Capabilities | None = None,
         max_concurrency: int | None = None,
     ) -> None:
-        if kind not in _KINDS:
-            raise ConfigurationError(
-                f"Provider.kind must be one of {list(_KINDS)}, got {kind!r} "
-                "(any OpenAI-compatible service is kind 'openai' with a base_url)"
-            )
+        provider_spec(kind)  # a ConfigurationError listing the known kinds
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError(f"Provider.model must be a non-empty str, got {model!r}")
         route = kind if name is None else name
@@ -179,7 +193,7 @@ class Provider:
         env = os.environ if environ is None else environ
         if not self.takes_env_key(env):
             return None
-        for variable in ENV_KEYS[self.kind]:
+        for variable in provider_spec(self.kind).env_keys:
             value = env.get(variable)
             if value:
                 return Secret(value)
@@ -199,11 +213,12 @@ class Provider:
         """
         if self.base_url is None:
             return True
+        spec = provider_spec(self.kind)
         url = _endpoint(self.base_url)
-        if url is not None and url[:3] == ("https", OFFICIAL_HOSTS[self.kind], 443):
+        if url is not None and url[:3] == ("https", spec.official_host, 443):
             return True
         env = os.environ if environ is None else environ
-        configured = env.get(ENV_BASE_URLS[self.kind])
+        configured = env.get(spec.env_base_url) if spec.env_base_url else None
         return url is not None and bool(configured) and _endpoint(str(configured)) == url
 
     def __repr__(self) -> str:
@@ -271,9 +286,10 @@ def _check_async_transport(kind: str, options: Mapping[str, object]) -> None:
     if "async_transport" not in options:
         return
     value = options["async_transport"]
-    if kind not in ("openai", "anthropic"):
+    if not provider_spec(kind).async_transport:
+        takers = " and ".join(repr(k) for k, spec in SPECS.items() if spec.async_transport)
         raise ConfigurationError(
-            f"Provider.options['async_transport'] is for kinds 'openai' and 'anthropic' only; "
+            f"Provider.options['async_transport'] is for kinds {takers} only; "
             f"{kind!r} picks its own async transport"
         )
     if not isinstance(value, str) or value not in _ASYNC_TRANSPORTS:
@@ -313,7 +329,10 @@ class ChatAdapter(Protocol):
 
     ``timeout`` (seconds) bounds the attempt, passed to the SDK's own timeout. Streams
     raise ``ProviderUnavailable`` when they end without the provider's terminal event,
-    so a cut stream is never taken for a complete one.
+    so a cut stream is never taken for a complete one. A reply's quota headers, parsed
+    (``providers._hints.quota_hints``), go in ``ChatResponse.quota`` (a stream's first
+    ``ChatChunk.quota``): the engine feeds those to the route and parses no header itself.
+    :class:`~resilient_llm.providers.SDKAdapter` does all this for an SDK's hooks.
     """
 
     def chat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
@@ -337,23 +356,9 @@ def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 def unsendable_reason(kind: str, request: ChatRequest) -> str | None:
     """Why a route of family ``kind`` cannot carry ``request`` faithfully, or None.
 
-    An invalid tool call in the history (arguments that were not a JSON object) goes to
-    the OpenAI protocol as the text the model wrote, since its arguments are text; the
-    Anthropic and Gemini protocols take only an object there, and inventing one would
-    change what the model said. Such a route is skipped for the request, with this reason.
+    Each kind's spec says (``ProviderSpec.unsendable``): the Anthropic and Gemini
+    protocols take only an object as a tool call's arguments, so a history holding an
+    invalid call skips them. Such a route is skipped for the request, with this reason.
     """
-    if kind == "openai":
-        return None
-    call = next(iter(invalid_calls(request)), None)
-    if call is None:
-        return None
-    return (
-        f"the history holds tool call {call.name!r} (id {call.id!r}) whose arguments are not "
-        f"a JSON object ({call.error}); {kind} takes only an object there: answer the call "
-        "with a tool result saying so, or drop it, or use an OpenAI-protocol route"
-    )
-
-
-def invalid_calls(request: ChatRequest) -> list[ToolCall]:
-    """The invalid tool calls in the request's assistant turns, in order."""
-    return [c for m in request.messages if m.role == "assistant" for c in m.tool_calls if c.invalid]
+    check = provider_spec(kind).unsendable
+    return None if check is None else check(request)

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ProviderUnavailable
-from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._shape import Malformed, count, get, items, node, optional_node, reading, text
-from ._tool_calls import object_arguments, tool_call
-from .base import Provider, rate_limit_headers
+from ...errors import ProviderUnavailable
+from ...messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+from .._shape import Malformed, count, get, items, node, optional_node, reading, text
+from .._tool_calls import object_arguments, tool_call
+from ..base import Provider, rate_limit_headers
 
 __all__ = [
     "GeminiStreamState",

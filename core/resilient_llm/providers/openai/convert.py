@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProviderUnavailable
-from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from ._shape import (
+from ...errors import ProviderUnavailable
+from ...messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+from .._shape import (
     Malformed,
     count,
     get,
@@ -24,8 +24,8 @@ from ._shape import (
     text,
     unavailable,
 )
-from ._tool_calls import tool_call
-from .base import Provider, rate_limit_headers
+from .._tool_calls import tool_call
+from ..base import Provider, rate_limit_headers
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk

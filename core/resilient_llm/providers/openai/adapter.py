@@ -1,0 +1,88 @@
+"""The OpenAI adapter: chat completions, for OpenAI and any OpenAI-compatible ``base_url``.
+
+SDK retries are off (``max_retries=0``): the engine is the one retry authority. Async
+clients ride the SDK's aiohttp transport unless the route's options ask for httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import openai
+
+from ...errors import ResilientLLMError
+from ...messages import ChatRequest, ChatResponse
+from ...secrets import Secret
+from .._adapter import SDKAdapter
+from .._common import async_http_client, parsed, warm_transport
+from ..base import Provider
+from .convert import OpenAIStreamState, build_params, response_from_completion
+from .errors import map_openai_error, sdk_errors
+
+__all__ = ["OpenAIAdapter", "map_openai_error"]
+
+_Params = dict[str, Any]
+
+
+class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, Any]):
+    """A :class:`~resilient_llm.providers.ChatAdapter` over ``openai``."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(provider)
+        warm_transport()
+
+    def sync_client(self, key: str) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key, base_url=self.provider.base_url, max_retries=0)
+
+    def async_client(self, key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self.provider.base_url,
+            max_retries=0,
+            http_client=async_http_client(self.provider, openai),
+        )
+
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        return sdk_errors()
+
+    def map_error(self, exc: BaseException, route: str, secret: Secret | None) -> ResilientLLMError:
+        return map_openai_error(exc, route, secret)
+
+    def prepare(self, request: ChatRequest, timeout: float, *, stream: bool) -> _Params:
+        params = build_params(request, self.provider)
+        if stream:
+            params["stream_options"] = {"include_usage": True}
+        return params
+
+    def call(self, client: openai.OpenAI, prepared: _Params, timeout: float) -> tuple[Any, object]:
+        raw = client.chat.completions.with_raw_response.create(**prepared, timeout=timeout)
+        return raw.parse(), raw.headers
+
+    async def acall(
+        self, client: openai.AsyncOpenAI, prepared: _Params, timeout: float
+    ) -> tuple[Any, object]:
+        raw = await client.chat.completions.with_raw_response.create(**prepared, timeout=timeout)
+        return await parsed(raw.parse()), raw.headers
+
+    def parse(
+        self,
+        reply: Any,
+        headers: Mapping[str, str] | None,
+        request: ChatRequest,
+        prepared: _Params,
+    ) -> ChatResponse:
+        return response_from_completion(reply, self.provider.name, headers)
+
+    def open_stream(
+        self, client: openai.OpenAI, prepared: _Params, timeout: float
+    ) -> Iterator[Any]:
+        return client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+
+    async def aopen_stream(
+        self, client: openai.AsyncOpenAI, prepared: _Params, timeout: float
+    ) -> AsyncIterator[Any]:
+        return await client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+
+    def stream_state(self, request: ChatRequest, prepared: _Params) -> OpenAIStreamState:
+        return OpenAIStreamState(self.provider.name)
