@@ -8,9 +8,9 @@ JSON mode) and a LangChain output parser; ``include_raw`` wraps both the way
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.base import OutputParserLike
 from langchain_core.output_parsers.openai_tools import (
@@ -22,14 +22,11 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from .chat_models import ChatResilientLLM
-
 __all__ = ["structured_output"]
 
 
 def structured_output(
-    model: ChatResilientLLM,
+    model: BaseChatModel,
     schema: dict[str, Any] | type,
     method: Literal["function_calling", "json_schema", "json_mode"],
     include_raw: bool,

@@ -30,13 +30,13 @@ from resilient_llm import (
     ChatChunk,
     ChatResponse,
     Clock,
+    Hedge,
     Provider,
     ResilientLLM,
     RetryBudget,
     RetryPolicy,
     StreamTimeouts,
 )
-from resilient_llm.run.hedge import Hedge
 from resilient_llm.state import StateBackend
 
 from . import _callbacks, _convert, _streaming, _structured, _trace

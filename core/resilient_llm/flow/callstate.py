@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ..errors import (
     AllProvidersFailed,
@@ -22,6 +21,7 @@ from ..errors import (
     ResilientLLMError,
 )
 from ..events import EventHandler
+from ..policies.capabilities import Unfit
 from ..state.memory import Route
 from .admission import Admission, CallReport
 from .effects import Refused
@@ -52,14 +52,6 @@ class CallState:
         self.blocked_by_breaker = False
         self.tried: set[int] = set()
         self.unfit: dict[int, BadRequest] = {}
-
-
-@dataclass(frozen=True)
-class Unfit:
-    """Why a route cannot take a request; ``too_long`` when it is its context window."""
-
-    reason: str
-    too_long: bool = False
 
 
 def mark_unfit(

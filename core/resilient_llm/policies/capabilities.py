@@ -17,11 +17,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from ..errors import ConfigurationError
-from ..flow.callstate import Unfit
 from ..messages import ChatRequest
 from .tokens import reserved_output
 
-__all__ = ["Capabilities", "capabilities_for", "check_turns", "turn_reason", "unfit_reason"]
+__all__ = [
+    "Capabilities",
+    "Unfit",
+    "capabilities_for",
+    "check_turns",
+    "turn_reason",
+    "unfit_reason",
+]
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """Why a route cannot take a request; ``too_long`` when it is its context window."""
+
+    reason: str
+    too_long: bool = False
 
 
 @dataclass(frozen=True)
