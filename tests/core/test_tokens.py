@@ -336,7 +336,7 @@ def test_huge_text_without_long_runs_is_still_counted_exactly(model: str) -> Non
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4"])
-def test_ten_megabytes_without_whitespace_are_estimated_near_their_true_count(
+def test_huge_text_is_estimated_near_its_true_count(
     model: str,
 ) -> None:
     # A run without whitespace is one piece to tiktoken, whose cost grows with its length
@@ -358,6 +358,12 @@ def test_ten_megabytes_without_whitespace_are_estimated_near_their_true_count(
     exact = len(encoding.encode_ordinary(identifier))
     assert 0.95 * exact <= count_text_tokens(identifier, model) <= 1.1 * exact
     assert estimate_tokens(identifier, model) >= count_text_tokens(identifier, model)
+
+    # Past a million characters, text with whitespace is sampled too.
+    text = "\n".join(sample for samples in CORPUS.values() for sample in samples) * 200
+    assert len(text) > 1 << 21
+    exact = len(encoding.encode_ordinary(text))
+    assert 0.95 * exact <= count_text_tokens(text, model) <= 1.1 * exact
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,8 +9,9 @@ OpenAI models are counted exactly with tiktoken (``o200k_base`` or ``cl100k_base
 files shipped in ``resilient_llm/_bpe/`` and checked against the SHA-256 that tiktoken itself
 pins: tiktoken's own ``get_encoding`` downloads those files at first use and fails offline,
 so it is never called. In text over 64K characters, runs of 256 or more without whitespace
-are sampled rather than encoded (:func:`_bounded_count`): their cost in tiktoken grows with
-their length, and an estimate may run on the caller's event loop. Claude, Gemini and
+are sampled rather than encoded, and so is all of it past a million characters
+(:func:`_bounded_count`): an estimate may run on the caller's event loop, and tiktoken's
+cost grows with the length of such runs (seconds for 10 MB). Claude, Gemini and
 unknown models use :func:`_heuristic_tokens`, and so does an OpenAI model whose BPE file is
 missing or corrupt (with one logged warning).
 """
@@ -22,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -246,20 +246,42 @@ def _heuristic_tokens(text: str) -> int:
 
 _WHOLE = 1 << 16
 """Text up to this many characters is encoded whole (at most ~25 ms, for dense CJK)."""
-# Two patterns, two scans: an alternation of them scans text at half the speed.
-_LONG_RUNS = (re.compile(r"\S{256,}"), re.compile(r"\s{256,}"))
+_EXACTLY = 1 << 20
+"""Text outside long runs is encoded exactly up to this many characters (~20-100 ms)."""
 _PIECE = 1 << 12
-_SAMPLED = 16
+_SAMPLED = 32
+_RUN = 256
+_ASCII_SPACE = b" \t\n\r\x0b\x0c"
+# One mark per character (UTF-8 continuation bytes deleted): 1 where a character may be
+# inside a run without whitespace, then 0 where it may be inside a run of whitespace.
+# Characters beyond ASCII may be either, so they may continue both kinds of run.
+_MAY_BE_WORD = bytes(i not in _ASCII_SPACE for i in range(256))
+_MAY_BE_SPACE = bytes(i < 0x80 and i not in _ASCII_SPACE for i in range(256))
 
 
 def _long_runs(text: str) -> list[tuple[int, int]]:
-    """The spans of ``text`` in runs of 256 or more characters without whitespace (or of
-    whitespace alone), joined across gaps shorter than that."""
+    """The spans of ``text`` in runs of :data:`_RUN` or more characters without whitespace
+    (or of whitespace alone), joined across shorter gaps; found with C-speed byte scans.
+
+    A piece the tokenizer merges pairs in lies in such a run but for its first character,
+    so text outside the spans is cheap to encode. (Not looked for: o200k's one exception,
+    punctuation followed by thousands of alternating newlines and slashes.)
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    found: list[tuple[int, int]] = []
+    for table, inside in ((_MAY_BE_WORD, 1), (_MAY_BE_SPACE, 0)):
+        marks = data.translate(table, _CONTINUATION)
+        run, outside = bytes([inside]) * _RUN, bytes([1 - inside])
+        start = marks.find(run)
+        while start >= 0:
+            end = marks.find(outside, start + _RUN)
+            end = len(marks) if end < 0 else end
+            found.append((start, end))
+            start = marks.find(run, end)
     spans: list[tuple[int, int]] = []
-    found = sorted(match.span() for pattern in _LONG_RUNS for match in pattern.finditer(text))
-    for start, end in found:
-        if spans and start - spans[-1][1] < 256:
-            spans[-1] = (spans[-1][0], end)
+    for start, end in sorted(found):
+        if spans and start - spans[-1][1] < _RUN:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:
             spans.append((start, end))
     return spans
@@ -270,31 +292,40 @@ def _bounded_count(text: str, exact: Callable[[str], int]) -> int:
 
     tiktoken's cost grows with the length of each piece it merges byte pairs in, and a
     run without whitespace is one piece: 10 MB of letters took seconds (4 to 10 s), on the
-    caller's event loop perhaps, where no deadline can cut it. So long runs are sampled:
-    :data:`_SAMPLED` stretches of :data:`_PIECE` characters spread evenly over them are
-    encoded, and the heuristic, which reads every run at C speed, is scaled by how far it
-    was off on those stretches (a sample alone could miss a denser stretch; the heuristic
-    alone is off by up to half on some text, such as minified JSON or one letter repeated).
-    Everything else is encoded exactly.
+    caller's event loop perhaps, where no deadline can cut it. So long runs are sampled
+    (:func:`_scaled`), and so is the rest of the text when it is longer than
+    :data:`_EXACTLY` characters (12 MB of indented JSON took about a second); shorter, the
+    rest is encoded exactly.
     """
     runs = _long_runs(text)
-    plain, start = 0, 0
-    for run_start, run_end in runs:
-        plain += exact(text[start:run_start])
-        start = run_end
-    plain += exact(text[start:])
-    if not runs:
-        return plain
+    bounds = [0, *(edge for span in runs for edge in span), len(text)]
+    gaps = [
+        (bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2) if bounds[i + 1] > bounds[i]
+    ]
+    if sum(end - start for start, end in gaps) > _EXACTLY:
+        plain = _scaled(text, gaps, exact)
+    else:
+        plain = sum(exact(text[start:end]) for start, end in gaps)
+    return plain + (_scaled(text, runs, exact) if runs else 0)
+
+
+def _scaled(text: str, spans: list[tuple[int, int]], exact: Callable[[str], int]) -> int:
+    """About ``exact`` of the text in ``spans``: :data:`_SAMPLED` stretches of
+    :data:`_PIECE` characters spread evenly over them are encoded, and the heuristic,
+    which reads all of them at C speed, is scaled by how far it was off on those stretches.
+    A sample alone could miss a denser stretch; the heuristic alone is off by up to half
+    on some text (minified JSON, one letter repeated).
+    """
     pieces = [
         (begin, min(begin + _PIECE, end))
-        for run_start, end in runs
-        for begin in range(run_start, end, _PIECE)
+        for start, end in spans
+        for begin in range(start, end, _PIECE)
     ]
     step = max(1, len(pieces) // _SAMPLED)
     sample = [text[begin:end] for begin, end in pieces[::step][:_SAMPLED]]
     seen = sum(_heuristic_tokens(piece) for piece in sample)
-    whole = sum(_heuristic_tokens(text[begin:end]) for begin, end in runs)
-    return plain + math.ceil(whole * sum(exact(piece) for piece in sample) / seen)
+    whole = sum(_heuristic_tokens(text[start:end]) for start, end in spans)
+    return math.ceil(whole * sum(exact(piece) for piece in sample) / max(1, seen))
 
 
 def _counter(model: str | None) -> Callable[[str], int]:
