@@ -340,7 +340,7 @@ def test_huge_text_is_estimated_near_its_true_count(
     model: str,
 ) -> None:
     # A run without whitespace is one piece to tiktoken, whose cost grows with its length
-    # (seconds for 10 MB): such runs are sampled. Two inputs whose true count is cheap to
+    # (seconds for 10 MB): such runs are sampled. Inputs whose true count is cheap to
     # know: one run of "a" (eight to a token in both encodings, whatever the length), and
     # an identifier that the pre-tokenizer splits at each "_" (so tiktoken counts it fast).
     name = encoding_for_model(model)
