@@ -1,6 +1,6 @@
 """``ChatResilientLLM``'s engine fields, checked against the engine's options, and its engine.
 
-Each engine option (``resilient_llm._options.OPTION_DEFAULTS``) is a field of the same
+Each engine option (``resilient_llm.options.OPTION_DEFAULTS``) is a field of the same
 name and the same default (taken from there); ``tests/test_plugin_options.py`` fails when
 the two lists differ. The fields are typed for type checkers and IDEs but not validated
 by pydantic (``SkipValidation``): the engine's validators check the values, with the same
@@ -10,7 +10,7 @@ by design: ``cache`` is LangChain's own field, so the engine's is ``response_cac
 
 An unknown keyword raises, naming close matches, as LlamaIndex's ``ResilientLLM`` does;
 LangChain's ``rate_limiter`` is refused, as LlamaIndex's is (see
-:func:`resilient_llm._options.refuse_rate_limiter` for why).
+:func:`resilient_llm.options.refuse_rate_limiter` for why).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from resilient_llm import (
     RetryPolicy,
     StreamTimeouts,
 )
-from resilient_llm._options import (
+from resilient_llm.events import EventHandler
+from resilient_llm.extras.cache import CacheStore
+from resilient_llm.options import (
     OPTION_DEFAULTS,
     REQUIRED,
     AdapterFactory,
@@ -40,8 +42,6 @@ from resilient_llm._options import (
     check_known,
     refuse_rate_limiter,
 )
-from resilient_llm.events import EventHandler
-from resilient_llm.extras.cache import CacheStore
 from resilient_llm.state import StateBackend
 
 from . import _callbacks

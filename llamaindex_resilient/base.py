@@ -36,7 +36,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from resilient_llm import Capabilities, ChatChunk, ConfigurationError, Message, Provider
 from resilient_llm import ResilientLLM as Engine
-from resilient_llm._options import (
+from resilient_llm.options import (
     OPTION_DEFAULTS,
     EngineOptions,
     check_known,

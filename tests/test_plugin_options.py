@@ -34,9 +34,9 @@ from resilient_llm import (
     RetryPolicy,
     StreamTimeouts,
 )
-from resilient_llm._options import OPTION_DEFAULTS, REQUIRED, EngineOptions
 from resilient_llm.events import Event
 from resilient_llm.extras.telemetry import Telemetry
+from resilient_llm.options import OPTION_DEFAULTS, REQUIRED, EngineOptions
 from resilient_llm.state import MemoryState
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from ._engine import ResilientLLM
+from ._version import __version__ as __version__
 from .clock import Clock, FakeClock, SystemClock
 from .errors import (
     AllProvidersFailed,
@@ -80,7 +81,6 @@ __all__ = [
     "estimate_tokens",
 ]
 
-__version__ = "0.1.0"
 
 # A library logs, the application decides where logs go: without this, Python's
 # last-resort handler would print the engine's warnings (failovers) to stderr.

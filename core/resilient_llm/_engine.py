@@ -9,12 +9,12 @@ waits and failovers.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import threading
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Generator,
@@ -26,9 +26,8 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._arguments import MessagesIn, build_request, timeout_setting
-from ._forks import renew_locks
+from ._forks import building, renew_locks
 from ._keys import check_keys, note_withheld_key
-from ._options import DEFAULT_RETRY_BUDGET, AdapterFactory, EngineOptions
 from .clock import Clock, SystemClock
 from .errors import ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
@@ -38,6 +37,7 @@ from .flow.call import Flow, Unfit, call_flow
 from .flow.effects import Call, FlowPolicy, Relay
 from .flow.ops import SharedRoute
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
+from .options import DEFAULT_RETRY_BUDGET, AdapterFactory, EngineOptions
 from .policies.adaptive import ProviderCap
 from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
@@ -57,6 +57,7 @@ from .run.stranded import Stranded
 from .run.streams import (
     AsyncStreamStart,
     FirstPhase,
+    aclose_stream,
     discard_stream,
     run_async_stream,
     run_sync_stream,
@@ -266,7 +267,7 @@ class ResilientLLM:
             flow = self._flow(request, deadline, stream=False)
 
             async def send(call: Call) -> Sent[ChatResponse]:
-                adapter, timeout = self._adapter(call)
+                adapter, timeout = await self._aadapter(call)
                 reply = await adapter.achat(self._for_route(request, call), timeout)
                 return self._answer(reply)
 
@@ -306,10 +307,16 @@ class ResilientLLM:
         deadline = self.clock.now() + timeout
         flow = self._flow(request, deadline, stream=True)
 
-        def open_stream(call: Call) -> AsyncIterator[ChatChunk]:
-            adapter, timeout = self._adapter(call)
+        async def open_stream(call: Call) -> AsyncGenerator[ChatChunk, None]:
+            adapter, timeout = await self._aadapter(call)
             chunks = adapter.astream(self._for_route(request, call), timeout)
-            return chunks if self.on_refusal == "return" else achecked(chunks, call.route.name)
+            if self.on_refusal == "failover":
+                chunks = achecked(chunks, call.route.name)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await aclose_stream(chunks)
 
         first_phase: FirstPhase | None = None
         if self.hedge is not None:
@@ -462,6 +469,23 @@ class ResilientLLM:
             return dataclasses.replace(request, model=None)
         return request
 
+    def warm(self) -> None:
+        """Build every route's adapter now (importing its SDK), not at its first call.
+
+        Routes are otherwise built on first use, so a call that fails over to a cold route
+        pays for importing that route's SDK inside its own deadline.
+        """
+        for provider in self.providers:
+            self._build(provider.name)
+
+    async def awarm(self) -> None:
+        """:meth:`warm` from an event loop, in a worker thread: the loop keeps running.
+
+        An async server awaits it at start-up (a lifespan hook), so that no request, not
+        even the first one to fail over, waits for an SDK to import.
+        """
+        await asyncio.to_thread(self.warm)
+
     def _adapter(self, call: Call) -> tuple[ChatAdapter, float]:
         """The route's adapter, and the attempt's time left once it exists.
 
@@ -469,21 +493,37 @@ class ResilientLLM:
         second: that time comes out of the attempt's budget, not on top of the deadline.
         """
         started = self.clock.now()
-        name = call.route.name
-        adapter = self._adapters.get(name)
+        adapter = self._adapters.get(call.route.name) or self._build(call.route.name)
+        return adapter, self._time_left(call, started)
+
+    async def _aadapter(self, call: Call) -> tuple[ChatAdapter, float]:
+        """:meth:`_adapter` for a call on an event loop: a route's first adapter is built
+        in a worker thread, so importing its SDK never freezes the caller's loop."""
+        started = self.clock.now()
+        adapter = self._adapters.get(call.route.name)
         if adapter is None:
-            with self._adapters_lock:
-                adapter = self._adapters.get(name)
-                if adapter is None:
-                    provider = next(p for p in self.providers if p.name == name)
+            adapter = await asyncio.to_thread(self._build, call.route.name)
+        return adapter, self._time_left(call, started)
+
+    def _build(self, name: str) -> ChatAdapter:
+        """The adapter of route ``name``, made once (racing threads wait for the first)."""
+        with self._adapters_lock:
+            adapter = self._adapters.get(name)
+            if adapter is None:
+                provider = next(p for p in self.providers if p.name == name)
+                with building():
                     adapter = self._adapters[name] = self._factory(provider)
+            return adapter
+
+    def _time_left(self, call: Call, started: float) -> float:
         left = call.timeout - (self.clock.now() - started)
         if left <= 0:
             # Raised from a timeout: the attempt ran out of its time before it was sent.
             raise ProviderUnavailable(
-                f"no time left for attempt {call.attempt} on {name!r}", provider=name
+                f"no time left for attempt {call.attempt} on {call.route.name!r}",
+                provider=call.route.name,
             ) from TimeoutError()
-        return adapter, left
+        return left
 
     # -- cache and telemetry ------------------------------------------------------------
 

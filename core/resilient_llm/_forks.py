@@ -35,14 +35,27 @@ _T = TypeVar("_T")
 _hooks: dict[int, tuple[weakref.ref[Any], Callable[[Any], None]]] = {}
 _ids = itertools.count()
 _inherited: list[object] = []
-_building = threading.Lock()
+_builds = threading.Condition(threading.Lock())
+_builders = 0
 
 
 @contextlib.contextmanager
 def building() -> Iterator[None]:
-    """Hold off any fork of this process while the block (building an SDK client) runs."""
-    with _building:
+    """Hold off any fork of this process while the block (building an SDK client) runs.
+
+    Builds do not wait for each other, only a fork waits for them all: an event loop
+    making its client must not stall behind a worker thread importing another SDK.
+    """
+    global _builders
+    with _builds:
+        _builders += 1
+    try:
         yield
+    finally:
+        with _builds:
+            _builders -= 1
+            if not _builders:
+                _builds.notify_all()
 
 
 def on_fork_in_child(owner: _T, reset: Callable[[_T], None]) -> None:
@@ -70,16 +83,20 @@ def keep_inherited(*things: object) -> None:
 
 
 def _before_fork() -> None:
-    _building.acquire()
+    # Held through the fork: no build starts, and none is half done.
+    _builds.acquire()
+    while _builders:
+        _builds.wait()
 
 
 def _after_fork_in_parent() -> None:
-    _building.release()
+    _builds.release()
 
 
 def _after_fork_in_child() -> None:
-    global _building
-    _building = threading.Lock()
+    global _builds, _builders
+    _builds = threading.Condition(threading.Lock())
+    _builders = 0
     for ref, reset in list(_hooks.values()):
         owner = ref()
         if owner is not None:

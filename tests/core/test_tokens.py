@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import random
 import statistics
 import threading
 from importlib.resources import files
@@ -321,6 +322,48 @@ def test_huge_strings_are_estimated() -> None:
     text = "The capital of France is Paris. " * 32_768  # 1 MiB
     assert 200_000 < estimate_tokens(text, "claude-haiku-4-5") < 350_000
     assert count_text_tokens("中" * 1_000_000, "gemini-2.5-flash") >= 700_000
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4"])
+def test_huge_text_without_long_runs_is_still_counted_exactly(model: str) -> None:
+    text = "\n".join(sample for samples in CORPUS.values() for sample in samples) * 20
+    assert len(text) > 4 * tokens._WHOLE
+    name = encoding_for_model(model)
+    assert name is not None
+    encoding = tokens._encoding(name)
+    assert encoding is not None
+    assert count_text_tokens(text, model) == len(encoding.encode_ordinary(text))
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4"])
+def test_huge_text_is_estimated_near_its_true_count(
+    model: str,
+) -> None:
+    # A run without whitespace is one piece to tiktoken, whose cost grows with its length
+    # (seconds for 10 MB): such runs are sampled. Inputs whose true count is cheap to
+    # know: one run of "a" (eight to a token in both encodings, whatever the length), and
+    # an identifier that the pre-tokenizer splits at each "_" (so tiktoken counts it fast).
+    name = encoding_for_model(model)
+    assert name is not None
+    encoding = tokens._encoding(name)
+    assert encoding is not None
+    size = 10_000_000
+    per_block = len(encoding.encode_ordinary("a" * tokens._WHOLE))
+    true_count = per_block * size // tokens._WHOLE
+    assert 0.95 * true_count <= count_text_tokens("a" * size, model) <= 1.1 * true_count
+
+    rng = random.Random(7)
+    words = ["alpha", "Beta", "gamma42", "x", "résumé", "東京", "aGVsbG8", "{}", "0x1f"]
+    identifier = "_".join(rng.choices(words, k=size // 6))
+    exact = len(encoding.encode_ordinary(identifier))
+    assert 0.95 * exact <= count_text_tokens(identifier, model) <= 1.1 * exact
+    assert estimate_tokens(identifier, model) >= count_text_tokens(identifier, model)
+
+    # Past a million characters, text with whitespace is sampled too.
+    text = "\n".join(sample for samples in CORPUS.values() for sample in samples) * 200
+    assert len(text) > 1 << 21
+    exact = len(encoding.encode_ordinary(text))
+    assert 0.95 * exact <= count_text_tokens(text, model) <= 1.1 * exact
 
 
 @settings(max_examples=200, deadline=None)

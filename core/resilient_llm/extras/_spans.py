@@ -11,20 +11,39 @@ import logging
 import time
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from ..messages import ChatRequest, ChatResponse
-
-if TYPE_CHECKING:
-    from .telemetry import EngineTelemetry
+from ..providers.base import Provider
 
 __all__ = ["CURRENT", "CallSpans", "failed"]
 
 logger = logging.getLogger("resilient_llm")
+
+
+class _Instruments(Protocol):
+    tracer: Tracer
+    duration: Histogram
+    tokens: Histogram
+
+
+class Owner(Protocol):
+    """The engine's telemetry a call reports to (``telemetry.EngineTelemetry``, which
+    imports this module)."""
+
+    @property
+    def telemetry(self) -> _Instruments: ...
+
+    @property
+    def first(self) -> Provider: ...
+
+    def kind(self, route: str) -> str: ...
+
 
 # The call whose step is running in this context; the event handler pairs events with it.
 CURRENT: ContextVar[CallSpans | None] = ContextVar("resilient_llm_call_spans", default=None)
@@ -38,7 +57,7 @@ def failed(span: Span, error_type: str) -> None:
 class CallSpans:
     """One call's spans and tallies; the engine's scope activates and finishes it."""
 
-    def __init__(self, owner: EngineTelemetry, request: ChatRequest, mode: str) -> None:
+    def __init__(self, owner: Owner, request: ChatRequest, mode: str) -> None:
         self.owner = owner
         self.request = request
         self.mode = mode

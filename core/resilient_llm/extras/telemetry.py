@@ -57,13 +57,14 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, TracerProvider
 
+from .._version import __version__
 from ..errors import ConfigurationError
 from ..events import (
     AttemptFinished,
@@ -86,12 +87,20 @@ from ..messages import ChatRequest
 from ..policies.breaker import CircuitState
 from ..providers.base import PerKind, Provider
 from ..providers.registry import provider_spec
+from ..state.snapshot import Snapshot
 from ._spans import CURRENT, CallSpans, failed
 
-if TYPE_CHECKING:
-    from .._engine import ResilientLLM
-
 __all__ = ["GEN_AI_PROVIDER", "EngineTelemetry", "Telemetry"]
+
+
+class _Engine(Protocol):
+    """What telemetry reads of an engine (named here: importing the engine would be a cycle)."""
+
+    @property
+    def providers(self) -> Sequence[Provider]: ...
+
+    def snapshot(self) -> Snapshot: ...
+
 
 logger = logging.getLogger("resilient_llm")
 
@@ -134,8 +143,6 @@ class Telemetry:
                 f"Telemetry.meter_provider must be an OpenTelemetry MeterProvider, "
                 f"got {type(meter_provider).__name__}"
             )
-        from .. import __version__
-
         self.tracer = trace.get_tracer("resilient_llm", __version__, tracer_provider)
         meter = metrics.get_meter("resilient_llm", __version__, meter_provider)
         self.attempts = meter.create_counter(
@@ -165,7 +172,7 @@ class Telemetry:
             "Duration of a whole call, retries and failovers included",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
-        self._engines: weakref.WeakSet[ResilientLLM] = weakref.WeakSet()
+        self._engines: weakref.WeakSet[_Engine] = weakref.WeakSet()
         meter.create_observable_gauge(
             "resilient_llm.breaker.state",
             [self._breakers],
@@ -173,7 +180,7 @@ class Telemetry:
             "Circuit breaker state per route: 0 closed, 1 half-open, 2 open",
         )
 
-    def bind(self, engine: ResilientLLM) -> EngineTelemetry:
+    def bind(self, engine: _Engine) -> EngineTelemetry:
         """What ``engine`` uses; the engine calls this once, from its constructor."""
         self._engines.add(engine)
         return EngineTelemetry(self, engine.providers)

@@ -8,8 +8,12 @@ through calls that the provider then answers with 429.
 OpenAI models are counted exactly with tiktoken (``o200k_base`` or ``cl100k_base``), from BPE
 files shipped in ``resilient_llm/_bpe/`` and checked against the SHA-256 that tiktoken itself
 pins: tiktoken's own ``get_encoding`` downloads those files at first use and fails offline,
-so it is never called. Claude, Gemini and unknown models use :func:`_heuristic_tokens`, and
-so does an OpenAI model whose BPE file is missing or corrupt (with one logged warning).
+so it is never called. In text over 64K characters, runs of 256 or more without whitespace
+are sampled rather than encoded, and so is all of it past a million characters
+(:func:`_bounded_count`): an estimate may run on the caller's event loop, and tiktoken's
+cost grows with the length of such runs (seconds for 10 MB). Claude, Gemini and
+unknown models use :func:`_heuristic_tokens`, and so does an OpenAI model whose BPE file is
+missing or corrupt (with one logged warning).
 """
 
 from __future__ import annotations
@@ -240,15 +244,102 @@ def _heuristic_tokens(text: str) -> int:
     return max(1, math.ceil(total * _MARGIN))
 
 
+_WHOLE = 1 << 16
+"""Text up to this many characters is encoded whole (at most ~25 ms, for dense CJK)."""
+_EXACTLY = 1 << 20
+"""Text outside long runs is encoded exactly up to this many characters (~20-100 ms)."""
+_PIECE = 1 << 12
+_SAMPLED = 32
+_RUN = 256
+_ASCII_SPACE = b" \t\n\r\x0b\x0c"
+# One mark per character (UTF-8 continuation bytes deleted): 1 where a character may be
+# inside a run without whitespace, then 0 where it may be inside a run of whitespace.
+# Characters beyond ASCII may be either, so they may continue both kinds of run.
+_MAY_BE_WORD = bytes(i not in _ASCII_SPACE for i in range(256))
+_MAY_BE_SPACE = bytes(i < 0x80 and i not in _ASCII_SPACE for i in range(256))
+
+
+def _long_runs(text: str) -> list[tuple[int, int]]:
+    """The spans of ``text`` in runs of :data:`_RUN` or more characters without whitespace
+    (or of whitespace alone), joined across shorter gaps; found with C-speed byte scans.
+
+    A piece the tokenizer merges pairs in lies in such a run but for its first character,
+    so text outside the spans is cheap to encode. (Not looked for: o200k's one exception,
+    punctuation followed by thousands of alternating newlines and slashes.)
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    found: list[tuple[int, int]] = []
+    for table, inside in ((_MAY_BE_WORD, 1), (_MAY_BE_SPACE, 0)):
+        marks = data.translate(table, _CONTINUATION)
+        run, outside = bytes([inside]) * _RUN, bytes([1 - inside])
+        start = marks.find(run)
+        while start >= 0:
+            end = marks.find(outside, start + _RUN)
+            end = len(marks) if end < 0 else end
+            found.append((start, end))
+            start = marks.find(run, end)
+    spans: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if spans and start - spans[-1][1] < _RUN:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _bounded_count(text: str, exact: Callable[[str], int]) -> int:
+    """About ``exact(text)``, at a cost linear in the length of ``text`` and small.
+
+    tiktoken's cost grows with the length of each piece it merges byte pairs in, and a
+    run without whitespace is one piece: 10 MB of letters took seconds (4 to 10 s), on the
+    caller's event loop perhaps, where no deadline can cut it. So long runs are sampled
+    (:func:`_scaled`), and so is the rest of the text when it is longer than
+    :data:`_EXACTLY` characters (12 MB of indented JSON took about a second); shorter, the
+    rest is encoded exactly.
+    """
+    runs = _long_runs(text)
+    bounds = [0, *(edge for span in runs for edge in span), len(text)]
+    gaps = [
+        (bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2) if bounds[i + 1] > bounds[i]
+    ]
+    if sum(end - start for start, end in gaps) > _EXACTLY:
+        plain = _scaled(text, gaps, exact)
+    else:
+        plain = sum(exact(text[start:end]) for start, end in gaps)
+    return plain + (_scaled(text, runs, exact) if runs else 0)
+
+
+def _scaled(text: str, spans: list[tuple[int, int]], exact: Callable[[str], int]) -> int:
+    """About ``exact`` of the text in ``spans``: :data:`_SAMPLED` stretches of
+    :data:`_PIECE` characters spread evenly over them are encoded, and the heuristic,
+    which reads all of them at C speed, is scaled by how far it was off on those stretches.
+    A sample alone could miss a denser stretch; the heuristic alone is off by up to half
+    on some text (minified JSON, one letter repeated).
+    """
+    pieces = [
+        (begin, min(begin + _PIECE, end))
+        for start, end in spans
+        for begin in range(start, end, _PIECE)
+    ]
+    step = max(1, len(pieces) // _SAMPLED)
+    sample = [text[begin:end] for begin, end in pieces[::step][:_SAMPLED]]
+    seen = sum(_heuristic_tokens(piece) for piece in sample)
+    whole = sum(_heuristic_tokens(text[start:end]) for start, end in spans)
+    return math.ceil(whole * sum(exact(piece) for piece in sample) / max(1, seen))
+
+
 def _counter(model: str | None) -> Callable[[str], int]:
     name = encoding_for_model(model)
     encoding = _encoding(name) if name else None
     if encoding is None:
         return _heuristic_tokens
 
-    def count(text: str) -> int:  # encode_ordinary: "<|endoftext|>" in a prompt is text
+    def exact(text: str) -> int:  # encode_ordinary: "<|endoftext|>" in a prompt is text
+        return len(encoding.encode_ordinary(text))
+
+    def count(text: str) -> int:
         try:
-            return len(encoding.encode_ordinary(text))
+            return exact(text) if len(text) <= _WHOLE else _bounded_count(text, exact)
         except Exception:
             return _heuristic_tokens(text)
 
@@ -338,7 +429,6 @@ def estimate_tokens(
             reserved_output(request) if isinstance(request, ChatRequest) else DEFAULT_OUTPUT_RESERVE
         )
         return 1 + _REPLY_PRIMING + reserve + _heuristic_tokens(_text(request))
-        return 1 + _REPLY_PRIMING + DEFAULT_OUTPUT_RESERVE + _heuristic_tokens(_text(request))
 
 
 def usage_ceiling(

@@ -13,11 +13,12 @@ import threading
 
 from .._forks import renew_locks
 from ..errors import ConfigurationError
+from . import anthropic, gemini, openai
 from ._adapter import SDKAdapter
 from ._common import transport_errors
 from ._spec import ProviderSpec
 from .base import ENV_KEYS, ChatAdapter, Provider, ProviderKind, rate_limit_headers
-from .registry import known_kinds, provider_spec, register_provider
+from .registry import built_in, known_kinds, provider_spec, register_provider
 
 __all__ = [
     "ENV_KEYS",
@@ -33,6 +34,10 @@ __all__ = [
     "register_provider",
 ]
 
+
+built_in("openai", openai.SPEC)
+built_in("anthropic", anthropic.SPEC)
+built_in("gemini", gemini.SPEC)
 
 _IMPORTS = threading.Lock()
 renew_locks(sys.modules[__name__], "_IMPORTS")

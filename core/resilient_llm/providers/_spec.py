@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..messages import ChatRequest
-
-if TYPE_CHECKING:
-    from .base import ChatAdapter, Provider
+from ._protocol import ChatAdapter
 
 __all__ = ["ProviderSpec"]
 
@@ -41,7 +39,8 @@ class ProviderSpec:
     ``ls_provider`` LangSmith shows.
     """
 
-    adapter: Callable[[Provider], ChatAdapter]
+    # Called with the route's ``Provider`` (typed loosely: that class reads the registry).
+    adapter: Callable[[Any], ChatAdapter]
     sdk: str
     install: str
     env_keys: tuple[str, ...] = ()

@@ -10,17 +10,18 @@ that family is built, so an application that never uses Gemini never imports goo
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlparse
 
 from .._arguments import timeout_setting
 from ..errors import ConfigurationError
-from ..messages import ChatChunk, ChatRequest, ChatResponse
+from ..messages import ChatRequest
 from ..policies.capabilities import Capabilities
 from ..policies.limiter import RateLimit
 from ..secrets import Secret
+from ._protocol import ChatAdapter
 from ._spec import ProviderSpec
 from .registry import SPECS, provider_spec
 
@@ -322,28 +323,6 @@ def _is_http_url(value: object) -> bool:
     except ValueError:
         return False
     return parsed.scheme in ("http", "https") and bool(parsed.hostname)
-
-
-class ChatAdapter(Protocol):
-    """One SDK, driven by the engine. Every method raises only ``ResilientLLMError``s.
-
-    ``timeout`` (seconds) bounds the attempt, passed to the SDK's own timeout. Streams
-    raise ``ProviderUnavailable`` when they end without the provider's terminal event,
-    so a cut stream is never taken for a complete one. A reply's quota headers, parsed
-    (``providers._hints.quota_hints``), go in ``ChatResponse.quota`` (a stream's first
-    ``ChatChunk.quota``): the engine feeds those to the route and parses no header itself.
-    :class:`~resilient_llm.providers.SDKAdapter` does all this for an SDK's hooks.
-    """
-
-    def chat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
-
-    async def achat(self, request: ChatRequest, timeout: float) -> ChatResponse: ...
-
-    def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]: ...
-
-    def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]: ...
-
-    def close(self) -> None: ...
 
 
 def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:

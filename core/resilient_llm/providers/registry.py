@@ -11,18 +11,20 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from ..errors import ConfigurationError
-from . import anthropic, gemini, openai
 from ._spec import ProviderSpec
 
 __all__ = ["known_kinds", "provider_spec", "register_provider"]
 
-_BUILT_IN: dict[str, ProviderSpec] = {
-    "openai": openai.SPEC,
-    "anthropic": anthropic.SPEC,
-    "gemini": gemini.SPEC,
-}
-_SPECS: dict[str, ProviderSpec] = dict(_BUILT_IN)
+# Filled by the package as it loads (``providers/__init__``), which imports every kind's
+# folder: the registry itself imports none, so no kind's adapter leads back here.
+_BUILT_IN: dict[str, ProviderSpec] = {}
+_SPECS: dict[str, ProviderSpec] = {}
 SPECS = MappingProxyType(_SPECS)
+
+
+def built_in(kind: str, spec: ProviderSpec) -> None:
+    """Register one of the package's own kinds (they cannot be replaced later)."""
+    _BUILT_IN[kind] = _SPECS[kind] = spec
 
 
 def register_provider(kind: str, spec: ProviderSpec) -> None:

@@ -19,11 +19,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis
 
 from ..._forks import renew_locks
+from ...clock import Clock
 from ...errors import StateUnavailable
 from ...events import Event, EventHandler, StateDown, StateRestored
 from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
@@ -39,10 +40,32 @@ from ...policies.breaker import (
 from ...policies.limiter import Limiter, LimiterSnapshot, RateLimit
 from ..memory import Route, RouteSnapshot, _memory
 
-if TYPE_CHECKING:
-    from . import RedisState
-
 __all__ = ["RedisPermit", "RedisRoute", "RedisSlot"]
+
+
+class _Store(Protocol):
+    """What a route reads of its ``RedisState`` (whose module imports this one)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def time(self) -> str: ...
+
+    @property
+    def on_unavailable(self) -> str: ...
+
+    @property
+    def retry_after(self) -> float: ...
+
+    @property
+    def script(self) -> Any: ...
+
+    def async_script(self) -> Any:
+        """The script on the running loop's own async client."""
+        ...
+
+    def keys(self, name: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +111,7 @@ class RedisRoute(Route):
 
     def __init__(
         self,
-        state: RedisState,
+        state: _Store,
         name: str,
         limit: RateLimit,
         policy: BreakerPolicy,
