@@ -231,7 +231,7 @@ def test_with_no_keys_the_error_names_every_routes_variable(
         "gemini: GOOGLE_API_KEY or GEMINI_API_KEY; openai:gpt-4o: OPENAI_API_KEY): set "
         "these environment variables or pass Provider(api_key=...)"
     )
-    assert llm._adapters == {}  # nothing was built, no SDK was asked
+    assert len(llm._adapters) == 0  # nothing was built, no SDK was asked
 
 
 def test_one_route_with_a_key_is_enough_to_try(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,7 +244,7 @@ def test_one_route_with_a_key_is_enough_to_try(monkeypatch: pytest.MonkeyPatch) 
         raise AssertionError("stop here")
 
     llm = ResilientLLM([Provider("openai", "a"), Provider("anthropic", "b")])
-    monkeypatch.setattr(llm, "_adapter", lambda call: check(call.route))
+    monkeypatch.setattr(llm._adapters, "get", lambda call: check(call.route))
     with pytest.raises(AssertionError, match="stop here"):
         llm.chat("hi")
     assert seen == ["openai"]

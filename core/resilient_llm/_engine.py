@@ -23,17 +23,18 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, cast
 
+from ._adapters import Adapters
 from ._arguments import MessagesIn, build_request, timeout_setting
-from ._forks import building, renew_locks
+from ._forks import renew_locks
 from ._keys import check_keys, note_withheld_key
+from ._plan import RouteFacts
 from .clock import Clock, SystemClock
-from .errors import ProviderUnavailable
 from .events import BreakerStateChanged, Emitter, EventHandler
 from .extras.cache import CacheFront, CacheStore
 from .flow.admission import CallReport
-from .flow.call import Flow, Unfit, call_flow
+from .flow.call import Flow, call_flow
 from .flow.effects import Call, FlowPolicy, Relay
 from .flow.ops import SharedRoute
 from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
@@ -42,10 +43,10 @@ from .policies.adaptive import ProviderCap
 from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
 from .policies.budget import RetryBudget, RetryLedger
-from .policies.capabilities import capabilities_for, check_turns, turn_reason, unfit_reason
+from .policies.capabilities import capabilities_for, check_turns
 from .policies.limiter import RateLimit
-from .policies.tokens import estimate_tokens, preload, usage_ceiling
-from .providers.base import ChatAdapter, Provider, unsendable_reason
+from .policies.tokens import preload
+from .providers.base import Provider
 from .providers.registry import provider_spec
 from .run.bulkhead import Bulkhead
 from .run.drivers import AsyncRun, AsyncSend, Sent, run_sync
@@ -70,14 +71,6 @@ if TYPE_CHECKING:
     from .extras.telemetry import EngineTelemetry, Telemetry
 
 __all__ = ["AdapterFactory", "ResilientLLM"]
-
-_T = TypeVar("_T")
-
-
-def _default_factory(provider: Provider) -> ChatAdapter:
-    from .providers import create_adapter
-
-    return create_adapter(provider)
 
 
 class ResilientLLM:
@@ -163,10 +156,8 @@ class ResilientLLM:
         self._emit = Emitter(list(options.handlers))
         self._rng = random.Random(options.seed)
         self._rng_lock = threading.Lock()
-        self._factory = options.adapter_factory or _default_factory
-        self._adapters: dict[str, ChatAdapter] = {}
-        self._adapters_lock = threading.Lock()
-        renew_locks(self, "_rng_lock", "_adapters_lock")
+        self._adapters = Adapters(self.providers, options.adapter_factory, self.clock)
+        renew_locks(self, "_rng_lock")
         self.routes: tuple[Route, ...] = tuple(self._route(p) for p in self.providers)
         self._ledgers = (
             tuple(RetryLedger(self.retry_budget) for _ in self.routes) if self.retry_budget else ()
@@ -252,7 +243,7 @@ class ResilientLLM:
             flow = self._flow(request, deadline, stream=False)
 
             def send(call: Call) -> Sent[ChatResponse]:
-                adapter, timeout = self._adapter(call)
+                adapter, timeout = self._adapters.get(call)
                 return self._answer(adapter.chat(self._for_route(request, call), timeout))
 
             reply, report = run_sync(flow, self.clock, send)
@@ -267,7 +258,7 @@ class ResilientLLM:
             flow = self._flow(request, deadline, stream=False)
 
             async def send(call: Call) -> Sent[ChatResponse]:
-                adapter, timeout = await self._aadapter(call)
+                adapter, timeout = await self._adapters.aget(call)
                 reply = await adapter.achat(self._for_route(request, call), timeout)
                 return self._answer(reply)
 
@@ -291,7 +282,7 @@ class ResilientLLM:
         flow = self._flow(request, deadline, stream=True)
 
         def open_stream(call: Call) -> Iterator[ChatChunk]:
-            adapter, timeout = self._adapter(call)
+            adapter, timeout = self._adapters.get(call)
             chunks = adapter.stream(self._for_route(request, call), timeout)
             return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
 
@@ -308,7 +299,7 @@ class ResilientLLM:
         flow = self._flow(request, deadline, stream=True)
 
         async def open_stream(call: Call) -> AsyncGenerator[ChatChunk, None]:
-            adapter, timeout = await self._aadapter(call)
+            adapter, timeout = await self._adapters.aget(call)
             chunks = adapter.astream(self._for_route(request, call), timeout)
             if self.on_refusal == "failover":
                 chunks = achecked(chunks, call.route.name)
@@ -350,10 +341,7 @@ class ResilientLLM:
         return Snapshot(tuple(route.snapshot(now) for route in self.routes))
 
     def close(self) -> None:
-        with self._adapters_lock:
-            adapters, self._adapters = list(self._adapters.values()), {}
-        for adapter in adapters:
-            adapter.close()
+        self._adapters.close()
 
     def __enter__(self) -> ResilientLLM:
         return self
@@ -380,7 +368,7 @@ class ResilientLLM:
 
     def _check_keys(self) -> None:
         # Keys are the default adapters' concern only: an adapter_factory brings its own.
-        if self._factory is _default_factory:
+        if self._adapters.default:
             check_keys(self.providers)
 
     def _flow(
@@ -403,42 +391,22 @@ class ResilientLLM:
             else capabilities_for(model, self.providers[i].capabilities)
             for i, model in zip(keep, models, strict=True)
         ]
-        # Estimated on first use: a call answered by its first route never estimates for
-        # the others.
-        estimates = _PerRoute(len(keep), lambda i: estimate_tokens(request, model=models[i]))
-        kinds = [self.providers[i].kind for i in keep]
-        unfit = _PerRoute(
-            len(keep),
-            lambda i: (
-                turn_reason(kinds[i], request, provider_spec(kinds[i]).needs_a_turn)
-                or unfit_reason(caps[i], request, estimates[i])
-                or _unsendable(kinds[i], request)
-            ),
-        )
-        ceilings = _PerRoute(
-            len(keep),
-            lambda i: usage_ceiling(
-                request,
-                estimates[i],
-                context_window=caps[i].context_window,
-                max_output=caps[i].max_output,
-            ),
-        )
+        facts = RouteFacts(request, [self.providers[i] for i in keep], caps, models)
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         return call_flow(
             [self.routes[i] for i in keep],
-            estimates,
+            facts.estimates,
             self._policy,
             now=now,
             deadline=deadline,
             rng=rng,
             emit=self._emit,
             stream=stream,
-            unfit=unfit,
+            unfit=facts.unfit,
             windows=[c.context_window for c in caps],
             budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
-            ceilings=ceilings,
+            ceilings=facts.ceilings,
         )
 
     def _hedger(
@@ -475,8 +443,7 @@ class ResilientLLM:
         Routes are otherwise built on first use, so a call that fails over to a cold route
         pays for importing that route's SDK inside its own deadline.
         """
-        for provider in self.providers:
-            self._build(provider.name)
+        self._adapters.warm()
 
     async def awarm(self) -> None:
         """:meth:`warm` from an event loop, in a worker thread: the loop keeps running.
@@ -484,46 +451,7 @@ class ResilientLLM:
         An async server awaits it at start-up (a lifespan hook), so that no request, not
         even the first one to fail over, waits for an SDK to import.
         """
-        await asyncio.to_thread(self.warm)
-
-    def _adapter(self, call: Call) -> tuple[ChatAdapter, float]:
-        """The route's adapter, and the attempt's time left once it exists.
-
-        The first call on a route imports its SDK and builds its client, which can take a
-        second: that time comes out of the attempt's budget, not on top of the deadline.
-        """
-        started = self.clock.now()
-        adapter = self._adapters.get(call.route.name) or self._build(call.route.name)
-        return adapter, self._time_left(call, started)
-
-    async def _aadapter(self, call: Call) -> tuple[ChatAdapter, float]:
-        """:meth:`_adapter` for a call on an event loop: a route's first adapter is built
-        in a worker thread, so importing its SDK never freezes the caller's loop."""
-        started = self.clock.now()
-        adapter = self._adapters.get(call.route.name)
-        if adapter is None:
-            adapter = await asyncio.to_thread(self._build, call.route.name)
-        return adapter, self._time_left(call, started)
-
-    def _build(self, name: str) -> ChatAdapter:
-        """The adapter of route ``name``, made once (racing threads wait for the first)."""
-        with self._adapters_lock:
-            adapter = self._adapters.get(name)
-            if adapter is None:
-                provider = next(p for p in self.providers if p.name == name)
-                with building():
-                    adapter = self._adapters[name] = self._factory(provider)
-            return adapter
-
-    def _time_left(self, call: Call, started: float) -> float:
-        left = call.timeout - (self.clock.now() - started)
-        if left <= 0:
-            # Raised from a timeout: the attempt ran out of its time before it was sent.
-            raise ProviderUnavailable(
-                f"no time left for attempt {call.attempt} on {call.route.name!r}",
-                provider=call.route.name,
-            ) from TimeoutError()
-        return left
+        await asyncio.to_thread(self._adapters.warm)
 
     # -- cache and telemetry ------------------------------------------------------------
 
@@ -537,38 +465,6 @@ class ResilientLLM:
         binding: EngineTelemetry = telemetry.bind(self)
         self._emit.add(binding)
         return binding
-
-
-class _PerRoute(Sequence[_T]):
-    """A value per route, computed when first asked for."""
-
-    def __init__(self, size: int, compute: Callable[[int], _T]) -> None:
-        self._size = size
-        self._compute = compute
-        self._known: dict[int, _T] = {}
-
-    def __len__(self) -> int:
-        return self._size
-
-    @overload
-    def __getitem__(self, index: int) -> _T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[_T]: ...
-
-    def __getitem__(self, index: int | slice) -> _T | Sequence[_T]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(self._size)[index]]
-        if not 0 <= index < self._size:
-            raise IndexError(index)
-        if index not in self._known:
-            self._known[index] = self._compute(index)
-        return self._known[index]
-
-
-def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
-    reason = unsendable_reason(kind, request)
-    return None if reason is None else Unfit(reason)
 
 
 def _with_report(reply: ChatResponse | None, report: CallReport) -> ChatResponse:

@@ -1,0 +1,87 @@
+"""What one call needs to know per route before the flow runs, each fact computed lazily.
+
+A call answered by its first route never estimates its tokens for the others: estimates,
+reasons a route cannot take the request and usage ceilings are computed per route when the
+flow first asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar, overload
+
+from .messages import ChatRequest
+from .policies.capabilities import Capabilities, Unfit, turn_reason, unfit_reason
+from .policies.tokens import estimate_tokens, usage_ceiling
+from .providers.base import Provider, unsendable_reason
+from .providers.registry import provider_spec
+
+__all__ = ["RouteFacts"]
+
+_T = TypeVar("_T")
+
+
+class RouteFacts:
+    """Per route (in the call's order): the request's token estimate for its model, why
+    it cannot take the request (None if it can), and the most tokens a reply may settle."""
+
+    def __init__(
+        self,
+        request: ChatRequest,
+        providers: Sequence[Provider],
+        caps: Sequence[Capabilities],
+        models: Sequence[str],
+    ) -> None:
+        size = len(providers)
+        self.estimates = _PerRoute(size, lambda i: estimate_tokens(request, model=models[i]))
+        self.unfit = _PerRoute(
+            size,
+            lambda i: (
+                turn_reason(
+                    providers[i].kind, request, provider_spec(providers[i].kind).needs_a_turn
+                )
+                or unfit_reason(caps[i], request, self.estimates[i])
+                or _unsendable(providers[i].kind, request)
+            ),
+        )
+        self.ceilings = _PerRoute(
+            size,
+            lambda i: usage_ceiling(
+                request,
+                self.estimates[i],
+                context_window=caps[i].context_window,
+                max_output=caps[i].max_output,
+            ),
+        )
+
+
+class _PerRoute(Sequence[_T]):
+    """A value per route, computed when first asked for."""
+
+    def __init__(self, size: int, compute: Callable[[int], _T]) -> None:
+        self._size = size
+        self._compute = compute
+        self._known: dict[int, _T] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | Sequence[_T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self._size)[index]]
+        if not 0 <= index < self._size:
+            raise IndexError(index)
+        if index not in self._known:
+            self._known[index] = self._compute(index)
+        return self._known[index]
+
+
+def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
+    reason = unsendable_reason(kind, request)
+    return None if reason is None else Unfit(reason)

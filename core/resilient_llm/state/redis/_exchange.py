@@ -1,0 +1,220 @@
+"""One route's round trips with the Redis script, blocking or awaited, and what the
+replies say about the breaker.
+
+A :class:`Plan` is one operation: the script's op and arguments, how to read its reply,
+what to do when Redis is away. :class:`Exchange` runs it blocking (sync calls) or on the
+running loop's own ``redis.asyncio`` client (async calls); no lock is held across a round
+trip. Replies may then be read out of the order Redis ran them: the breaker's generation
+orders them, and the mover each move records tells this route's own changes from another
+process's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from ..._forks import renew_locks
+from ...clock import Clock
+from ...errors import StateUnavailable
+from ...events import Event, EventHandler, StateDown, StateRestored
+from ...policies.breaker import BreakerListener, CircuitState, StateChange
+
+__all__ = ["Exchange", "Plan", "Store", "nothing", "opt", "text"]
+
+
+class Store(Protocol):
+    """What a route reads of its ``RedisState`` (whose module imports this one)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def time(self) -> str: ...
+
+    @property
+    def on_unavailable(self) -> str: ...
+
+    @property
+    def retry_after(self) -> float: ...
+
+    @property
+    def script(self) -> Any: ...
+
+    def async_script(self) -> Any:
+        """The script on the running loop's own async client."""
+        ...
+
+    def keys(self, name: str) -> list[str]: ...
+
+
+@dataclass
+class Plan:
+    """One operation: the script's ``op`` and arguments, ``read`` for its reply (given the
+    script's decision time and result), ``local`` when Redis is away. ``best_effort``: an
+    outcome, recorded if Redis answers, dropped (after StateDown) if not."""
+
+    op: str
+    now: float | None
+    args: tuple[str | float | None, ...]
+    read: Callable[[float, list[Any]], Any]
+    local: Callable[[], Any]
+    best_effort: bool = False
+
+
+def nothing(t: float, result: list[Any]) -> None:
+    return None
+
+
+def text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def opt(value: str | float | None) -> str | float:
+    return "" if value is None else value
+
+
+class Exchange:
+    """The round trips of route ``name``; ``args`` are the script's fixed arguments (the
+    limits and the breaker policy), ``listeners`` hear of every breaker change."""
+
+    def __init__(
+        self, store: Store, name: str, args: list[str | float], emit: EventHandler
+    ) -> None:
+        self._store = store
+        self.name = name
+        self._emit = emit
+        self._keys = store.keys(name)
+        self._args = args
+        self.listeners: list[BreakerListener] = []
+        self.seen = CircuitState.CLOSED
+        # The breaker generation of the newest reply read: an older reply, read late
+        # because its round trip was slower, must not be taken for another process's change.
+        self._latest = -1
+        # Who this route object is to the script: a breaker move records its mover.
+        self._me = uuid.uuid4().hex
+        # Guards only this process's bookkeeping of replies (no I/O under it).
+        self._book = threading.Lock()
+        renew_locks(self, "_book")
+        self._down_since: float | None = None
+        self._retry_at = -math.inf
+
+    def set_limits(self, rpm: int | None, tpm: int | None) -> None:
+        with self._book:
+            self._args[1] = opt(rpm)
+            self._args[2] = opt(tpm)
+
+    def _script_args(self, plan: Plan, now: float) -> tuple[list[str], list[str | float]]:
+        when = "" if self._store.time == "server" else repr(now)
+        with self._book:
+            fixed = list(self._args)
+        op = f"{plan.op}|{self._me}"
+        return self._keys, [op, when, *fixed, *(opt(a) for a in plan.args)]
+
+    def run(self, plan: Plan) -> Any:
+        now = self._store.clock.now() if plan.now is None else plan.now
+        if not plan.op or self._store.clock.now() < self._retry_at:
+            return self._away(plan, None, now)
+        keys, args = self._script_args(plan, now)
+        try:
+            reply = self._store.script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            return self._away(plan, exc, now)
+        return self._read(plan, reply, now)
+
+    async def arun(self, plan: Plan) -> Any:
+        now = self._store.clock.now() if plan.now is None else plan.now
+        if not plan.op or self._store.clock.now() < self._retry_at:
+            return self._away(plan, None, now)
+        keys, args = self._script_args(plan, now)
+        try:
+            script = self._store.async_script()
+            reply = await script(keys=keys, args=args)
+        except (redis.RedisError, OSError) as exc:
+            return self._away(plan, exc, now)
+        return self._read(plan, reply, now)
+
+    def _read(self, plan: Plan, reply: Any, now: float) -> Any:
+        """Take a script's reply: note Redis is back, announce breaker changes, read it.
+        Events go out with no lock held, so a listener may call back into the route."""
+        t, state, made, result, generation, mover = reply
+        t = float(text(t))
+        with self._book:
+            notices = self._came_back(now)
+            changes = self._changes(now, t, text(state), made, int(text(generation)), text(mover))
+        for notice in notices:
+            self._emit(notice)
+        for change in changes:
+            for listener in tuple(self.listeners):
+                listener(change)
+        return plan.read(t, result)
+
+    def _away(self, plan: Plan, exc: Exception | None, now: float) -> Any:
+        """Redis did not answer (``exc``), is still in its retry pause (None), or the plan
+        has nothing for Redis to do."""
+        if not plan.op:
+            return plan.local()
+        if exc is not None:
+            with self._book:
+                notices = self._went_down(exc, now)
+            for notice in notices:
+                self._emit(notice)
+        if plan.best_effort:
+            # StateDown was announced; the keys expire, so nothing is left dangling.
+            return plan.local()
+        self._decide_locally()
+        return plan.local()
+
+    def _went_down(self, exc: Exception, now: float) -> list[Event]:
+        self._retry_at = self._store.clock.now() + self._store.retry_after
+        if self._down_since is not None:
+            return []
+        self._down_since = self._store.clock.now()
+        return [StateDown(self.name, now, type(exc).__name__, self._store.on_unavailable)]
+
+    def _came_back(self, now: float) -> list[Event]:
+        if self._down_since is None:
+            return []
+        since, self._down_since = self._down_since, None
+        return [StateRestored(self.name, now, self._store.clock.now() - since)]
+
+    def _decide_locally(self) -> None:
+        if self._store.on_unavailable == "fail":
+            raise StateUnavailable(
+                f"route {self.name!r}: the shared state store is unreachable and "
+                "RedisState(on_unavailable='fail') forbids deciding without it",
+                provider=self.name,
+            )
+
+    def _changes(
+        self, now: float, t: float, state: str, made: list[Any], generation: int, mover: str
+    ) -> list[StateChange]:
+        """The breaker changes a reply tells of. Transitions this script made are ours and
+        carry their reason. A reply newer than any read (by the breaker's generation) whose
+        state differs from the last seen tells of a change another process made, unless
+        the last mover was this route object (then its own reply, perhaps still in flight
+        on another thread or task, announces it)."""
+        events = [
+            StateChange(
+                self.name,
+                CircuitState(text(old)),
+                CircuitState(text(new)),
+                now + (float(text(at)) - t),
+                text(reason),
+            )
+            for old, new, at, reason in made
+        ]
+        if generation <= self._latest:
+            return events
+        self._latest = generation
+        current = CircuitState(state)
+        if not events and current is not self.seen and mover != self._me:
+            events.append(StateChange(self.name, self.seen, current, now, "by another process"))
+        self.seen = current
+        return events
