@@ -38,7 +38,7 @@ from ..flow.effects import (
     Wait,
 )
 from ..policies.hints import RateLimitHints
-from .perform import aperform, astop, perform, stop
+from .perform import aperform, astop_flow, perform, stop_flow
 from .stranded import Stranded
 
 __all__ = [
@@ -74,10 +74,12 @@ class SyncRun(Generic[T]):
 
     def end(self, outcome: StreamOutcome) -> CallReport:
         """Tell the flow how a relayed stream ended; step it to its end."""
-        _, stop = self._drive(self.flow.send(outcome), None)
-        if isinstance(stop, Relay):
-            raise TypeError("a flow relays one stream")
-        return stop
+        try:
+            effect = self.flow.send(outcome)
+        except StopIteration as done:
+            return _whole(done.value)
+        _, stop = self._drive(effect, None)
+        return _whole(stop)
 
     def _drive(
         self, effect: Effect, send: SyncSend[T] | None
@@ -110,7 +112,7 @@ class SyncRun(Generic[T]):
 
     def close(self) -> None:
         """Stop the flow early; give back what it held."""
-        stop(self.flow, self.clock)
+        stop_flow(self.flow, self.clock)
 
 
 class AsyncRun(Generic[T]):
@@ -134,11 +136,13 @@ class AsyncRun(Generic[T]):
             return await self._drive(next(self.flow), send)
 
     async def end(self, outcome: StreamOutcome) -> CallReport:
+        try:
+            effect = self.flow.send(outcome)
+        except StopIteration as done:
+            return _whole(done.value)
         with self.holding():
-            _, stop = await self._drive(self.flow.send(outcome), None)
-        if isinstance(stop, Relay):
-            raise TypeError("a flow relays one stream")
-        return stop
+            _, stop = await self._drive(effect, None)
+        return _whole(stop)
 
     def holding(self) -> AbstractContextManager[None]:
         if self.stranded is None:
@@ -181,11 +185,11 @@ class AsyncRun(Generic[T]):
 
     async def aclose(self) -> None:
         """Stop the flow early; give back what it held (store round trips awaited)."""
-        await astop(self.flow, self.clock)
+        await astop_flow(self.flow, self.clock)
 
     def close_sync(self) -> None:
         """Stop the flow from outside its loop (the loop is gone); give back blocking."""
-        stop(self.flow, self.clock)
+        stop_flow(self.flow, self.clock)
 
 
 def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport]:
@@ -209,7 +213,7 @@ async def run_async(
 
 def _whole(stop: Relay | CallReport) -> CallReport:
     if isinstance(stop, Relay):
-        raise TypeError("a whole reply's flow must not relay a stream")
+        raise TypeError("a flow relays at most one stream, and a whole reply's none")
     return stop
 
 

@@ -15,7 +15,7 @@ from ..flow.effects import Answer, Cancelled, Enter, Entered
 from ..flow.ops import Finish, Leave, Op, SharedRoute
 from .bulkhead import Bulkhead
 
-__all__ = ["aperform", "astop", "perform", "stop"]
+__all__ = ["aperform", "astop_flow", "perform", "stop_flow"]
 
 Performed = Op | Finish | Leave | Enter
 
@@ -69,7 +69,7 @@ async def aperform(effect: Performed, clock: Clock) -> Answer:
     return Entered(clock.now(), entered, queued)
 
 
-def stop(flow: Flow, clock: Clock) -> None:
+def stop_flow(flow: Flow, clock: Clock) -> None:
     """Stop a flow early: throw :class:`Cancelled` into it and perform what it yields to
     give back its holdings, until it re-raises."""
     try:
@@ -84,8 +84,8 @@ def stop(flow: Flow, clock: Clock) -> None:
         flow.close()
 
 
-async def astop(flow: Flow, clock: Clock) -> None:
-    """The async twin of :func:`stop`: a store's round trips are awaited."""
+async def astop_flow(flow: Flow, clock: Clock) -> None:
+    """The async twin of :func:`stop_flow`: a store's round trips are awaited."""
     try:
         effect = flow.throw(Cancelled())
         while True:
