@@ -614,3 +614,51 @@ def test_an_async_call_waiting_on_redis_leaves_the_event_loop_free(
     assert not [e for e in events if isinstance(e, (StateDown, StateRestored))]
     # Both calls were decided in Redis: its log holds both admissions.
     assert llm.snapshot()[route.name].limiter.requests_used == 2
+
+
+def test_a_store_too_slow_for_the_call_is_skipped_for_that_call_and_blames_no_provider(
+    rig: Rig, own_redis: RedisServer
+) -> None:
+    """Redis frozen after a first call: a call's question to it is cut at half the call's
+    time left (fake time moved there once the question is pending), decided from this
+    process's own state, and the rest of the call does not ask Redis again. The provider
+    answers; its breaker learns of no failure; nothing says Redis is down for everyone."""
+    route = rig.provider("openai", "slowstore")
+    clock = FakeClock()
+    state = rig.state(url=own_redis.url, timeout=30.0)
+    llm, events = rig.engine(route, state=state, clock=clock, timeout=10.0)
+
+    async def scenario() -> None:
+        await llm.achat(QUESTION)
+        with stopped(own_redis):
+            call = asyncio.ensure_future(llm.achat(QUESTION))
+            for _ in range(10_000):  # until the look waits on the frozen store
+                if clock.deadlines():
+                    break
+                await asyncio.sleep(0.001)
+            (until,) = clock.deadlines()
+            assert until == pytest.approx(clock.now() + (10.0 - 0.5) / 2)
+            clock.advance_to(until)
+            reply = await call
+            assert reply.content == ANSWER
+        await state.aclose()
+
+    asyncio.run(scenario())
+    assert not [e for e in events if isinstance(e, (StateDown, StateRestored))]
+    snapshot = llm.snapshot()[route.name]
+    assert snapshot.breaker.state is CLOSED
+    assert snapshot.breaker.failures == 0
+    assert [r.status for r in rig.chaos.log if r.provider == route.name] == [200, 200]
+
+
+def test_a_sync_call_with_less_time_than_a_store_command_decides_locally(
+    rig: Rig, own_redis: RedisServer
+) -> None:
+    """A blocking read cannot be cut short: a sync call whose share of its time left is
+    below the store's command timeout does not ask the store (frozen here) at all."""
+    route = rig.provider("anthropic", "shortcall")
+    state = rig.state(url=own_redis.url, timeout=30.0)
+    llm, events = rig.engine(route, state=state, timeout=10.0)
+    with stopped(own_redis):
+        assert llm.chat(QUESTION).content == ANSWER
+    assert not [e for e in events if isinstance(e, StateDown)]

@@ -28,7 +28,7 @@ from resilient_llm.flow.effects import (
     Succeeded,
     Wait,
 )
-from resilient_llm.flow.ops import Finish, Look, Op, Ticket
+from resilient_llm.flow.ops import Done, Finish, Look, Op, Ticket
 from resilient_llm.policies.backoff import RetryPolicy
 from resilient_llm.policies.breaker import Permit
 from resilient_llm.policies.hints import RateLimitHints
@@ -79,6 +79,14 @@ class Slot:
 
 
 OPEN_ROAD = Look(ready_at=0.0, paused_until=0.0, wait=0.0)
+
+
+def asked(effect: object) -> tuple[object, str, tuple[Any, ...]]:
+    """An Op as (route, name, args), its store budget aside."""
+    assert isinstance(effect, Op), effect
+    return effect.route, effect.name, effect.args
+
+
 PERMIT = Permit(probe=False, generation=0, id=1)
 
 
@@ -98,11 +106,11 @@ def flow(*routes: Bare, stream: bool = False, retries: int = 1) -> Flow:
 def admitted(steps: Flow, route: Bare, now: float = 0.0) -> Call:
     """Answer the look and the admission of one attempt on ``route``; return its Call."""
     look = next(steps) if now == 0.0 else steps.send(now)
-    assert look == Op(route, "look", (10, now))
-    admit = steps.send(OPEN_ROAD)
+    assert asked(look) == (route, "look", (10, now))
+    admit = steps.send(Done(OPEN_ROAD, now))
     assert isinstance(admit, Op)
     assert (admit.route, admit.name) == (route, "admit")
-    call = steps.send(Ticket(Slot(now, 0.0), PERMIT))
+    call = steps.send(Done(Ticket(Slot(now, 0.0), PERMIT), now))
     assert isinstance(call, Call)
     assert call.route is route
     return call
@@ -118,7 +126,7 @@ def test_a_reply_is_looked_at_admitted_called_and_settled() -> None:
     assert (done.how, done.now, done.tokens) == ("succeed", 1.0, 7)
     assert a.observed == [quota], "the reply's quota headers are the flow's to apply"
     with pytest.raises(StopIteration) as stop:
-        steps.send(None)
+        steps.send(Done(None, 1.0))
     report = stop.value.value
     assert isinstance(report, CallReport)
     assert report.route == "a"
@@ -131,11 +139,11 @@ def test_a_failure_is_recorded_asked_about_and_retried_after_backoff() -> None:
     failed = steps.send(Failed(1.0, ProviderUnavailable("down", status_code=503)))
     assert isinstance(failed, Finish)
     assert failed.how == "fail"
-    ready = steps.send(None)
-    assert ready == Op(a, "ready_at", (1.0,))
-    look = steps.send(1.0)  # the breaker is ready: a retry after backoff
-    assert look == Op(a, "look", (10, 1.0))
-    wait = steps.send(OPEN_ROAD)
+    ready = steps.send(Done(None, 1.0))
+    assert asked(ready) == (a, "ready_at", (1.0,))
+    look = steps.send(Done(1.0, 1.0))  # the breaker is ready: a retry after backoff
+    assert asked(look) == (a, "look", (10, 1.0))
+    wait = steps.send(Done(OPEN_ROAD, 1.0))
     assert isinstance(wait, Wait)
     assert (wait.reason, wait.seconds) == ("backoff", 1.0)
     admitted(steps, a, now=2.0)
@@ -148,13 +156,13 @@ def test_a_429_releases_pauses_the_route_and_fails_over() -> None:
     released = steps.send(Failed(1.0, RateLimited("slow down", retry_after=30.0)))
     assert isinstance(released, Finish)
     assert released.how == "release"
-    pause = steps.send(None)
-    assert pause == Op(a, "pause", (1.0, 30.0))
-    look = steps.send(None)
-    assert look == Op(a, "look", (10, 1.0))
-    look_b = steps.send(Look(ready_at=0.0, paused_until=31.0, wait=0.0))
-    assert look_b == Op(b, "look", (10, 1.0))
-    admit = steps.send(OPEN_ROAD)
+    pause = steps.send(Done(None, 1.0))
+    assert asked(pause) == (a, "pause", (1.0, 30.0))
+    look = steps.send(Done(None, 1.0))
+    assert asked(look) == (a, "look", (10, 1.0))
+    look_b = steps.send(Done(Look(ready_at=0.0, paused_until=31.0, wait=0.0), 1.0))
+    assert asked(look_b) == (b, "look", (10, 1.0))
+    admit = steps.send(Done(OPEN_ROAD, 1.0))
     assert isinstance(admit, Op)
     assert admit.route is b
 
@@ -174,7 +182,7 @@ def test_a_stream_keeps_its_admission_until_told_how_it_ended(ended: object, how
     assert isinstance(done, Finish)
     assert done.how == how
     with pytest.raises(StopIteration):
-        steps.send(None)
+        steps.send(Done(None, 2.0))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -188,19 +196,36 @@ def test_a_cancelled_call_yields_what_gives_back_its_hold_then_reraises(stream: 
     assert isinstance(given_back, Finish)
     assert given_back.how == "release"
     with pytest.raises(Cancelled):
-        steps.send(None)
+        steps.send(Done(None, 1.0))
 
 
 def test_a_call_cancelled_in_the_limiter_queue_gives_its_slot_back() -> None:
     a = Bare("a")
     steps = flow(a)
     next(steps)
-    steps.send(OPEN_ROAD)
+    steps.send(Done(OPEN_ROAD, 0.0))
     slot = Slot(5.0, 5.0)
-    wait = steps.send(Ticket(slot, None))
+    wait = steps.send(Done(Ticket(slot, None), 0.0))
     assert isinstance(wait, Wait)
     assert wait.reason == "limiter"
     cancel = steps.throw(Cancelled())
-    assert cancel == Op(a, "cancel", (slot,))
+    assert asked(cancel) == (a, "cancel", (slot,))
     with pytest.raises(Cancelled):
-        steps.send(None)
+        steps.send(Done(None, 0.0))
+
+
+def test_each_store_question_gets_half_the_time_left_and_a_slow_store_is_skipped() -> None:
+    a = Bare("a", remote=True)
+    steps = flow(a)
+    look = next(steps)
+    assert isinstance(look, Op)
+    # 60 s to the deadline, less the last 0.5 s no attempt may start in: half of 59.5 s.
+    assert (look.until, look.local) == (29.75, False)
+    # The store did not answer in time: the look was decided locally, 29.75 s later.
+    admit = steps.send(Done(OPEN_ROAD, 29.75, local=True))
+    assert isinstance(admit, Op)
+    assert admit.local, "a store too slow once is not asked again in this call"
+    assert admit.args == (10, 29.75), "the time the store took is the flow's to know"
+    call = steps.send(Done(Ticket(Slot(29.75, 0.0), PERMIT), 29.75, local=True))
+    assert isinstance(call, Call)
+    assert call.timeout == pytest.approx(60.0 - 29.75)

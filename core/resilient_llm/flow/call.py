@@ -63,6 +63,7 @@ from ..events import (
 from ..policies.budget import RetryLedger
 from ..policies.capabilities import Unfit
 from .admission import Admission, CallReport
+from .asking import Asker
 from .callstate import (
     CallState,
     deadline_error,
@@ -80,8 +81,6 @@ from .effects import (
     Refused,
     Succeeded,
     Wait,
-    ask,
-    tell,
 )
 from .ops import Leave, SharedRoute
 from .take import admit, enter, finish, held, relay, wait
@@ -139,18 +138,18 @@ def call_flow(
             raise ValueError(f"call_flow needs one {name} per route")
     if budgets and len(budgets) != len(routes):
         raise ValueError("call_flow needs one budget per route")
-    state = CallState(len(routes))
     report = CallReport()
     refused: Refused | None = None
     # The latest moment an attempt may start: one sent later has too little time to
     # plausibly succeed, and would only time out and be blamed on a healthy provider.
     last_start = deadline - min(policy.retry.min_attempt_time, (deadline - now) / 10)
+    state = CallState(len(routes), Asker(last_start))
     try:
         while True:
             note_disabled(routes, state, report, now, emit)
             if now >= last_start:
                 raise deadline_error(state, report, _too_late(deadline, now))
-            choice = yield from choose(
+            choice, now = yield from choose(
                 routes, estimates, unfit, state, report, policy, now, last_start, emit
             )
             if isinstance(choice, Sleep):
@@ -163,7 +162,7 @@ def call_flow(
                 now = yield from enter(route, now, last_start, state, report, emit)
             try:
                 now, taken = yield from admit(
-                    route, estimates[index], now, last_start, report, emit
+                    route, estimates[index], now, last_start, report, emit, state.asker
                 )
             except GeneratorExit:
                 raise  # closed without being told: nothing may be yielded any more
@@ -290,7 +289,7 @@ def _on_failure(
         yield from finish(admission, "release")
         state.retries[index] += 1
         delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)
-        yield from tell(route, "pause", now, delay)
+        yield from state.asker.tell(route, "pause", now, now, delay)
         emit(RoutePaused(route.name, now, delay, "rate limited"))
         state.last_reason = "rate limited"
         if state.retries[index] > policy.retry.max_retries:
@@ -309,7 +308,7 @@ def _on_failure(
         raise error
     yield from finish(admission, "fail", now)
     state.retries[index] += 1
-    ready_at = yield from ask(route, "ready_at", float, now)
+    ready_at, _ = yield from state.asker.ask(route, "ready_at", float, now, now)
     if ready_at > now:
         state.last_reason = "circuit opened"
         return

@@ -23,6 +23,7 @@ from ..errors import (
 from ..events import EventHandler
 from ..policies.capabilities import Unfit
 from .admission import CallReport
+from .asking import Asker
 from .effects import Refused
 from .ops import SharedRoute
 
@@ -40,7 +41,9 @@ __all__ = [
 class CallState:
     """Per-call bookkeeping: retries used, backoff ends, routes out of this call."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, asker: Asker) -> None:
+        # How this call asks its routes' state, within its deadline.
+        self.asker = asker
         self.retries = [0] * size
         self.backoff_until = [-math.inf] * size
         self.out: dict[int, ResilientLLMError] = {}

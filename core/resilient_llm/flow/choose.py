@@ -15,7 +15,7 @@ from ..events import EventHandler
 from ..policies.capabilities import Unfit
 from .admission import CallReport
 from .callstate import CallState, deadline_error, exhausted_error, mark_unfit
-from .effects import Answer, Effect, FlowPolicy, ask
+from .effects import Answer, Effect, FlowPolicy
 from .ops import Look, SharedRoute
 from .take import Sleep
 
@@ -51,18 +51,24 @@ def choose(
     now: float,
     deadline: float,
     emit: EventHandler,
-) -> Generator[Effect, Answer, Go | Sleep]:
+) -> Generator[Effect, Answer, tuple[Go | Sleep, float]]:
+    """The route to try next (or how long to wait first), and the time after the looks.
+
+    Each look is judged at ``now``, the moment the call decides; the time the looks took
+    is returned for the flow to go on from."""
+    asker = state.asker
+    latest = now
     sticky = state.sticky
     if sticky is not None and sticky not in state.out:
         route = routes[sticky]
-        look = yield from ask(route, "look", Look, estimates[sticky], now)
+        look, latest = yield from asker.ask(route, "look", Look, now, estimates[sticky], now)
         if look.ready_at <= now and look.paused_until <= now:
             until = state.backoff_until[sticky]
             if until > now:
                 if until < deadline:
-                    return Sleep(until, "backoff", route.name)
+                    return Sleep(until, "backoff", route.name), latest
             elif now + look.wait < deadline:
-                return Go(sticky)
+                return Go(sticky), latest
             # A backoff or queue that would outlive the deadline is not begun: fail over if
             # another route can go, else the free choice below raises DeadlineExceeded.
     state.sticky = None
@@ -81,7 +87,7 @@ def choose(
             state.out[index] = exc
             report.skipped(route.name, "request larger than its token limit", now, emit)
             continue
-        look = yield from ask(route, "look", Look, estimates[index], now)
+        look, latest = yield from asker.ask(route, "look", Look, now, estimates[index], now)
         if look.ready_at > now:
             state.blocked_by_breaker = True
             report.skipped(route.name, "circuit open", now, emit)
@@ -94,14 +100,14 @@ def choose(
                 soonest = Sleep(gate, reason, route.name)
             continue
         if look.wait <= policy.spill_over and now + look.wait < deadline:
-            return Go(index)
+            return Go(index), latest
         ready.append((index, look.wait))
 
     in_time = [(index, wait) for index, wait in ready if now + wait < deadline]
     if in_time:
-        return Go(min(in_time, key=lambda item: item[1])[0])
+        return Go(min(in_time, key=lambda item: item[1])[0]), latest
     if soonest is not None and soonest.until < deadline:
-        return soonest
+        return soonest, latest
     if soonest is not None:
         raise deadline_error(
             state,

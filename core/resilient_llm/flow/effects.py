@@ -11,16 +11,13 @@ the sync, async and streaming drivers.
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from ..errors import ResilientLLMError
 from ..policies.backoff import RetryPolicy
-from ..policies.breaker import Permit
 from ..policies.hints import RateLimitHints
 from .admission import CallReport
-from .ops import Finish, Leave, Look, Op, OpName, SharedRoute, Ticket
+from .ops import Done, Finish, Leave, Op, SharedRoute
 
 __all__ = [
     "Answer",
@@ -39,11 +36,7 @@ __all__ = [
     "StreamEnded",
     "Succeeded",
     "Wait",
-    "ask",
-    "tell",
 ]
-
-_T = TypeVar("_T")
 
 
 class Cancelled(BaseException):
@@ -158,8 +151,8 @@ Effect = Wait | Enter | Call | Op | Finish | Leave | Relay
 Outcome = Succeeded | Failed
 StreamOutcome = StreamEnded | StreamBroke | StreamDropped
 # What a driver sends back: the time after a Wait, Entered, an attempt's Outcome, a stream's
-# end, or a route-state operation's result (a Look, a Ticket, a Permit, a time, None).
-Answer = float | Outcome | Entered | StreamOutcome | Look | Ticket | Permit | None
+# end, or a route-state operation's result and the time after it (Done).
+Answer = float | Outcome | Entered | StreamOutcome | Done | None
 
 
 @dataclass(frozen=True)
@@ -170,20 +163,3 @@ class FlowPolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     spill_over: float = 1.0
     attempt_timeout: float | None = None
-
-
-def ask(
-    route: SharedRoute, name: OpName, kind: type[_T], *args: Any
-) -> Generator[Effect, Answer, _T]:
-    """Yield one :class:`Op` and return its answer, checked to be a ``kind``."""
-    answer = yield Op(route, name, args)
-    if kind is float and isinstance(answer, int):
-        answer = float(answer)
-    if not isinstance(answer, kind):
-        raise TypeError(f"an Op {name!r} must be answered with a {kind.__name__}, not {answer!r}")
-    return answer
-
-
-def tell(route: SharedRoute, name: OpName, *args: Any) -> Generator[Effect, Answer, None]:
-    """Yield one :class:`Op` whose answer carries nothing."""
-    yield Op(route, name, args)

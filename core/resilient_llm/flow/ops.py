@@ -18,6 +18,7 @@ from ..policies.hints import RateLimitHints
 from ..policies.limiter import RateLimit
 
 __all__ = [
+    "Done",
     "Finish",
     "FinishHow",
     "Leave",
@@ -100,9 +101,16 @@ class SharedRoute(Protocol):
 
     def disable(self, reason: str) -> None: ...
 
-    def perform(self, name: OpName, args: tuple[Any, ...]) -> Any: ...
+    def perform(
+        self, name: OpName, args: tuple[Any, ...], *, budget: float | None, local: bool
+    ) -> tuple[Any, bool]:
+        """Carry out ``Op(name, args)``: its result, and whether it was decided from this
+        process's own state (``local``: asked to; or the store could not answer in time)."""
+        ...
 
-    async def aperform(self, name: OpName, args: tuple[Any, ...]) -> Any: ...
+    async def aperform(
+        self, name: OpName, args: tuple[Any, ...], *, budget: float | None, local: bool
+    ) -> tuple[Any, bool]: ...
 
     def finish(
         self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
@@ -115,11 +123,28 @@ class SharedRoute(Protocol):
 
 @dataclass(frozen=True)
 class Op:
-    """Perform ``route.<name>(*args)`` on the route's state; answer with its result."""
+    """Perform ``route.<name>(*args)`` on the route's state; answer with :class:`Done`.
+
+    ``until``: the store must have answered by then (the call's deadline bounds every
+    store operation); if it cannot, the route decides from this process's own state.
+    ``local``: decide from this process's own state at once (the store was too slow for
+    this call before).
+    """
 
     route: SharedRoute
     name: OpName
     args: tuple[Any, ...] = ()
+    until: float | None = None
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an :class:`Op` gave, the time after it, and whether it was decided locally."""
+
+    value: Any
+    now: float
+    local: bool = False
 
 
 @dataclass(frozen=True)

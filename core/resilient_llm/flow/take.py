@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..events import EventHandler, LimiterWait, Settled
 from ..policies.breaker import Permit
 from .admission import Admission, CallReport
+from .asking import Asker
 from .callstate import CallState, deadline_error
 from .effects import (
     Answer,
@@ -26,10 +27,8 @@ from .effects import (
     StreamDropped,
     StreamEnded,
     Wait,
-    ask,
-    tell,
 )
-from .ops import FinishHow, Leave, Op, SharedRoute, Slot, Ticket
+from .ops import Done, FinishHow, Leave, SharedRoute, Slot, Ticket
 
 __all__ = ["Sleep", "admit", "enter", "finish", "held", "relay", "wait"]
 
@@ -47,14 +46,18 @@ def finish(
     now: float | None = None,
     usage_tokens: int | None = None,
     emit: EventHandler | None = None,
-) -> Generator[Effect, Answer, None]:
-    """End ``admission`` ``how`` (once; later calls change nothing)."""
+) -> Generator[Effect, Answer, float | None]:
+    """End ``admission`` ``how`` (once; later calls change nothing); the time after it,
+    if the driver said."""
     effect = admission.finish(how, now, admission.charged(usage_tokens))
     if effect is None:
-        return
-    yield effect
+        return now
+    done = yield effect
     if how == "succeed" and usage_tokens is not None and emit is not None and now is not None:
         emit(Settled(admission.route.name, now, admission.estimate, usage_tokens))
+    if isinstance(done, Done) and now is not None:
+        return max(now, done.now)
+    return now
 
 
 def held(admission: Admission, effect: Effect) -> Generator[Effect, Answer, Answer]:
@@ -91,10 +94,11 @@ def admit(
     deadline: float,
     report: CallReport,
     emit: EventHandler,
+    asker: Asker,
 ) -> Generator[Effect, Answer, tuple[float, tuple[Slot, Permit] | None]]:
     """A limiter slot and a breaker permit on ``route``, queueing if need be; None (and
     nothing held) when the route changed under us and the call must decide again."""
-    ticket = yield from ask(route, "admit", Ticket, estimate, now)
+    ticket, now = yield from asker.ask(route, "admit", Ticket, now, estimate, now)
     slot, permit = ticket.slot, ticket.permit
     if slot is None:
         # Another call opened the breaker or got a 429 since we looked.
@@ -102,26 +106,19 @@ def admit(
     if permit is None:
         if now + slot.wait >= deadline:
             # Another caller took the slot between our look and our reservation.
-            yield from tell(route, "cancel", slot)
+            now = yield from asker.tell(route, "cancel", now, slot)
             return now, None
         try:
             now = yield from wait(report, Sleep(slot.at, "limiter", route.name), now, emit)
-            permit = yield from _acquire(route, now)
+            permit, now = yield from asker.acquire(route, now)
         except Cancelled:
-            yield from tell(route, "cancel", slot)
+            yield from asker.tell(route, "cancel", now, slot)
             raise
         if permit is None:
             # The route changed while we queued: give the slot back.
-            yield from tell(route, "cancel", slot)
+            now = yield from asker.tell(route, "cancel", now, slot)
             return now, None
     return now, (slot, permit)
-
-
-def _acquire(route: SharedRoute, now: float) -> Generator[Effect, Answer, Permit | None]:
-    permit = yield Op(route, "acquire", (now,))
-    if permit is not None and not isinstance(permit, Permit):
-        raise TypeError(f"an Op 'acquire' must be answered with a Permit or None, not {permit!r}")
-    return permit
 
 
 def enter(

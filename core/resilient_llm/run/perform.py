@@ -7,12 +7,10 @@ store is awaited on the async path, so the event loop runs other calls meanwhile
 
 from __future__ import annotations
 
-from typing import cast
-
 from ..clock import Clock
 from ..flow.call import Flow
 from ..flow.effects import Answer, Cancelled, Enter, Entered
-from ..flow.ops import Finish, Leave, Op, SharedRoute
+from ..flow.ops import Done, Finish, Leave, Op, SharedRoute
 from .bulkhead import Bulkhead
 
 __all__ = ["aperform", "astop_flow", "perform", "stop_flow"]
@@ -23,14 +21,18 @@ Performed = Op | Finish | Leave | Enter
 def perform(effect: Performed, clock: Clock) -> Answer:
     """Carry out one effect on the caller's thread; return the flow's answer."""
     if isinstance(effect, Op):
-        return cast(Answer, effect.route.perform(effect.name, effect.args))
+        budget = None if effect.until is None else effect.until - clock.now()
+        value, local = effect.route.perform(
+            effect.name, effect.args, budget=budget, local=effect.local
+        )
+        return Done(value, clock.now(), local)
     if isinstance(effect, Finish):
         try:
             effect.route.finish(effect.how, effect.slot, effect.permit, effect.now, effect.tokens)
         finally:
             if effect.bulkhead:
                 _bulkhead(effect.route).leave()
-        return None
+        return Done(None, clock.now())
     if isinstance(effect, Leave):
         _bulkhead(effect.route).leave()
         return None
@@ -43,10 +45,7 @@ def perform(effect: Performed, clock: Clock) -> Answer:
 async def aperform(effect: Performed, clock: Clock) -> Answer:
     """The async twin of :func:`perform`: a store's round trips are awaited."""
     if isinstance(effect, Op):
-        route = effect.route
-        if route.remote:
-            return cast(Answer, await route.aperform(effect.name, effect.args))
-        return cast(Answer, route.perform(effect.name, effect.args))
+        return await _aop(effect, clock)
     if isinstance(effect, Finish):
         route = effect.route
         try:
@@ -59,7 +58,7 @@ async def aperform(effect: Performed, clock: Clock) -> Answer:
         finally:
             if effect.bulkhead:
                 _bulkhead(route).leave()
-        return None
+        return Done(None, clock.now())
     if isinstance(effect, Leave):
         _bulkhead(effect.route).leave()
         return None
@@ -67,6 +66,21 @@ async def aperform(effect: Performed, clock: Clock) -> Answer:
     queued = not bulkhead.try_enter()
     entered = not queued or await bulkhead.aenter(effect.timeout, clock)
     return Entered(clock.now(), entered, queued)
+
+
+async def _aop(op: Op, clock: Clock) -> Done:
+    """An operation on a route's state, awaited if the state is in a store and cut at the
+    call's budget: a store too slow for the call is decided from this process's state."""
+    route, budget = op.route, None if op.until is None else op.until - clock.now()
+    if not route.remote or op.local:
+        value, local = route.perform(op.name, op.args, budget=budget, local=op.local)
+        return Done(value, clock.now(), local)
+    try:
+        async with clock.timeout(None if budget is None else max(0.0, budget)):
+            value, local = await route.aperform(op.name, op.args, budget=budget, local=False)
+    except TimeoutError:
+        value, local = route.perform(op.name, op.args, budget=0.0, local=True)
+    return Done(value, clock.now(), local)
 
 
 def stop_flow(flow: Flow, clock: Clock) -> None:

@@ -88,11 +88,25 @@ class Route:
 
     # -- the flow's effects ---------------------------------------------------------
 
-    def perform(self, name: OpName, args: tuple[Any, ...]) -> Any:
-        """Carry out the flow's ``Op(name, args)``."""
-        return getattr(self, name)(*args)
+    def perform(
+        self,
+        name: OpName,
+        args: tuple[Any, ...],
+        *,
+        budget: float | None = None,
+        local: bool = False,
+    ) -> tuple[Any, bool]:
+        """Carry out the flow's ``Op(name, args)``: in memory, at once, whatever the budget."""
+        return getattr(self, name)(*args), False
 
-    async def aperform(self, name: OpName, args: tuple[Any, ...]) -> Any:
+    async def aperform(
+        self,
+        name: OpName,
+        args: tuple[Any, ...],
+        *,
+        budget: float | None = None,
+        local: bool = False,
+    ) -> tuple[Any, bool]:
         return self.perform(name, args)
 
     def finish(
@@ -136,7 +150,9 @@ class Route:
         self._consumed(tokens, reservation.at)
         if reservation.wait > 0:
             return Ticket(reservation, None)
-        permit = self.acquire(now)
+        # Not self.acquire: a store-backed route falls back to this very method, and its
+        # own acquire would ask the store it is falling back from.
+        permit = Route.acquire(self, now)
         if permit is None:
             reservation.cancel()
             return Ticket(None, None)

@@ -98,7 +98,7 @@ class RedisState:
         self.clock: Clock = clock or SystemClock()
         self._source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
         self.script = self.client.register_script(self._source)
-        self._timeout = float(timeout)
+        self.timeout = float(timeout)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -119,7 +119,7 @@ class RedisState:
             with self._async_lock:
                 found = self._async.get(loop)
                 if found is None:
-                    client = connect_async(self.client, self._timeout)
+                    client = connect_async(self.client, self.timeout)
                     found = self._async[loop] = (client, client.register_script(self._source))
         return found[1]
 

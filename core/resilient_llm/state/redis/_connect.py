@@ -6,6 +6,8 @@ import inspect
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.backoff
 
 from ...errors import ConfigurationError
 
@@ -59,6 +61,9 @@ def connect_async(client: redis.Redis, timeout: float) -> redis.asyncio.Redis:
         kwargs["unix_socket_path"] = pool.connection_kwargs["path"]
     if pool.connection_class.__name__ == "SSLConnection":
         kwargs["ssl"] = True
+    # redis.asyncio retries a failed command ten times with backoff by default, which
+    # would stretch one decision far past `timeout`: a failure is the exchange's to handle.
+    kwargs["retry"] = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
     return redis.asyncio.Redis(**kwargs)
 
 

@@ -45,6 +45,11 @@ class Store(Protocol):
     def retry_after(self) -> float: ...
 
     @property
+    def timeout(self) -> float:
+        """How long one command may take (the socket timeout)."""
+        ...
+
+    @property
     def script(self) -> Any: ...
 
     def async_script(self) -> Any:
@@ -117,28 +122,35 @@ class Exchange:
         op = f"{plan.op}|{self._me}"
         return self._keys, [op, when, *fixed, *(opt(a) for a in plan.args)]
 
-    def run(self, plan: Plan) -> Any:
+    def local(self, plan: Plan) -> Any:
+        """Decide ``plan`` from this process's own state (the store was too slow for the
+        call), unless the backend forbids deciding without the store."""
+        if not plan.best_effort:
+            self._decide_locally()
+        return plan.local()
+
+    def run(self, plan: Plan) -> tuple[Any, bool]:
         now = self._store.clock.now() if plan.now is None else plan.now
         if not plan.op or self._store.clock.now() < self._retry_at:
-            return self._away(plan, None, now)
+            return self._away(plan, None, now), bool(plan.op)
         keys, args = self._script_args(plan, now)
         try:
             reply = self._store.script(keys=keys, args=args)
         except redis.RedisError as exc:
-            return self._away(plan, exc, now)
-        return self._read(plan, reply, now)
+            return self._away(plan, exc, now), True
+        return self._read(plan, reply, now), False
 
-    async def arun(self, plan: Plan) -> Any:
+    async def arun(self, plan: Plan) -> tuple[Any, bool]:
         now = self._store.clock.now() if plan.now is None else plan.now
         if not plan.op or self._store.clock.now() < self._retry_at:
-            return self._away(plan, None, now)
+            return self._away(plan, None, now), bool(plan.op)
         keys, args = self._script_args(plan, now)
         try:
             script = self._store.async_script()
             reply = await script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
-            return self._away(plan, exc, now)
-        return self._read(plan, reply, now)
+            return self._away(plan, exc, now), True
+        return self._read(plan, reply, now), False
 
     def _read(self, plan: Plan, reply: Any, now: float) -> Any:
         """Take a script's reply: note Redis is back, announce breaker changes, read it.

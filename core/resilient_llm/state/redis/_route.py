@@ -81,11 +81,35 @@ class RedisRoute(Route):
 
     # -- the flow's effects ----------------------------------------------------------
 
-    def perform(self, name: OpName, args: tuple[Any, ...]) -> Any:
-        return self._exchange.run(self._plan(name, args))
+    def perform(
+        self,
+        name: OpName,
+        args: tuple[Any, ...],
+        *,
+        budget: float | None = None,
+        local: bool = False,
+    ) -> tuple[Any, bool]:
+        """A blocking round trip, unless the call asks for a local decision or has less time
+        for the store than a command may take (a blocking read cannot be cut shorter)."""
+        plan = self._plan(name, args)
+        if local or (budget is not None and budget < self._state.timeout):
+            return self._exchange.local(plan), True
+        return self._exchange.run(plan)
 
-    async def aperform(self, name: OpName, args: tuple[Any, ...]) -> Any:
-        return await self._exchange.arun(self._plan(name, args))
+    async def aperform(
+        self,
+        name: OpName,
+        args: tuple[Any, ...],
+        *,
+        budget: float | None = None,
+        local: bool = False,
+    ) -> tuple[Any, bool]:
+        """An awaited round trip; the driver cuts it at the call's budget (and then asks
+        for the local decision)."""
+        plan = self._plan(name, args)
+        if local:
+            return self._exchange.local(plan), True
+        return await self._exchange.arun(plan)
 
     def _plan(self, name: OpName, args: tuple[Any, ...]) -> Plan:
         plan: Callable[..., Plan] = getattr(self, f"_{name}")
@@ -106,7 +130,7 @@ class RedisRoute(Route):
     # -- decisions -----------------------------------------------------------------
 
     def look(self, tokens: int, now: float) -> Look:
-        result: Look = self._exchange.run(self._look(tokens, now))
+        result: Look = self._exchange.run(self._look(tokens, now))[0]
         return result
 
     def _look(self, tokens: int, now: float) -> Plan:
@@ -123,7 +147,7 @@ class RedisRoute(Route):
         )
 
     def admit(self, tokens: int, now: float) -> Ticket:
-        result: Ticket = self._exchange.run(self._admit(tokens, now))
+        result: Ticket = self._exchange.run(self._admit(tokens, now))[0]
         return result
 
     def _admit(self, tokens: int, now: float) -> Plan:
@@ -156,7 +180,7 @@ class RedisRoute(Route):
         return None if not_before is None else not_before - now
 
     def acquire(self, now: float) -> Permit | None:
-        result: Permit | None = self._exchange.run(self._acquire(now))
+        result: Permit | None = self._exchange.run(self._acquire(now))[0]
         return result
 
     def _acquire(self, now: float) -> Plan:
@@ -166,7 +190,7 @@ class RedisRoute(Route):
         return Plan("acquire", now, (), read, lambda: Route.acquire(self, now))
 
     def ready_at(self, now: float) -> float:
-        result: float = self._exchange.run(self._ready_at(now))
+        result: float = self._exchange.run(self._ready_at(now))[0]
         return result
 
     def _ready_at(self, now: float) -> Plan:
@@ -278,7 +302,7 @@ class RedisRoute(Route):
             lambda: Route.shared_snapshot(self, now),
             best_effort=True,
         )
-        snapshot: RouteSnapshot = self._exchange.run(plan)
+        snapshot: RouteSnapshot = self._exchange.run(plan)[0]
         return snapshot
 
     def _read_snapshot(self, now: float, t: float, result: list[Any]) -> RouteSnapshot:
