@@ -96,6 +96,8 @@ class RedisState:
         self.retry_after = float(retry_after)
         self.time: TimeSource = time
         self.clock: Clock = clock or SystemClock()
+        # For tests only: seconds added to the server's clock, standing for a clock step.
+        self.server_time_shift = 0.0
         self._source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
         self.script = self.client.register_script(self._source)
         self._timeout = float(timeout)

@@ -45,7 +45,15 @@ class RedisSlot:
 
 @dataclass(frozen=True)
 class RedisPermit(Permit):
-    """A breaker permit held in Redis (its ``id`` is unique across processes)."""
+    """A breaker permit held in Redis: ``id`` is unique across processes within the
+    breaker's ``epoch``, which changes when Redis loses the breaker's keys."""
+
+    epoch: str = ""
+
+    @property
+    def token(self) -> str:
+        """What the script knows this permit by."""
+        return f"{self.id}@{self.epoch}"
 
 
 class RedisRoute(Route):
@@ -186,7 +194,7 @@ class RedisRoute(Route):
     ) -> list[Plan]:
         in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
         slot_id = slot.id if isinstance(slot, RedisSlot) else None
-        permit_id = permit.id if isinstance(permit, RedisPermit) else None
+        permit_id = permit.token if isinstance(permit, RedisPermit) else None
         plans: list[Plan] = []
         if how == "succeed":
             assert now is not None, "a success is recorded at a time"
@@ -238,7 +246,7 @@ class RedisRoute(Route):
         if not isinstance(permit, RedisPermit):
             super().release(permit)
         else:
-            self._exchange.run(self._record("release", None, None, permit.id))
+            self._exchange.run(self._record("release", None, None, permit.token))
 
     def cancel(self, slot: Slot) -> None:
         for plan in self._cancel_plans(slot):
@@ -332,5 +340,7 @@ def _here(value: object, now: float, t: float) -> float:
 
 
 def _permit(fields: list[Any]) -> RedisPermit:
-    permit_id, probe, generation = (text(v) for v in fields)
-    return RedisPermit(probe=probe == "1", generation=int(generation), id=int(permit_id))
+    permit_id, probe, generation, epoch = (text(v) for v in fields)
+    return RedisPermit(
+        probe=probe == "1", generation=int(generation), id=int(permit_id), epoch=epoch
+    )
