@@ -154,6 +154,39 @@ def test_a_permit_from_before_a_flush_takes_no_permit_after_it(
     assert [(c.old, c.new) for c in b_changes] == [(CLOSED, OPEN)]
 
 
+def test_writes_a_promoted_replica_never_got_leave_no_id_to_meet(processes: Processes) -> None:
+    """A replica promoted after a failover may lack the last writes: its counters are
+    behind, so the next ids come out again, while their first owners still hold them."""
+    limit = RateLimit(requests_per_minute=2)
+    a, _ = processes.route(limit, time="client")
+    b, _ = processes.route(limit, time="client")
+    old = a.admit(0, 0.0)
+    assert old.slot is not None
+    assert old.permit is not None
+    log, tokens, meta, breaker, _, live, _ = processes.states[0].keys(processes.name)
+    client = processes.server.client()
+    # What the replica has: the state before a's admission.
+    client.zrem(log, old.slot.id)
+    client.hdel(tokens, old.slot.id)
+    client.hincrby(meta, "seq", -1)
+    client.hincrby(breaker, "next_id", -1)
+    client.delete(live)
+    client.close()
+    sent = [b.admit(0, 1.0) for _ in range(2)]
+    assert [t.slot is not None and t.slot.wait for t in sent] == [0.0, 0.0]
+    second = sent[1].permit
+    assert second is not None
+    a.cancel(old.slot)
+    a.release(old.permit)
+    third = b.admit(0, 2.0)
+    assert third.slot is not None
+    assert third.slot.wait == pytest.approx(59.0)
+    slot = sent[1].slot
+    assert slot is not None
+    b.fail(slot, second, 2.0)  # threshold 1: b's permit is still b's
+    assert b.acquire(3.0) is None
+
+
 @FORGET
 def test_after_a_flush_a_route_hears_the_new_breaker_again(processes: Processes, how: str) -> None:
     """The breaker's generation restarts with its keys: a route that had read a higher one

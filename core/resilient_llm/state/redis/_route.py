@@ -45,15 +45,10 @@ class RedisSlot:
 
 @dataclass(frozen=True)
 class RedisPermit(Permit):
-    """A breaker permit held in Redis: ``id`` is unique across processes within the
-    breaker's ``epoch``, which changes when Redis loses the breaker's keys."""
+    """A breaker permit held in Redis, handed back by ``key``: its ``id`` and the nonce of
+    the call that took it, so unique even after Redis lost the counter ids come from."""
 
-    epoch: str = ""
-
-    @property
-    def token(self) -> str:
-        """What the script knows this permit by."""
-        return f"{self.id}@{self.epoch}"
+    key: str = ""
 
 
 class RedisRoute(Route):
@@ -194,7 +189,7 @@ class RedisRoute(Route):
     ) -> list[Plan]:
         in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
         slot_id = slot.id if isinstance(slot, RedisSlot) else None
-        permit_id = permit.token if isinstance(permit, RedisPermit) else None
+        permit_id = permit.key if isinstance(permit, RedisPermit) else None
         plans: list[Plan] = []
         if how == "succeed":
             assert now is not None, "a success is recorded at a time"
@@ -246,7 +241,7 @@ class RedisRoute(Route):
         if not isinstance(permit, RedisPermit):
             super().release(permit)
         else:
-            self._exchange.run(self._record("release", None, None, permit.token))
+            self._exchange.run(self._record("release", None, None, permit.key))
 
     def cancel(self, slot: Slot) -> None:
         for plan in self._cancel_plans(slot):
@@ -340,7 +335,5 @@ def _here(value: object, now: float, t: float) -> float:
 
 
 def _permit(fields: list[Any]) -> RedisPermit:
-    permit_id, probe, generation, epoch = (text(v) for v in fields)
-    return RedisPermit(
-        probe=probe == "1", generation=int(generation), id=int(permit_id), epoch=epoch
-    )
+    permit_id, probe, generation, key = (text(v) for v in fields)
+    return RedisPermit(probe=probe == "1", generation=int(generation), id=int(permit_id), key=key)

@@ -7,7 +7,7 @@
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
 --       -> 1 once settled), 3 meta (hash: horizon, total, seq, and offset and last for
 --       server time), 4 breaker (hash, with the epoch of its ids),
---       5 outcomes (zset), 6 live (hash permit id -> a probe's grant time, else 0),
+--       5 outcomes (zset), 6 live (hash permit key -> a probe's grant time, else 0),
 --       7 pause (string: end time)
 -- ARGV: 1 op, 2 time (a number: the caller's clock; "@shift:lo:hi" or "": the Redis
 --       server's clock, see server_time), 3 window, 4 rpm, 5 tpm ("" = none),
@@ -179,8 +179,8 @@ local state = b[1] or 'closed'
 local opened_at = num(b[2], nil)
 local failures = num(b[3], 0)
 local probes = num(b[4], 0)
--- The breaker's counters (gen, next_id) restart when its hash is lost: the epoch, made
--- anew then, tells its permits and generations from those of the hash before.
+-- The breaker's generation restarts when its hash is lost: the epoch, made anew then,
+-- tells the processes that read a generation to start counting again.
 local epoch = b[5]
 if not epoch then
   epoch = nonce
@@ -248,20 +248,19 @@ local function acquire()
     probe = 1
     stamp = fmt(t)
   end
-  redis.call('HSET', K_LIVE, id, stamp)
+  -- The key a permit is handed back by carries the nonce, as reservation ids do.
+  local key = id .. ':' .. nonce
+  redis.call('HSET', K_LIVE, key, stamp)
   probes = probes + probe
   dirty = true
-  return {tostring(id), probe, redis.call('HGET', K_BRK, 'gen') or '0', epoch}
+  return {tostring(id), probe, redis.call('HGET', K_BRK, 'gen') or '0', key}
 end
 
--- Only this generation's unused permits are live: stale or reused ones do nothing, and
--- so do those of another epoch (``token`` is "id@epoch").
-local function take(token)
-  local id, from = string.match(token, '^(%d+)@(.*)$')
-  if id == nil or from ~= epoch then return false end
-  local stamp = redis.call('HGET', K_LIVE, id)
+-- Only this generation's unused permits are live: stale or reused ones do nothing.
+local function take(key)
+  local stamp = redis.call('HGET', K_LIVE, key)
   if not stamp then return false end
-  redis.call('HDEL', K_LIVE, id)
+  redis.call('HDEL', K_LIVE, key)
   local probe = stamp ~= '0'
   if probe then probes = probes - 1 end
   dirty = true
