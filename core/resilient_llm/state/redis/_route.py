@@ -3,7 +3,8 @@ fallback when Redis is out of reach.
 
 Times cross the wire as offsets: a script returns the time it decided at, ``t``, and each
 time ``x`` it reports lands on the caller's timeline at ``now + (x - t)``. So the engine's
-clock and the Redis server's clock never need to agree, only to tick at the same rate.
+clock and the Redis server's clock never need to agree, only to tick at the same rate (a
+step of the server's clock is undone by the script, see ``route.lua``).
 
 Each operation is planned once (a :class:`~._exchange.Plan`) and run by the route's
 :class:`~._exchange.Exchange`, blocking for sync calls or awaited for async ones: a slow
