@@ -217,6 +217,26 @@ def test_a_429_pauses_the_route_for_every_engine(rig: Rig) -> None:
     assert rig.calls(primary.name) == [(429, "rate_limit")]
 
 
+@pytest.mark.parametrize("step", [-120.0, 120.0])
+def test_a_server_clock_step_changes_no_decision(rig: Rig, step: float) -> None:
+    """Two engines (processes) share a quota of 3 a minute and spend 2 of it; then the
+    server's clock steps (``server_time_shift``, which the script adds to ``TIME``). Back:
+    the third call still goes at once; forward: no second quota opens for the fourth."""
+    primary = rig.provider("openai", "primary", rate_limit=RateLimit(requests_per_minute=3))
+    fallback = rig.provider("gemini", "fallback")
+    first, first_events = rig.engine(primary, fallback)
+    second, second_events = rig.engine(primary, fallback)
+    assert [llm.chat(QUESTION).provider for llm in (first, second)] == [primary.name] * 2
+    for state in rig.states:
+        state.server_time_shift = step
+    assert [llm.chat(QUESTION).provider for llm in (first, second)] == [
+        primary.name,
+        fallback.name,  # the quota is spent for another minute
+    ]
+    assert len(rig.calls(primary.name)) == 3
+    assert not [e for e in first_events + second_events if isinstance(e, StateDown)]
+
+
 def test_snapshot_reports_the_shared_state(rig: Rig) -> None:
     limit = RateLimit(requests_per_minute=3, tokens_per_minute=10_000, window=30.0)
     route = rig.provider("anthropic", "main", rate_limit=limit)

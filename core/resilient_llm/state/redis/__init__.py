@@ -52,9 +52,11 @@ TimeSource = Literal["server", "client"]
 class RedisState:
     """The Redis state backend. ``target`` is a ``redis://`` URL or a redis-py client.
 
-    ``time="server"`` (default) times every decision by the Redis server's clock; ``"client"``
-    uses the engine's clock instead, for tests on a fake clock and for processes that share
-    one host's monotonic clock. ``clock`` times only the wait before retrying Redis.
+    ``time="server"`` (default) times every decision by the Redis server's clock, guarded
+    against its steps (``route.lua``: time never goes back, and each request carries bounds
+    from this process's last reply, counted on ``clock``); ``"client"`` uses the engine's
+    clock instead, for tests on a fake clock and for processes that share one host's
+    monotonic clock. ``clock`` also times the wait before retrying Redis.
     """
 
     def __init__(
@@ -96,6 +98,8 @@ class RedisState:
         self.retry_after = float(retry_after)
         self.time: TimeSource = time
         self.clock: Clock = clock or SystemClock()
+        # For tests only: seconds added to the server's clock, standing for a clock step.
+        self.server_time_shift = 0.0
         self._source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
         self.script = self.client.register_script(self._source)
         self.timeout = float(timeout)

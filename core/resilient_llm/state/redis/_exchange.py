@@ -12,6 +12,7 @@ process's.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,9 @@ class Store(Protocol):
 
     @property
     def time(self) -> str: ...
+
+    @property
+    def server_time_shift(self) -> float: ...
 
     @property
     def on_unavailable(self) -> str: ...
@@ -102,6 +106,12 @@ class Exchange:
         # The breaker generation of the newest reply read: an older reply, read late
         # because its round trip was slower, must not be taken for another process's change.
         self._latest = -1
+        # Generations count within one epoch of the breaker's keys; a new epoch (the keys
+        # were flushed or lost) starts them again.
+        self._epoch = ""
+        # The newest reply's server time and this store clock's readings when its request
+        # was sent and when it was read: bounds the script holds server time within.
+        self._hint: tuple[float, float, float] | None = None
         # Who this route object is to the script: a breaker move records its mover.
         self._me = uuid.uuid4().hex
         # Guards only this process's bookkeeping of replies (no I/O under it).
@@ -115,11 +125,25 @@ class Exchange:
             self._args[1] = opt(rpm)
             self._args[2] = opt(tpm)
 
-    def _script_args(self, plan: Plan, now: float) -> tuple[list[str], list[str | float]]:
-        when = "" if self._store.time == "server" else repr(now)
+    def _script_args(
+        self, plan: Plan, now: float, sent: float
+    ) -> tuple[list[str], list[str | float]]:
         with self._book:
             fixed = list(self._args)
-        op = f"{plan.op}|{self._me}"
+            hint = self._hint
+        if self._store.time == "server":
+            lo = hi = ""
+            if hint is not None:
+                # The script ran this request after ``sent`` and the hinted one before it
+                # was read: at least ``lo`` on the server's time, at most about ``hi``.
+                t, hint_sent, hint_read = hint
+                lo, hi = repr(t + (sent - hint_read)), repr(t + (sent - hint_sent))
+            when = f"@{self._store.server_time_shift!r}:{lo}:{hi}"
+        else:
+            when = repr(now)
+        # A nonce per call (random, so a forked child never repeats its parent's) makes
+        # every id the script hands out unique, even after Redis forgot its counters.
+        op = f"{plan.op}|{self._me}|{os.urandom(8).hex()}"
         return self._keys, [op, when, *fixed, *(opt(a) for a in plan.args)]
 
     def local(self, plan: Plan) -> Any:
@@ -131,34 +155,40 @@ class Exchange:
 
     def run(self, plan: Plan) -> tuple[Any, bool]:
         now = self._store.clock.now() if plan.now is None else plan.now
-        if not plan.op or self._store.clock.now() < self._retry_at:
+        sent = self._store.clock.now()
+        if not plan.op or sent < self._retry_at:
             return self._away(plan, None, now), bool(plan.op)
-        keys, args = self._script_args(plan, now)
+        keys, args = self._script_args(plan, now, sent)
         try:
             reply = self._store.script(keys=keys, args=args)
         except redis.RedisError as exc:
             return self._away(plan, exc, now), True
-        return self._read(plan, reply, now), False
+        return self._read(plan, reply, now, sent), False
 
     async def arun(self, plan: Plan) -> tuple[Any, bool]:
         now = self._store.clock.now() if plan.now is None else plan.now
-        if not plan.op or self._store.clock.now() < self._retry_at:
+        sent = self._store.clock.now()
+        if not plan.op or sent < self._retry_at:
             return self._away(plan, None, now), bool(plan.op)
-        keys, args = self._script_args(plan, now)
+        keys, args = self._script_args(plan, now, sent)
         try:
             script = self._store.async_script()
             reply = await script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
             return self._away(plan, exc, now), True
-        return self._read(plan, reply, now), False
+        return self._read(plan, reply, now, sent), False
 
-    def _read(self, plan: Plan, reply: Any, now: float) -> Any:
+    def _read(self, plan: Plan, reply: Any, now: float, sent: float) -> Any:
         """Take a script's reply: note Redis is back, announce breaker changes, read it.
         Events go out with no lock held, so a listener may call back into the route."""
-        t, state, made, result, generation, mover = reply
+        t, state, made, result, generation, mover, epoch = reply
         t = float(text(t))
+        read = self._store.clock.now()
         with self._book:
+            self._hint = (t, sent, read)
             notices = self._came_back(now)
+            if text(epoch) != self._epoch:
+                self._epoch, self._latest = text(epoch), -1
             changes = self._changes(now, t, text(state), made, int(text(generation)), text(mover))
         for notice in notices:
             self._emit(notice)

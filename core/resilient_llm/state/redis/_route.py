@@ -3,7 +3,8 @@ fallback when Redis is out of reach.
 
 Times cross the wire as offsets: a script returns the time it decided at, ``t``, and each
 time ``x`` it reports lands on the caller's timeline at ``now + (x - t)``. So the engine's
-clock and the Redis server's clock never need to agree, only to tick at the same rate.
+clock and the Redis server's clock never need to agree, only to tick at the same rate (a
+step of the server's clock is undone by the script, see ``route.lua``).
 
 Each operation is planned once (a :class:`~._exchange.Plan`) and run by the route's
 :class:`~._exchange.Exchange`, blocking for sync calls or awaited for async ones: a slow
@@ -45,7 +46,10 @@ class RedisSlot:
 
 @dataclass(frozen=True)
 class RedisPermit(Permit):
-    """A breaker permit held in Redis (its ``id`` is unique across processes)."""
+    """A breaker permit held in Redis, handed back by ``key``: its ``id`` and the nonce of
+    the call that took it, so unique even after Redis lost the counter ids come from."""
+
+    key: str = ""
 
 
 class RedisRoute(Route):
@@ -210,7 +214,7 @@ class RedisRoute(Route):
     ) -> list[Plan]:
         in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
         slot_id = slot.id if isinstance(slot, RedisSlot) else None
-        permit_id = permit.id if isinstance(permit, RedisPermit) else None
+        permit_id = permit.key if isinstance(permit, RedisPermit) else None
         plans: list[Plan] = []
         if how == "succeed":
             assert now is not None, "a success is recorded at a time"
@@ -262,7 +266,7 @@ class RedisRoute(Route):
         if not isinstance(permit, RedisPermit):
             super().release(permit)
         else:
-            self._exchange.run(self._record("release", None, None, permit.id))
+            self._exchange.run(self._record("release", None, None, permit.key))
 
     def cancel(self, slot: Slot) -> None:
         for plan in self._cancel_plans(slot):
@@ -356,5 +360,5 @@ def _here(value: object, now: float, t: float) -> float:
 
 
 def _permit(fields: list[Any]) -> RedisPermit:
-    permit_id, probe, generation = (text(v) for v in fields)
-    return RedisPermit(probe=probe == "1", generation=int(generation), id=int(permit_id))
+    permit_id, probe, generation, key = (text(v) for v in fields)
+    return RedisPermit(probe=probe == "1", generation=int(generation), id=int(permit_id), key=key)

@@ -5,21 +5,52 @@
 -- runs the same sequences against both and compares).
 --
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
---       -> 1 once settled), 3 meta (hash: horizon, total, seq), 4 breaker (hash),
---       5 outcomes (zset), 6 live (hash permit id -> a probe's grant time, else 0),
+--       -> 1 once settled), 3 meta (hash: horizon, total, seq, and offset and last for
+--       server time), 4 breaker (hash, with the epoch of its ids),
+--       5 outcomes (zset), 6 live (hash permit key -> a probe's grant time, else 0),
 --       7 pause (string: end time)
--- ARGV: 1 op, 2 time ("" = the Redis server's clock), 3 window, 4 rpm, 5 tpm ("" = none),
+-- ARGV: 1 op, 2 time (a number: the caller's clock; "@shift:lo:hi" or "": the Redis
+--       server's clock, see server_time), 3 window, 4 rpm, 5 tpm ("" = none),
 --       6 failure threshold, 7 failure rate ("" = none), 8 breaker window, 9 cooldown,
 --       10 probes, then the op's own arguments from 11.
 local K_LOG, K_TOK, K_META, K_BRK, K_OUT, K_LIVE, K_PAUSE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 -- ARGV[1] is the op, then '|' and the id of the route object asking: a breaker move
 -- records its mover, so a process can tell its own changes from others' in any order.
-local op, mover = string.match(ARGV[1], '^([^|]+)|?(.*)$')
-local t
-if ARGV[2] == '' then
+-- Then '|' and a random nonce of this call: the keys may be flushed or lost in a restart
+-- at any time, and every counter with them, so ids made of counters alone would meet ids
+-- handed out before, still held by callers; the nonce keeps them apart.
+local op, mover, nonce = string.match(ARGV[1], '^([^|]+)|?([^|]*)|?([^|]*)$')
+
+-- The server's clock may step (NTP, a failover to a replica whose clock differs): the
+-- decisions run on TIME + an offset kept in meta. The offset moves so time never goes back
+-- (a step back loses only the time since the last call) and, when the caller sends bounds
+-- (lo, hi: the time of a reply it read plus what its own monotonic clock counted since it
+-- read it, and since it sent the request), so time stays within them but for SLACK: a step
+-- either way is undone by the first caller that talked to the route before it. ``shift``
+-- is for tests: seconds added to TIME, standing for a step.
+local SLACK = 1.0
+local function server_time(shift, lo, hi)
   local now = redis.call('TIME')
-  t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+  local raw = tonumber(now[1]) + tonumber(now[2]) / 1000000 + (shift or 0)
+  local kept = redis.call('HMGET', K_META, 'offset', 'last')
+  local offset, last = tonumber(kept[1] or '') or 0, tonumber(kept[2] or '')
+  local at, moved = raw + offset, false
+  if lo ~= nil and at < lo - SLACK then
+    at, moved = lo, true
+  elseif hi ~= nil and at > hi + SLACK then
+    at, moved = hi, true
+  end
+  if last ~= nil and at < last then at, moved = last, true end
+  if moved then redis.call('HSET', K_META, 'offset', string.format('%.17g', at - raw)) end
+  redis.call('HSET', K_META, 'last', string.format('%.17g', at))
+  return at
+end
+
+local t
+if ARGV[2] == '' or string.sub(ARGV[2], 1, 1) == '@' then
+  local shift, lo, hi = string.match(ARGV[2], '^@([^:]*):?([^:]*):?([^:]*)$')
+  t = server_time(tonumber(shift), tonumber(lo), tonumber(hi))
 else
   t = tonumber(ARGV[2])
 end
@@ -112,7 +143,8 @@ end
 
 local function reserve(tokens, at)
   local seq = redis.call('HINCRBY', K_META, 'seq', 1)
-  local id = string.format('%016d', seq)
+  -- seq keeps the log in admission order among equal times; the nonce keeps ids unique.
+  local id = string.format('%016d', seq) .. ':' .. nonce
   redis.call('ZADD', K_LOG, fmt(at), id)
   redis.call('HSET', K_TOK, id, tokens)
   redis.call('HINCRBY', K_META, 'total', tokens)
@@ -142,11 +174,18 @@ end
 -- breaker -----------------------------------------------------------------------------
 
 local changes = {}
-local b = redis.call('HMGET', K_BRK, 'state', 'opened_at', 'failures', 'probes')
+local b = redis.call('HMGET', K_BRK, 'state', 'opened_at', 'failures', 'probes', 'epoch')
 local state = b[1] or 'closed'
 local opened_at = num(b[2], nil)
 local failures = num(b[3], 0)
 local probes = num(b[4], 0)
+-- The breaker's generation restarts when its hash is lost: the epoch, made anew then,
+-- tells the processes that read a generation to start counting again.
+local epoch = b[5]
+if not epoch then
+  epoch = nonce
+  redis.call('HSET', K_BRK, 'epoch', epoch)
+end
 local dirty = false
 
 local function move(new, reason)
@@ -209,17 +248,19 @@ local function acquire()
     probe = 1
     stamp = fmt(t)
   end
-  redis.call('HSET', K_LIVE, id, stamp)
+  -- The key a permit is handed back by carries the nonce, as reservation ids do.
+  local key = id .. ':' .. nonce
+  redis.call('HSET', K_LIVE, key, stamp)
   probes = probes + probe
   dirty = true
-  return {tostring(id), probe, redis.call('HGET', K_BRK, 'gen') or '0'}
+  return {tostring(id), probe, redis.call('HGET', K_BRK, 'gen') or '0', key}
 end
 
 -- Only this generation's unused permits are live: stale or reused ones do nothing.
-local function take(id)
-  local stamp = redis.call('HGET', K_LIVE, id)
+local function take(key)
+  local stamp = redis.call('HGET', K_LIVE, key)
   if not stamp then return false end
-  redis.call('HDEL', K_LIVE, id)
+  redis.call('HDEL', K_LIVE, key)
   local probe = stamp ~= '0'
   if probe then probes = probes - 1 end
   dirty = true
@@ -285,7 +326,7 @@ elseif op == 'admit' then
     if permit == nil then
       result = {}
     else
-      result = {reserve(tokens, at), fmt(at), permit[1], permit[2], permit[3]}
+      result = {reserve(tokens, at), fmt(at), permit[1], permit[2], permit[3], permit[4]}
     end
   end
 elseif op == 'acquire' then
@@ -357,4 +398,4 @@ local ttl = math.ceil((ahead + 2 * math.max(WINDOW, B_WINDOW, COOLDOWN)) * 1000)
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
 -- The breaker's generation orders replies: one read after a newer one is stale.
 local now_brk = redis.call('HMGET', K_BRK, 'gen', 'mover')
-return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or ''}
+return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or '', epoch}
