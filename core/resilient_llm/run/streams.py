@@ -227,6 +227,10 @@ async def run_async_stream(
             if limit is None or limit >= call.timeout:
                 raise  # the attempt's own timeout: the run reports it
             raise _no_first_chunk_in(call, limit) from None
+        except GeneratorExit:
+            # Finalised on a loop that is gone: the stream is mid-read and cannot be
+            # awaited shut; the garbage collector finalises it in turn.
+            raise
         except BaseException:
             await aclose_stream(chunks)
             raise
