@@ -25,6 +25,7 @@ from ...clock import Clock
 from ...errors import StateUnavailable
 from ...events import Event, EventHandler, StateDown, StateRestored
 from ...policies.breaker import BreakerListener, CircuitState, StateChange
+from ._causes import cause, unavailable
 
 __all__ = ["Exchange", "Plan", "Store", "nothing", "opt", "text"]
 
@@ -104,6 +105,8 @@ class Exchange:
         renew_locks(self, "_book")
         self._down_since: float | None = None
         self._retry_at = -math.inf
+        # Why Redis last failed (class name and cause), for calls refused in its retry pause.
+        self._failure: tuple[str | None, str] = (None, "unreachable")
 
     def set_limits(self, rpm: int | None, tpm: int | None) -> None:
         with self._book:
@@ -173,10 +176,15 @@ class Exchange:
 
     def _went_down(self, exc: Exception, now: float) -> list[Event]:
         self._retry_at = self._store.clock.now() + self._store.retry_after
+        self._failure = (type(exc).__name__, cause(exc))
         if self._down_since is not None:
             return []
         self._down_since = self._store.clock.now()
-        return [StateDown(self.name, now, type(exc).__name__, self._store.on_unavailable)]
+        return [
+            StateDown(
+                self.name, now, type(exc).__name__, self._store.on_unavailable, self._failure[1]
+            )
+        ]
 
     def _came_back(self, now: float) -> list[Event]:
         if self._down_since is None:
@@ -186,11 +194,8 @@ class Exchange:
 
     def _decide_locally(self) -> None:
         if self._store.on_unavailable == "fail":
-            raise StateUnavailable(
-                f"route {self.name!r}: the shared state store is unreachable and "
-                "RedisState(on_unavailable='fail') forbids deciding without it",
-                provider=self.name,
-            )
+            error, why = self._failure
+            raise StateUnavailable(unavailable(self.name, why, error), provider=self.name)
 
     def _changes(
         self, now: float, t: float, state: str, made: list[Any], generation: int, mover: str
