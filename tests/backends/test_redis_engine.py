@@ -275,6 +275,24 @@ def test_asyncio_and_sync_redis_clients_are_accepted(rig: Rig, redis_url: str) -
     assert rig.engine(route)[0].snapshot()[route.name].limiter.requests_used == 2
 
 
+def test_an_async_client_retries_as_the_sync_one_does(redis_url: str, prefix: str) -> None:
+    """redis.asyncio's default retries a refused connection with backoff (3.4 s measured)
+    where a URL's sync client fails at once: the loop's client takes the sync policy."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from resilient_llm.state.redis._connect import connect_async
+
+    made = RedisState(redis_url, prefix=prefix)
+    given = RedisState(redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 2)))
+    try:
+        retries = [connect_async(s.client, 0.25).get_retry().get_retries() for s in (made, given)]
+        assert retries == [0, 2]
+    finally:
+        made.close()
+        given.client.close()
+
+
 def test_keys_share_one_hash_tag_and_clear_forgets_the_route(rig: Rig, redis_url: str) -> None:
     state = rig.state()
     keys = state.keys("openai-main")

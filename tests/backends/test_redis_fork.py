@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 import resilient_llm.providers.openai.adapter  # noqa: F401 - the SDK imported once, not in a call
 from resilient_llm import BreakerPolicy, Provider, RateLimit, ResilientLLM, RetryPolicy
@@ -219,6 +220,7 @@ def test_a_fork_while_redis_holds_a_reply_back(own_redis: RedisServer, prefix: s
                 # internals: the pools' connections in use).
                 def sent() -> bool:
                     loops = [client.connection_pool for client, _ in list(state._async.values())]
+                    assert isinstance(state.client, redis.Redis)
                     return bool(state.client.connection_pool._in_use_connections) and any(
                         pool._in_use_connections for pool in loops
                     )

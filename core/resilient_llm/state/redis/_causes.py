@@ -29,6 +29,8 @@ def cause(exc: BaseException) -> str:
         return "permission"
     if isinstance(exc, redis.TimeoutError | TimeoutError):
         return "timeout"
+    if isinstance(exc, redis.exceptions.ClusterDownError):
+        return "unreachable"  # no master for the slot: the cluster is down for this route
     if isinstance(exc, redis.ResponseError):
         return "error"
     return "unreachable"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
+import redis.exceptions
 
 from ..._forks import renew_locks
 from ...clock import Clock
@@ -81,6 +82,11 @@ def opt(value: str | float | None) -> str | float:
     return "" if value is None else value
 
 
+# What a store out of reach raises: a cluster client's own errors (no master for a slot,
+# no node answering) are not ``RedisError``s; an async client's socket errors may be bare.
+_DOWN = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
 class Exchange:
     """The round trips of route ``name``; ``args`` are the script's fixed arguments (the
     limits and the breaker policy), ``listeners`` hear of every breaker change."""
@@ -127,7 +133,7 @@ class Exchange:
         keys, args = self._script_args(plan, now)
         try:
             reply = self._store.script(keys=keys, args=args)
-        except redis.RedisError as exc:
+        except _DOWN as exc:
             return self._away(plan, exc, now)
         return self._read(plan, reply, now)
 
@@ -139,7 +145,7 @@ class Exchange:
         try:
             script = self._store.async_script()
             reply = await script(keys=keys, args=args)
-        except (redis.RedisError, OSError) as exc:
+        except _DOWN as exc:
             return self._away(plan, exc, now)
         return self._read(plan, reply, now)
 
