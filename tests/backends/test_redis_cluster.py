@@ -84,8 +84,8 @@ def test_processes_share_each_routes_quota_on_its_own_master(
         assert not [e for e in events if isinstance(e, StateDown)]
         assert "cluster 127.0.0.1:" in repr(a)
     finally:
-        a.close()
-        b.close()
+        a.client.close()  # a client given is the caller's to close
+        b.client.close()
 
 
 async def _both(*calls: object) -> list[bool]:
@@ -123,4 +123,26 @@ def test_a_dead_master_sends_only_its_routes_to_the_fallback(
         down = [(e.route, e.reason) for e in events if isinstance(e, StateDown)]
         assert down == [(name, "unreachable") for name in names if owners[name] == victim]
     finally:
-        state.close()
+        state.client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_fork_while_threads_decide_on_the_cluster(cluster: ClusterNodes, prefix: str) -> None:
+    """The cluster client's nodes and pools, inherited mid-decision, serve the child."""
+    from ..reliability.forking import collect, fork
+    from .test_redis_fork import Busy, decisions
+
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+    state = RedisState(client, prefix=prefix, time="client", timeout=10.0)
+    busy = Busy(state, None)
+    reports = []
+    try:
+        for _ in range(4):
+            for _ in range(3):
+                busy.rounds.acquire()
+            pid, read = fork(lambda: decisions(state, None, 3))
+            reports.append(collect(pid, read))
+    finally:
+        busy.join()
+        client.close()
+    assert reports == [{"local": [], "hits": 0, "exit": 0}] * 4

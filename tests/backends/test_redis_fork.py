@@ -91,7 +91,7 @@ _POLICY = BreakerPolicy(failure_threshold=1000)
 _LIMIT = RateLimit(requests_per_minute=1_000_000)
 
 
-def _decisions(state: RedisState, cache: RedisCache | None, count: int) -> dict[str, object]:
+def decisions(state: RedisState, cache: RedisCache | None, count: int) -> dict[str, object]:
     """``count`` sync and ``count`` awaited decisions on a route of ``state``; each must
     come from Redis (a fallback would mean the child could not reach it)."""
     route = state.route("forked", _LIMIT, _POLICY, attempt_timeout=None, emit=lambda e: None)
@@ -125,7 +125,7 @@ def _decisions(state: RedisState, cache: RedisCache | None, count: int) -> dict[
     return {"local": local, "hits": hits}
 
 
-class _Busy:
+class Busy:
     """Threads of the parent inside Redis decisions (sync, and awaited on a loop of their
     own) and cache round trips, until stopped; ``rounds`` counts their finished turns."""
 
@@ -175,13 +175,13 @@ def test_forks_while_threads_are_inside_redis_decisions(redis_url: str, prefix: 
     ``asyncio.run``, and exits; none blocks on a lock or reads a parent's reply."""
     state = RedisState(redis_url, prefix=prefix, time="client", timeout=10.0)
     cache = RedisCache(redis_url, prefix=prefix)
-    busy = _Busy(state, cache)
+    busy = Busy(state, cache)
     reports = []
     try:
         for _ in range(6):
             for _ in range(3):  # forks land at different points of the threads' turns
                 busy.rounds.acquire()
-            pid, read = fork(lambda: _decisions(state, cache, 5))
+            pid, read = fork(lambda: decisions(state, cache, 5))
             reports.append(collect(pid, read))
     finally:
         busy.join()
@@ -227,7 +227,7 @@ def test_a_fork_while_redis_holds_a_reply_back(own_redis: RedisServer, prefix: s
 
                 while not sent():
                     time.sleep(0.01)
-                pid, read = fork(lambda: _decisions(state, None, 5))
+                pid, read = fork(lambda: decisions(state, None, 5))
             finally:
                 own_redis.process.send_signal(signal.SIGCONT)
             report = collect(pid, read)
