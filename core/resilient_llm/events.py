@@ -122,10 +122,13 @@ class BreakerStateChanged(Event):
 @dataclass(frozen=True)
 class StateDown(Event):
     """The shared state store failed; ``policy`` says what the route does until it is back:
-    ``"fallback"`` (this process's memory state) or ``"fail"`` (calls fail)."""
+    ``"fallback"`` (this process's memory state) or ``"fail"`` (calls fail). ``reason``:
+    ``"authentication"`` (its credentials were refused), ``"permission"`` (its ACL),
+    ``"timeout"``, ``"unreachable"`` or ``"error"`` (Redis answered with one)."""
 
     error: str  # the error class name
     policy: str
+    reason: str = "unreachable"
     kind: str = field(init=False, default="state_down")
 
 

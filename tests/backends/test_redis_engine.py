@@ -77,7 +77,7 @@ class Rig:
         self.chaos.set_plan(name, plan or Plan())
         self.names.append(name)
         return Provider(
-            kind,  # type: ignore[arg-type]
+            kind,
             "chaos-model",
             name=name,
             base_url=self.chaos.base_url(name),
@@ -127,10 +127,10 @@ def run(llm: ResilientLLM, mode: str) -> tuple[str, set[str], int | None]:
     """One call in ``mode``: its text, the providers that answered, the usage reported."""
     if mode == "chat":
         reply = llm.chat(QUESTION)
-        return reply.content, {reply.provider}, reply.usage and reply.usage.total_tokens
+        return reply.content, {reply.provider}, reply.usage.total_tokens if reply.usage else None
     if mode == "achat":
         reply = asyncio.run(llm.achat(QUESTION))
-        return reply.content, {reply.provider}, reply.usage and reply.usage.total_tokens
+        return reply.content, {reply.provider}, reply.usage.total_tokens if reply.usage else None
     if mode == "stream":
         chunks = list(llm.stream(QUESTION))
     else:
@@ -295,6 +295,26 @@ def test_asyncio_and_sync_redis_clients_are_accepted(rig: Rig, redis_url: str) -
     assert rig.engine(route)[0].snapshot()[route.name].limiter.requests_used == 2
 
 
+def test_an_async_client_retries_as_the_sync_one_does(redis_url: str, prefix: str) -> None:
+    """redis.asyncio's default retries a refused connection with backoff (3.4 s measured)
+    where a URL's sync client fails at once: the loop's client retries without backoff,
+    or as the client given does."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from resilient_llm.state.redis._connect import connect_async
+
+    made = RedisState(redis_url, prefix=prefix)
+    given = RedisState(redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 2)))
+    try:
+        retries = [connect_async(s.client, 0.25).get_retry() for s in (made, given)]
+        assert [r.get_retries() for r in retries] == [3, 2]
+        assert [type(r._backoff) for r in retries] == [NoBackoff, NoBackoff]
+    finally:
+        made.close()
+        given.client.close()
+
+
 def test_keys_share_one_hash_tag_and_clear_forgets_the_route(rig: Rig, redis_url: str) -> None:
     state = rig.state()
     keys = state.keys("openai-main")
@@ -432,6 +452,55 @@ def test_the_password_never_shows(
         for text in shown:
             assert secret not in text
             assert "n0tit" not in text
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("mode", ["chat", "achat"])
+@pytest.mark.parametrize("policy", ["fail", "fallback"])
+def test_a_wrong_password_is_named_an_authentication_failure(
+    chaos: ChaosServer, redis_with_password: RedisServer, prefix: str, mode: str, policy: str
+) -> None:
+    """Not "unreachable": the store answered and refused the credentials. Both the
+    error (``fail``) and the StateDown event (``fallback``) say so, without the password."""
+    secret = redis_with_password.password
+    assert secret is not None
+    rig = Rig(chaos, redis_with_password.url.replace(secret, "n0tit"), prefix)
+    try:
+        route = rig.provider("openai", "main")
+        llm, events = rig.engine(route, state=rig.state(on_unavailable=policy))
+        for _ in range(2):  # Redis refused, then in its retry pause: the same cause
+            if policy == "fail":
+                with pytest.raises(StateUnavailable) as info:
+                    run(llm, mode)
+                message = str(info.value)
+                assert "refused this client's credentials" in message
+                assert "AuthenticationError" in message
+                assert "unreachable" not in message
+                assert "n0tit" not in message
+            else:
+                assert run(llm, mode)[0] == ANSWER
+        down = [e for e in events if isinstance(e, StateDown)]
+        assert [(e.error, e.policy, e.reason) for e in down] == [
+            ("AuthenticationError", policy, "authentication")
+        ]
+        assert "n0tit" not in repr(events)
+    finally:
+        rig.close()
+
+
+def test_a_store_that_is_down_is_still_called_unreachable(
+    chaos: ChaosServer, own_redis: RedisServer, prefix: str
+) -> None:
+    rig = Rig(chaos, own_redis.url, prefix)
+    try:
+        llm, events = rig.engine(
+            rig.provider("openai", "main"), state=rig.state(on_unavailable="fail")
+        )
+        own_redis.kill()
+        with pytest.raises(StateUnavailable, match=r"store is unreachable \(ConnectionError\)"):
+            llm.chat(QUESTION)
+        assert [e.reason for e in events if isinstance(e, StateDown)] == ["unreachable"]
     finally:
         rig.close()
 

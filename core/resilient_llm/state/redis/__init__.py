@@ -15,7 +15,10 @@ When Redis cannot be reached, ``on_unavailable`` decides:
   a finished call never fails because Redis went away.
 
 Every Redis command is bounded by ``timeout`` seconds, so an unreachable Redis costs a call
-at most that much, once per ``retry_after``. Sync calls use a blocking client; async calls
+at most that much, once per ``retry_after``. A client given keeps its own retry policy (the
+loop's async clients take it too): redis-py's default for a ``redis.Redis`` or a
+``RedisCluster`` retries a dead node with backoff for seconds before the fallback starts;
+``retry=Retry(NoBackoff(), 0)`` makes it fail at once. Sync calls use a blocking client; async calls
 await a ``redis.asyncio`` client of their own event loop (made on first use with the same
 settings), so a slow or unreachable Redis never blocks the loop.
 """
@@ -31,6 +34,7 @@ from typing import Any, Literal
 
 try:
     import redis
+    import redis.cluster
 except ImportError as exc:  # pragma: no cover - the extra is part of dev installs
     raise ImportError("RedisState needs redis-py: pip install 'resilient-llm[redis]'") from exc
 
@@ -40,7 +44,7 @@ from ...errors import ConfigurationError
 from ...events import EventHandler
 from ...policies.breaker import BreakerPolicy
 from ...policies.limiter import RateLimit
-from ._connect import connect, connect_async, where
+from ._connect import Client, connect, connect_async, where
 from ._route import RedisRoute
 
 __all__ = ["RedisRoute", "RedisState"]
@@ -50,7 +54,10 @@ TimeSource = Literal["server", "client"]
 
 
 class RedisState:
-    """The Redis state backend. ``target`` is a ``redis://`` URL or a redis-py client.
+    """The Redis state backend. ``target`` is a ``redis://`` URL or a redis-py client:
+    ``redis.Redis``, ``redis.asyncio.Redis`` or, for a Redis Cluster,
+    ``redis.cluster.RedisCluster`` (a route's keys share one hash tag, so each decision
+    runs on the one master holding its slot; a URL names a single server, never a cluster).
 
     ``time="server"`` (default) times every decision by the Redis server's clock, guarded
     against its steps (``route.lua``: time never goes back, and each request carries bounds
@@ -61,7 +68,7 @@ class RedisState:
 
     def __init__(
         self,
-        target: str | redis.Redis | redis.asyncio.Redis,
+        target: str | redis.Redis | redis.asyncio.Redis | redis.cluster.RedisCluster,
         *,
         prefix: str = "rllm",
         on_unavailable: Policy = "fallback",
@@ -92,7 +99,11 @@ class RedisState:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"RedisState.clock must be a Clock, got {clock!r}")
         self._owned = isinstance(target, str)
-        self.client: redis.Redis = connect("RedisState", target, float(timeout), decode=True)
+        self.client: Client = (
+            target
+            if isinstance(target, redis.cluster.RedisCluster)
+            else connect("RedisState", target, float(timeout), decode=True)
+        )
         self.prefix = prefix
         self.on_unavailable: Policy = on_unavailable
         self.retry_after = float(retry_after)

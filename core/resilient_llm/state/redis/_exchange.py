@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
+import redis.exceptions
 
 from ..._forks import renew_locks
 from ...clock import Clock
 from ...errors import StateUnavailable
 from ...events import Event, EventHandler, StateDown, StateRestored
 from ...policies.breaker import BreakerListener, CircuitState, StateChange
+from ._causes import cause, unavailable
 
 __all__ = ["Exchange", "Plan", "Store", "nothing", "opt", "text"]
 
@@ -89,6 +91,11 @@ def opt(value: str | float | None) -> str | float:
     return "" if value is None else value
 
 
+# What a store out of reach raises: a cluster client's own errors (no master for a slot,
+# no node answering) are not ``RedisError``s; an async client's socket errors may be bare.
+_DOWN = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
 class Exchange:
     """The round trips of route ``name``; ``args`` are the script's fixed arguments (the
     limits and the breaker policy), ``listeners`` hear of every breaker change."""
@@ -119,6 +126,8 @@ class Exchange:
         renew_locks(self, "_book")
         self._down_since: float | None = None
         self._retry_at = -math.inf
+        # Why Redis last failed (class name and cause), for calls refused in its retry pause.
+        self._failure: tuple[str | None, str] = (None, "unreachable")
 
     def set_limits(self, rpm: int | None, tpm: int | None) -> None:
         with self._book:
@@ -161,7 +170,7 @@ class Exchange:
         keys, args = self._script_args(plan, now, sent)
         try:
             reply = self._store.script(keys=keys, args=args)
-        except redis.RedisError as exc:
+        except _DOWN as exc:
             return self._away(plan, exc, now), True
         return self._read(plan, reply, now, sent), False
 
@@ -174,7 +183,7 @@ class Exchange:
         try:
             script = self._store.async_script()
             reply = await script(keys=keys, args=args)
-        except (redis.RedisError, OSError) as exc:
+        except _DOWN as exc:
             return self._away(plan, exc, now), True
         return self._read(plan, reply, now, sent), False
 
@@ -215,10 +224,15 @@ class Exchange:
 
     def _went_down(self, exc: Exception, now: float) -> list[Event]:
         self._retry_at = self._store.clock.now() + self._store.retry_after
+        self._failure = (type(exc).__name__, cause(exc))
         if self._down_since is not None:
             return []
         self._down_since = self._store.clock.now()
-        return [StateDown(self.name, now, type(exc).__name__, self._store.on_unavailable)]
+        return [
+            StateDown(
+                self.name, now, type(exc).__name__, self._store.on_unavailable, self._failure[1]
+            )
+        ]
 
     def _came_back(self, now: float) -> list[Event]:
         if self._down_since is None:
@@ -228,11 +242,8 @@ class Exchange:
 
     def _decide_locally(self) -> None:
         if self._store.on_unavailable == "fail":
-            raise StateUnavailable(
-                f"route {self.name!r}: the shared state store is unreachable and "
-                "RedisState(on_unavailable='fail') forbids deciding without it",
-                provider=self.name,
-            )
+            error, why = self._failure
+            raise StateUnavailable(unavailable(self.name, why, error), provider=self.name)
 
     def _changes(
         self, now: float, t: float, state: str, made: list[Any], generation: int, mover: str
