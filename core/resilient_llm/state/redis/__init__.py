@@ -146,7 +146,7 @@ class RedisState:
         return [f"{base}:{part}" for part in _PARTS]
 
     def clear(self, name: str) -> None:
-        """Forget route ``name``'s shared state (limiter log, breaker, pause)."""
+        """Forget route ``name``'s shared state (limiter log, breaker, pause, peers)."""
         self.client.delete(*self.keys(name))
 
     def close(self) -> None:
@@ -158,4 +158,4 @@ class RedisState:
         return f"RedisState({where(self.client)}, prefix={self.prefix!r})"
 
 
-_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause")
+_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause", "peers")

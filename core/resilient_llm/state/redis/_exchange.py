@@ -104,6 +104,18 @@ class Exchange:
         renew_locks(self, "_book")
         self._down_since: float | None = None
         self._retry_at = -math.inf
+        # How many route objects (processes) decided on this route lately, as Redis last
+        # said (0: never heard); ``on_peers`` hears each new count.
+        self.peers = 0
+        self.on_peers: Callable[[int], None] | None = None
+        # What to write into Redis first when it may be back (what was decided without it).
+        self.on_return: Callable[[float], Plan | None] | None = None
+        self._returning = False
+
+    @property
+    def away(self) -> bool:
+        """Redis did not answer, and has not answered since."""
+        return self._down_since is not None
 
     def set_limits(self, rpm: int | None, tpm: int | None) -> None:
         with self._book:
@@ -121,6 +133,14 @@ class Exchange:
         now = self._store.clock.now() if plan.now is None else plan.now
         if not plan.op or self._store.clock.now() < self._retry_at:
             return self._away(plan, None, now)
+        back = self._take_return(now)
+        if back is not None:
+            try:
+                self.run(back)
+            finally:
+                self._returning = False
+            if self._store.clock.now() < self._retry_at:
+                return self._away(plan, None, now)
         keys, args = self._script_args(plan, now)
         try:
             reply = self._store.script(keys=keys, args=args)
@@ -132,6 +152,14 @@ class Exchange:
         now = self._store.clock.now() if plan.now is None else plan.now
         if not plan.op or self._store.clock.now() < self._retry_at:
             return self._away(plan, None, now)
+        back = self._take_return(now)
+        if back is not None:
+            try:
+                await self.arun(back)
+            finally:
+                self._returning = False
+            if self._store.clock.now() < self._retry_at:
+                return self._away(plan, None, now)
         keys, args = self._script_args(plan, now)
         try:
             script = self._store.async_script()
@@ -140,14 +168,34 @@ class Exchange:
             return self._away(plan, exc, now)
         return self._read(plan, reply, now)
 
+    def _take_return(self, now: float) -> Plan | None:
+        """The plan that goes first once Redis may be back after an outage, for one caller
+        (the others go on meanwhile: a few of their decisions may not count it yet)."""
+        if self._down_since is None or self.on_return is None:
+            return None
+        with self._book:
+            if self._returning or self._down_since is None:
+                return None
+            self._returning = True
+        back = self.on_return(now)
+        if back is None:
+            self._returning = False
+        return back
+
     def _read(self, plan: Plan, reply: Any, now: float) -> Any:
         """Take a script's reply: note Redis is back, announce breaker changes, read it.
         Events go out with no lock held, so a listener may call back into the route."""
-        t, state, made, result, generation, mover = reply
+        t, state, made, result, generation, mover, *more = reply
         t = float(text(t))
+        peers = int(text(more[0])) if more else 0
         with self._book:
             notices = self._came_back(now)
             changes = self._changes(now, t, text(state), made, int(text(generation)), text(mover))
+            heard = peers > 0 and peers != self.peers
+            if heard:
+                self.peers = peers
+        if heard and self.on_peers is not None:
+            self.on_peers(peers)
         for notice in notices:
             self._emit(notice)
         for change in changes:

@@ -7,7 +7,7 @@
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
 --       -> 1 once settled), 3 meta (hash: horizon, total, seq), 4 breaker (hash),
 --       5 outcomes (zset), 6 live (hash permit id -> a probe's grant time, else 0),
---       7 pause (string: end time)
+--       7 pause (string: end time), 8 peers (zset route object id -> its last decision)
 -- ARGV: 1 op, 2 time ("" = the Redis server's clock), 3 window, 4 rpm, 5 tpm ("" = none),
 --       6 failure threshold, 7 failure rate ("" = none), 8 breaker window, 9 cooldown,
 --       10 probes, then the op's own arguments from 11.
@@ -334,6 +334,18 @@ elseif op == 'snapshot' then
   }
 elseif op == 'reset' then
   move('closed', 'reset')
+elseif op == 'seed' then
+  -- What a process admitted within the window, sent once Redis answers after an outage
+  -- (triples from ARGV[11]: id here or "" if admitted from memory, seconds from now,
+  -- tokens): a Redis restarted empty then counts them too; one that kept its log skips
+  -- the ids it has.
+  prune()
+  for i = 11, #ARGV - 2, 3 do
+    local at = t + tonumber(ARGV[i + 1])
+    if at + WINDOW > t and (ARGV[i] == '' or not redis.call('ZSCORE', K_LOG, ARGV[i])) then
+      reserve(tonumber(ARGV[i + 2]), at)
+    end
+  end
 else
   return redis.error_reply('unknown op ' .. op)
 end
@@ -355,6 +367,17 @@ local ahead = 0
 if #last > 0 then ahead = math.max(0, tonumber(last[2]) - t) end
 local ttl = math.ceil((ahead + 2 * math.max(WINDOW, B_WINDOW, COOLDOWN)) * 1000) + 1000
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+-- Who decided on this route in the last two windows (one id per route object, that is per
+-- process): while Redis is away, each of them falls back to 1 / this count of the quota.
+local peers = 0
+if KEYS[8] then
+  if mover ~= '' and (op == 'look' or op == 'admit' or op == 'acquire') then
+    redis.call('ZADD', KEYS[8], fmt(t), mover)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. fmt(t - 2 * WINDOW))
+  peers = redis.call('ZCARD', KEYS[8])
+  redis.call('PEXPIRE', KEYS[8], ttl)
+end
 -- The breaker's generation orders replies: one read after a newer one is stale.
 local now_brk = redis.call('HMGET', K_BRK, 'gen', 'mover')
-return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or ''}
+return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or '', peers}
