@@ -6,6 +6,8 @@ import inspect
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from ...errors import ConfigurationError
 
@@ -55,6 +57,10 @@ def connect_async(client: redis.Redis, timeout: float) -> redis.asyncio.Redis:
     kwargs = {k: v for k, v in kwargs.items() if k in accepted and k not in _SYNC_ONLY}
     kwargs.setdefault("socket_timeout", timeout)
     kwargs.setdefault("socket_connect_timeout", timeout)
+    # redis.asyncio retries a lost connection 10 times with backoff by default (4.5 s in
+    # all), past the ``timeout`` that bounds each command: a Redis lost under load then held
+    # every awaited call, and no process fell back. Once, as the sync client does.
+    kwargs["retry"] = Retry(NoBackoff(), 0)
     if "path" in pool.connection_kwargs:
         kwargs["unix_socket_path"] = pool.connection_kwargs["path"]
     if pool.connection_class.__name__ == "SSLConnection":
