@@ -102,7 +102,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     await llm.achat("warm up")  # the SDK's client and connection, before the clock starts
     sys.stdout.write("READY\n")
     sys.stdout.flush()
-    began, until = map(float, (await loop.run_in_executor(None, sys.stdin.readline)).split()[1:])
+    until = float((await loop.run_in_executor(None, sys.stdin.readline)).split()[1])
 
     async def task() -> None:
         nonlocal answered, failed
@@ -163,7 +163,7 @@ def run(kill_at: float, down: float, duration: float) -> Outcome:
             began = time.monotonic()
             for worker in workers:
                 assert worker.stdin is not None
-                worker.stdin.write(f"GO {began} {began + duration}\n")
+                worker.stdin.write(f"GO {began + duration}\n")
                 worker.stdin.flush()
             time.sleep(kill_at)
             killed = chaos.log[-1].at if chaos.log else 0.0

@@ -2,7 +2,8 @@
 
 Each ``RedisState`` stands for one process (its own client, routes and memory fallback; they
 share only Redis and one fake clock). Redis is SIGKILLed and restarted empty; admissions
-are counted per window from the tickets (a slot due now with a permit is a request sent).
+are counted per window from the tickets (a slot due now with a permit is a request sent),
+or, through engines and the official SDK, from the chaos server's request log.
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from resilient_llm import BreakerPolicy, FakeClock, RateLimit
+import resilient_llm.providers.openai.adapter  # noqa: F401 - the SDK, imported before any call
+from resilient_llm import (
+    BreakerPolicy,
+    FakeClock,
+    Provider,
+    RateLimit,
+    ResilientLLM,
+    ResilientLLMError,
+    RetryPolicy,
+)
 from resilient_llm.events import Event, StateDown, StateRestored
 from resilient_llm.state.redis import RedisState
 from resilient_llm.state.redis._route import RedisRoute
+from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .conftest import RedisServer
 
@@ -210,3 +221,89 @@ def test_awaited_return_writes_the_outage_admissions_first(
         asyncio.run(main())
     finally:
         group.close()
+
+
+def test_engines_sharing_a_quota_send_at_most_it_through_an_outage(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """Three engines (three processes) over one prefix, the official SDK against the chaos
+    server: Redis killed once the quota is half used, restarted empty; the provider sees
+    one quota in the window, where whole-quota fallbacks sent 6 + 3 x 10."""
+    clock = FakeClock(0.0)
+    events: list[Event] = []
+    states = [
+        RedisState(own_redis.url, prefix=prefix, time="client", clock=clock, retry_after=1.0)
+        for _ in range(PROCESSES)
+    ]
+    with ChaosServer() as chaos:
+        name = "openai-outage"
+        chaos.set_plan(name, Plan())
+        provider = Provider(
+            "openai",
+            "chaos-model",
+            name=name,
+            base_url=chaos.base_url(name),
+            api_key="test-key",
+            rate_limit=RateLimit(requests_per_minute=QUOTA, window=60.0),
+        )
+        engines = [
+            ResilientLLM(
+                [provider],
+                state=state,
+                clock=clock,
+                retry=RetryPolicy(max_retries=0),
+                timeout=5.0,
+                on_event=events.append,
+            )
+            for state in states
+        ]
+
+        def ask_all(times: int) -> int:
+            answered = 0
+            for llm in engines:
+                for _ in range(times):
+                    try:
+                        llm.chat("What is the capital of France?")
+                        answered += 1
+                    except ResilientLLMError:
+                        pass  # its wait would pass the deadline: refused, never sent
+            return answered
+
+        try:
+            for _ in range(2):
+                assert ask_all(1) == PROCESSES  # on Redis; each hears all three
+            own_redis.kill()
+            assert ask_all(QUOTA) == QUOTA - 2 * PROCESSES  # each its share of 4, less 2
+            assert len([e for e in events if isinstance(e, StateDown)]) == PROCESSES
+            name_snapshot = engines[0].snapshot()[name]
+            assert name_snapshot.limiter.requests_per_minute == QUOTA // PROCESSES
+
+            own_redis.restart()
+            clock.advance(1.0)
+            assert ask_all(3) == 0  # each wrote its admissions back: the window is full
+            assert len([e for e in events if isinstance(e, StateRestored)]) == PROCESSES
+            assert len([r for r in chaos.log if r.provider == name]) == QUOTA
+            assert not [r for r in chaos.log if r.status == 429]
+        finally:
+            for llm in engines:
+                llm.close()
+            for state in states:
+                state.close()
+
+
+def test_awaited_commands_are_tried_once(own_redis: RedisServer, prefix: str) -> None:
+    """redis.asyncio retries a lost connection 10 times with backoff by default, past the
+    command timeout: an outage then held awaited calls instead of falling back."""
+    state = RedisState(own_redis.url, prefix=prefix)
+
+    async def main() -> None:
+        state.async_script()
+        client = state._async[asyncio.get_running_loop()][0]
+        retry = client.get_retry()
+        assert retry is None or retry._retries == 0
+        await state.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        state.close()

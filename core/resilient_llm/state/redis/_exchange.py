@@ -105,9 +105,9 @@ class Exchange:
         self._down_since: float | None = None
         self._retry_at = -math.inf
         # How many route objects (processes) decided on this route lately, as Redis last
-        # said (0: never heard); ``on_peers`` hears each new count.
+        # said (0: never heard); ``on_peers`` hears it with every reply.
         self.peers = 0
-        self.on_peers: Callable[[int], None] | None = None
+        self.on_peers: Callable[[int, float], None] | None = None
         # What to write into Redis first when it may be back (what was decided without it).
         self.on_return: Callable[[float], Plan | None] | None = None
         self._returning = False
@@ -191,11 +191,11 @@ class Exchange:
         with self._book:
             notices = self._came_back(now)
             changes = self._changes(now, t, text(state), made, int(text(generation)), text(mover))
-            heard = peers > 0 and peers != self.peers
+            heard = peers > 0
             if heard:
                 self.peers = peers
         if heard and self.on_peers is not None:
-            self.on_peers(peers)
+            self.on_peers(peers, now)
         for notice in notices:
             self._emit(notice)
         for change in changes:

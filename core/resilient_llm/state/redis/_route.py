@@ -85,7 +85,8 @@ class RedisRoute(Route):
         self._exchange = Exchange(state, name, args, emit)
         # The memory fallback applies this process's share of the quota: while Redis is
         # away, the processes Redis last saw on the route split it between them.
-        self._exchange.on_peers = self.limiter.share
+        self._exchange.on_peers = self._heard
+        self._parts = 1
         # This process's admissions of the last window, from Redis (with their id there) or
         # from memory: written into Redis when it answers after an outage (:meth:`_return`),
         # so a Redis restarted empty still counts them.
@@ -166,6 +167,14 @@ class RedisRoute(Route):
             read,
             lambda: self._admit_locally(tokens, now),
         )
+
+    def _heard(self, peers: int, now: float) -> None:
+        # A Redis restarted empty counts the processes afresh as each comes back: until a
+        # window has passed, the share stays as small as it was.
+        parts = max(self._parts, peers) if now < self._careful_until else peers
+        if parts != self._parts:
+            self._parts = parts
+            self.limiter.share(parts)
 
     def _admit_locally(self, tokens: int, now: float) -> Ticket:
         ticket = Route.admit(self, tokens, now)
