@@ -215,26 +215,28 @@ its section.
 """
 
 
-def _section(label: str, outcome: Outcome) -> str:
+def _section(label: str, outcomes: Sequence[Outcome]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    o = outcome
-    return "\n".join(
-        [
-            f"## {label}",
-            "",
-            f"{when}; Python {platform.python_version()}, {os.cpu_count()} CPUs; {o.scenario}.",
-            "",
-            "| worst window | quota | at (s from kill) | worst before the kill | requests "
-            "| provider 429s | answered | failed | StateDown | StateRestored |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    lines = [
+        f"## {label}",
+        "",
+        f"{when}; Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"{outcomes[0].scenario}; {len(outcomes)} run(s), one row each.",
+        "",
+        "| worst window | quota | at (s from kill) | worst before the kill | requests "
+        "| provider 429s | answered | failed | StateDown | StateRestored |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes:
+        lines.append(
             f"| {o.worst_window} | {QUOTA} | {o.worst_window_at:+.2f} | {o.worst_before_kill} "
             f"| {o.requests} | {o.refused_429} | {o.answered} | {o.failed} | {o.state_down} "
-            f"| {o.state_restored} |",
-        ]
-    )
+            f"| {o.state_restored} |"
+        )
+    return "\n".join(lines)
 
 
-def write(label: str, outcome: Outcome) -> None:
+def write(label: str, outcomes: Sequence[Outcome]) -> None:
     RESULTS.mkdir(exist_ok=True)
     markdown = RESULTS / "redis_faults.md"
     sections: dict[str, str] = {}
@@ -246,7 +248,7 @@ def write(label: str, outcome: Outcome) -> None:
                 sections[current] = ""
             if current is not None:
                 sections[current] += line
-    sections[label] = _section(label, outcome)
+    sections[label] = _section(label, outcomes)
     body = "\n".join(s.rstrip("\n") + "\n" for s in sections.values())
     markdown.write_text(_PREAMBLE + "\n" + body, encoding="utf-8")
 
@@ -259,14 +261,14 @@ def write(label: str, outcome: Outcome) -> None:
         "python": platform.python_version(),
         "quota": QUOTA,
         "window": WINDOW,
-        **asdict(outcome),
+        "runs": [asdict(o) for o in outcomes],
     }
     data_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.redis_faults", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a shorter run")
+    parser.add_argument("--quick", action="store_true", help="one run, not three")
     parser.add_argument("--label", default="latest", help="the results section to (re)write")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -274,13 +276,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         child(args.child)
         return
     guard()
-    outcome = run(4.0, DOWN, 16.0) if args.quick else run(KILL_AT, DOWN, DURATION)
-    print(
-        f"{outcome.scenario}: worst {WINDOW:g} s window {outcome.worst_window} requests "
-        f"(quota {QUOTA}), {outcome.refused_429} provider 429s",
-        flush=True,
-    )
-    write(args.label, outcome)
+    outcomes = []
+    for _ in range(1 if args.quick else 3):
+        outcome = run(KILL_AT, DOWN, DURATION)
+        print(
+            f"{outcome.scenario}: worst {WINDOW:g} s window {outcome.worst_window} requests "
+            f"(quota {QUOTA}), {outcome.refused_429} provider 429s",
+            flush=True,
+        )
+        outcomes.append(outcome)
+    write(args.label, outcomes)
     print(f"wrote {RESULTS / 'redis_faults.md'} [{args.label}]", flush=True)
 
 

@@ -9,6 +9,7 @@ or, through engines and the official SDK, from the chaos server's request log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,7 @@ from resilient_llm.state.redis._route import RedisRoute
 from resilient_llm.testing.chaos import ChaosServer, Plan
 
 from .conftest import RedisServer
+from .test_redis_engine import stopped
 
 QUOTA, WINDOW, PROCESSES = 12, 10.0, 3
 
@@ -145,6 +147,37 @@ def test_killed_and_restarted_empty_the_processes_stay_within_one_quota(
     assert procs.routes[0].snapshot(3 * WINDOW + 1.5).limiter.requests_per_minute == QUOTA
     for start in sorted(set(procs.sent)):
         assert procs.in_window(start) <= QUOTA, start
+
+
+@pytest.mark.parametrize("fault", ["killed", "frozen", "out of memory"])
+def test_every_way_of_losing_redis_falls_back_to_shares(
+    procs: Processes, own_redis: RedisServer, fault: str
+) -> None:
+    """Killed (refused connections), frozen (accepts, never answers: each command times
+    out) or out of memory (every script refused): the same shares."""
+    for route in procs.routes:
+        route.admit(0, 0.0)
+    procs.sent += [0.0] * PROCESSES
+    procs.round_robin(0.5)
+    admin = own_redis.client()
+    try:
+        with contextlib.ExitStack() as undo:
+            if fault == "killed":
+                own_redis.kill()
+            elif fault == "frozen":
+                undo.enter_context(stopped(own_redis))
+            else:
+                admin.config_set("maxmemory", "1")
+                undo.callback(admin.config_set, "maxmemory", "0")
+            assert procs.round_robin(1.0) == 0
+            assert procs.round_robin(WINDOW + 0.6) == QUOTA
+            assert len([e for e in procs.events if isinstance(e, StateDown)]) == PROCESSES
+            for route in procs.routes:
+                assert route.snapshot(WINDOW + 0.6).limiter.requests_per_minute == 4
+        for start in sorted(set(procs.sent)):
+            assert procs.in_window(start) <= QUOTA, start
+    finally:
+        admin.close()
 
 
 def test_a_process_alone_on_a_route_keeps_the_whole_quota(
