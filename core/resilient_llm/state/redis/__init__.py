@@ -9,7 +9,9 @@ When Redis cannot be reached, ``on_unavailable`` decides:
 
 - ``"fallback"`` (default): the route uses this process's own memory state, announces a
   :class:`~resilient_llm.events.StateDown` event, and tries Redis again after ``retry_after``
-  seconds (a :class:`~resilient_llm.events.StateRestored` event says when it is back);
+  seconds (a :class:`~resilient_llm.events.StateRestored` event says when it is back). The
+  memory limiter then applies this process's share of the quota (1 / the processes Redis
+  last saw on the route), and on return the route writes what it admitted back first;
 - ``"fail"``: calls fail with :class:`~resilient_llm.errors.StateUnavailable` until Redis
   answers. Outcomes of calls already sent are recorded on a best-effort basis either way:
   a finished call never fails because Redis went away.

@@ -58,9 +58,11 @@ def connect_async(client: redis.Redis, timeout: float) -> redis.asyncio.Redis:
     kwargs.setdefault("socket_timeout", timeout)
     kwargs.setdefault("socket_connect_timeout", timeout)
     # redis.asyncio retries a lost connection 10 times with backoff by default (4.5 s in
-    # all), past the ``timeout`` that bounds each command: a Redis lost under load then held
-    # every awaited call, and no process fell back. Once, as the sync client does.
-    kwargs["retry"] = Retry(NoBackoff(), 0)
+    # all), far past the ``timeout`` that bounds each command: a Redis lost under load then
+    # held every awaited call, and no process fell back. One immediate retry is kept: many
+    # connections opened at once (a burst of calls in a new process) may each miss one
+    # timeout, and a refused connection costs nothing to try again.
+    kwargs["retry"] = Retry(NoBackoff(), 1)
     if "path" in pool.connection_kwargs:
         kwargs["unix_socket_path"] = pool.connection_kwargs["path"]
     if pool.connection_class.__name__ == "SSLConnection":

@@ -91,6 +91,7 @@ class RedisRoute(Route):
         # from memory: written into Redis when it answers after an outage (:meth:`_return`),
         # so a Redis restarted empty still counts them.
         self._recent: deque[tuple[str, Reservation]] = deque()
+        # Guards that and the share in force (no I/O under it).
         self._recent_lock = threading.Lock()
         renew_locks(self, "_recent_lock")
         self._exchange.on_return = self._return
@@ -171,10 +172,11 @@ class RedisRoute(Route):
     def _heard(self, peers: int, now: float) -> None:
         # A Redis restarted empty counts the processes afresh as each comes back: until a
         # window has passed, the share stays as small as it was.
-        parts = max(self._parts, peers) if now < self._careful_until else peers
-        if parts != self._parts:
-            self._parts = parts
-            self.limiter.share(parts)
+        with self._recent_lock:
+            parts = max(self._parts, peers) if now < self._careful_until else peers
+            if parts != self._parts:
+                self._parts = parts
+                self.limiter.share(parts)
 
     def _admit_locally(self, tokens: int, now: float) -> Ticket:
         ticket = Route.admit(self, tokens, now)

@@ -5,7 +5,7 @@
 -- runs the same sequences against both and compares).
 --
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
---       -> 1 once settled), 3 meta (hash: horizon, total, seq), 4 breaker (hash),
+--       -> 1 once settled), 3 meta (hash: horizon, total, seq, born), 4 breaker (hash),
 --       5 outcomes (zset), 6 live (hash permit id -> a probe's grant time, else 0),
 --       7 pause (string: end time), 8 peers (zset route object id -> its last decision)
 -- ARGV: 1 op, 2 time ("" = the Redis server's clock), 3 window, 4 rpm, 5 tpm ("" = none),
@@ -337,12 +337,13 @@ elseif op == 'reset' then
 elseif op == 'seed' then
   -- What a process admitted within the window, sent once Redis answers after an outage
   -- (triples from ARGV[11]: id here or "" if admitted from memory, seconds from now,
-  -- tokens): a Redis restarted empty then counts them too; one that kept its log skips
-  -- the ids it has.
+  -- tokens). Those admitted here before this log began (a Redis restarted empty) are
+  -- logged again; ids cannot tell, as they restart with the log.
   prune()
+  local born = num(redis.call('HGET', K_META, 'born'), math.huge)
   for i = 11, #ARGV - 2, 3 do
     local at = t + tonumber(ARGV[i + 1])
-    if at + WINDOW > t and (ARGV[i] == '' or not redis.call('ZSCORE', K_LOG, ARGV[i])) then
+    if at + WINDOW > t and (ARGV[i] == '' or at < born) then
       reserve(tonumber(ARGV[i + 2]), at)
     end
   end
@@ -360,6 +361,8 @@ if dirty then
   end
   redis.call('HSET', K_BRK, unpack(fields))
 end
+-- When this route's state began here: a seed tells admissions this log never had by it.
+redis.call('HSETNX', K_META, 'born', fmt(t))
 -- Idle keys expire; each write pushes the expiry past anything still queued, the
 -- breaker's window and its cooldown, so nothing live is ever dropped.
 local last = redis.call('ZRANGE', K_LOG, -1, -1, 'WITHSCORES')
