@@ -74,6 +74,8 @@ clean:
 # time anything. BENCH_ARGS=--quick for a smoke run. Then each beyond-the-peers feature, off
 # and on (benchmarks/features.py). Then the caller's event-loop lag, with the route state in a
 # real Redis behind a delaying proxy (benchmarks/loop_lag.py; it starts its own redis-server).
+# Then the outage overshoot: processes sharing a quota in Redis, Redis killed for 3 s and
+# restarted empty (benchmarks/redis_faults.py).
 BENCH := .venv-bench
 
 $(BENCH)/.installed: pyproject.toml benchmarks/requirements.txt
@@ -88,3 +90,4 @@ bench: $(BENCH)/.installed redis-server
 	$(BENCH)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH)/bin/python -m benchmarks.features
 	$(BENCH)/bin/python -m benchmarks.loop_lag $(BENCH_ARGS)
+	$(BENCH)/bin/python -m benchmarks.redis_faults $(BENCH_ARGS)

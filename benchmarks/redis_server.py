@@ -88,6 +88,20 @@ class RedisServer:
             process.kill()
             process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, no goodbye to clients."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start again on the same port, empty (persistence is off)."""
+        self.kill()
+        assert self._directory is not None, "start() first"
+        if not self._spawn(Path(self._directory.name)):
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
+
     def stop(self) -> None:
         self._terminate()
         if self._directory is not None:

@@ -477,3 +477,46 @@ def test_property_snapshot_consistent_with_log(
     else:
         total = sum(r.tokens for r in live)
         assert snap.tokens_remaining == max(0, limit.tokens_per_minute - total)
+
+
+# -- a share of the limit (a shared store's fallback) ------------------------------------
+
+
+def test_a_share_applies_a_part_of_each_limit_never_below_one() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=10, tokens_per_minute=1000, window=60))
+    limiter.share(3)
+    assert limiter.applied == RateLimit(3, 333, 60)
+    assert limiter.limit == RateLimit(10, 1000, 60)
+    assert [limiter.reserve(1, 0.0).wait for _ in range(4)] == [0.0, 0.0, 0.0, 60.0]
+    assert limiter.snapshot(0.0).requests_per_minute == 3
+    limiter.share(50)
+    assert limiter.applied.requests_per_minute == 1
+    limiter.share(1)
+    assert limiter.applied == limiter.limit
+
+
+def test_a_learnt_limit_is_shared_too() -> None:
+    limiter = Limiter(RateLimit(window=60))
+    limiter.share(4)
+    limiter.learn(RateLimit(requests_per_minute=20))
+    assert limiter.applied.requests_per_minute == 5
+    assert limiter.limit.requests_per_minute == 20
+
+
+def test_a_request_bigger_than_its_share_waits_for_the_share_alone() -> None:
+    limiter = Limiter(RateLimit(tokens_per_minute=900, window=60))
+    limiter.share(3)
+    limiter.reserve(100, 0.0)
+    assert limiter.reserve(500, 1.0).at == 60.0
+    with pytest.raises(RequestTooLarge):
+        limiter.reserve(901, 1.0)  # too large for the whole limit, not just the share
+
+
+def test_noted_admissions_count_in_order_and_can_be_given_back() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=3, window=60))
+    later = limiter.note(1, 5.0, 0.0)
+    limiter.note(1, 2.0, 0.0)  # decided elsewhere, reported out of order
+    assert limiter.reserve(1, 3.0).at == 5.0  # FIFO behind the latest admission
+    assert limiter.reserve(1, 6.0).at == 62.0  # the 2.0 one frees the first slot
+    later.cancel()
+    assert limiter.snapshot(6.0).requests_used == 2

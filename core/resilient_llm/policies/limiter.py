@@ -22,6 +22,7 @@ so the same limiter serves sync and async drivers and tests run on a fake clock.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import threading
@@ -202,10 +203,52 @@ class Limiter:
         # When the last pruned entry stopped counting. New admissions never start before it,
         # so pruning stays exact even if concurrent callers pass slightly out-of-order ``now``.
         self._horizon = -math.inf
+        # The limit is shared with this many others (1: the whole limit is this limiter's).
+        self._parts = 1
 
     @property
     def limit(self) -> RateLimit:
+        """The configured (or learnt) limit; :meth:`share` may apply only part of it."""
         return self._limit
+
+    @property
+    def applied(self) -> RateLimit:
+        """What this limiter admits to: its share of :attr:`limit`."""
+        with self._lock:
+            return self._share()
+
+    def share(self, parts: int) -> None:
+        """Apply ``1 / parts`` of each limit (rounded down, never below 1), the rest being
+        other processes'. A shared state store's fallback does this while the store is
+        away, so the processes together stay within one quota."""
+        with self._lock:
+            self._parts = max(1, int(parts))
+
+    def note(self, tokens: int, at: float, now: float) -> Reservation:
+        """Log an admission decided elsewhere (by a shared store, at ``at``), so a later
+        fallback to this limiter counts it; cancel or settle the entry returned as the
+        admission is."""
+        with self._lock:
+            self._prune(now)
+            if self._log and at < self._log[-1].at:
+                # Keeps the log ordered by ``at``, which pruning relies on.
+                where = bisect.bisect_right([r.at for r in self._log], at)
+            else:
+                where = len(self._log)
+            noted = Reservation(self, max(0, tokens), at, max(0.0, at - now))
+            self._log.insert(where, noted)
+            return noted
+
+    def _share(self) -> RateLimit:
+        limit, parts = self._limit, self._parts
+        if parts == 1:
+            return limit
+        rpm, tpm = limit.requests_per_minute, limit.tokens_per_minute
+        return RateLimit(
+            None if rpm is None else max(1, rpm // parts),
+            None if tpm is None else max(1, tpm // parts),
+            limit.window,
+        )
 
     def reserve(self, tokens: int, now: float, not_before: float | None = None) -> Reservation:
         """Admit a request of ``tokens`` (estimated) and say when it may be sent.
@@ -244,8 +287,9 @@ class Limiter:
             self._prune(now)
             log = self._log
             admitted = [r for r in log if r.at <= now]
-            rpm = self._limit.requests_per_minute
-            tpm = self._limit.tokens_per_minute
+            applied = self._share()
+            rpm = applied.requests_per_minute
+            tpm = applied.tokens_per_minute
             return LimiterSnapshot(
                 requests_per_minute=rpm,
                 tokens_per_minute=tpm,
@@ -287,11 +331,14 @@ class Limiter:
         at = max(now, self._horizon, log[-1].at if log else now)
         if not_before is not None:
             at = max(at, not_before)
-        rpm = self._limit.requests_per_minute
+        applied = self._share()
+        rpm = applied.requests_per_minute
         if rpm is not None and len(log) >= rpm:
             at = max(at, log[-rpm].at + window)
-        tpm = self._limit.tokens_per_minute
+        tpm = applied.tokens_per_minute
         if tpm is not None:
+            # A request bigger than a share waits until it has the share to itself.
+            tpm = max(tpm, tokens)
             # Comparisons use ``a + window`` exactly as it is assigned below, so an entry
             # leaves at the very float we move ``at`` to (no ``at - window`` rounding).
             first = 0

@@ -9,7 +9,9 @@ When Redis cannot be reached, ``on_unavailable`` decides:
 
 - ``"fallback"`` (default): the route uses this process's own memory state, announces a
   :class:`~resilient_llm.events.StateDown` event, and tries Redis again after ``retry_after``
-  seconds (a :class:`~resilient_llm.events.StateRestored` event says when it is back);
+  seconds (a :class:`~resilient_llm.events.StateRestored` event says when it is back). The
+  memory limiter then applies this process's share of the quota (1 / the processes Redis
+  last saw on the route), and on return the route writes what it admitted back first;
 - ``"fail"``: calls fail with :class:`~resilient_llm.errors.StateUnavailable` until Redis
   answers. Outcomes of calls already sent are recorded on a best-effort basis either way:
   a finished call never fails because Redis went away.
@@ -161,7 +163,7 @@ class RedisState:
         return [f"{base}:{part}" for part in _PARTS]
 
     def clear(self, name: str) -> None:
-        """Forget route ``name``'s shared state (limiter log, breaker, pause)."""
+        """Forget route ``name``'s shared state (limiter log, breaker, pause, peers)."""
         self.client.delete(*self.keys(name))
 
     def close(self) -> None:
@@ -173,4 +175,4 @@ class RedisState:
         return f"RedisState({where(self.client)}, prefix={self.prefix!r})"
 
 
-_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause")
+_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause", "peers")

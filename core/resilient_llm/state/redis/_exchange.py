@@ -128,6 +128,18 @@ class Exchange:
         self._retry_at = -math.inf
         # Why Redis last failed (class name and cause), for calls refused in its retry pause.
         self._failure: tuple[str | None, str] = (None, "unreachable")
+        # How many route objects (processes) decided on this route lately, as Redis last
+        # said (0: never heard); ``on_peers`` hears it with every reply.
+        self.peers = 0
+        self.on_peers: Callable[[int, float], None] | None = None
+        # What to write into Redis first when it may be back (what was decided without it).
+        self.on_return: Callable[[float], Plan | None] | None = None
+        self._returning = False
+
+    @property
+    def away(self) -> bool:
+        """Redis did not answer, and has not answered since."""
+        return self._down_since is not None
 
     def set_limits(self, rpm: int | None, tpm: int | None) -> None:
         with self._book:
@@ -167,6 +179,15 @@ class Exchange:
         sent = self._store.clock.now()
         if not plan.op or sent < self._retry_at:
             return self._away(plan, None, now), bool(plan.op)
+        back = self._take_return(now)
+        if back is not None:
+            try:
+                self.run(back)
+            finally:
+                self._returning = False
+            if self._store.clock.now() < self._retry_at:
+                return self._away(plan, None, now), True
+            sent = self._store.clock.now()
         keys, args = self._script_args(plan, now, sent)
         try:
             reply = self._store.script(keys=keys, args=args)
@@ -179,6 +200,15 @@ class Exchange:
         sent = self._store.clock.now()
         if not plan.op or sent < self._retry_at:
             return self._away(plan, None, now), bool(plan.op)
+        back = self._take_return(now)
+        if back is not None:
+            try:
+                await self.arun(back)
+            finally:
+                self._returning = False
+            if self._store.clock.now() < self._retry_at:
+                return self._away(plan, None, now), True
+            sent = self._store.clock.now()
         keys, args = self._script_args(plan, now, sent)
         try:
             script = self._store.async_script()
@@ -187,11 +217,26 @@ class Exchange:
             return self._away(plan, exc, now), True
         return self._read(plan, reply, now, sent), False
 
+    def _take_return(self, now: float) -> Plan | None:
+        """The plan that goes first once Redis may be back after an outage, for one caller
+        (the others go on meanwhile: a few of their decisions may not count it yet)."""
+        if self._down_since is None or self.on_return is None:
+            return None
+        with self._book:
+            if self._returning or self._down_since is None:
+                return None
+            self._returning = True
+        back = self.on_return(now)
+        if back is None:
+            self._returning = False
+        return back
+
     def _read(self, plan: Plan, reply: Any, now: float, sent: float) -> Any:
         """Take a script's reply: note Redis is back, announce breaker changes, read it.
         Events go out with no lock held, so a listener may call back into the route."""
-        t, state, made, result, generation, mover, epoch = reply
+        t, state, made, result, generation, mover, epoch, peers = reply
         t = float(text(t))
+        peers = int(text(peers))
         read = self._store.clock.now()
         with self._book:
             self._hint = (t, sent, read)
@@ -199,6 +244,11 @@ class Exchange:
             if text(epoch) != self._epoch:
                 self._epoch, self._latest = text(epoch), -1
             changes = self._changes(now, t, text(state), made, int(text(generation)), text(mover))
+            heard = peers > 0
+            if heard:
+                self.peers = peers
+        if heard and self.on_peers is not None:
+            self.on_peers(peers, now)
         for notice in notices:
             self._emit(notice)
         for change in changes:

@@ -14,10 +14,13 @@ Redis then delays only the calls that wait on it, never the event loop.
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..._forks import renew_locks
 from ...events import EventHandler
 from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ...policies.breaker import (
@@ -28,7 +31,7 @@ from ...policies.breaker import (
     CircuitState,
     Permit,
 )
-from ...policies.limiter import Limiter, LimiterSnapshot, RateLimit
+from ...policies.limiter import Limiter, LimiterSnapshot, RateLimit, Reservation
 from ..memory import Route, RouteSnapshot, _memory
 from ._exchange import Exchange, Plan, Store, nothing, opt, text
 
@@ -42,6 +45,8 @@ class RedisSlot:
     id: str
     at: float
     wait: float
+    # The same admission in the memory fallback's log (see ``Limiter.note``).
+    mirror: Reservation | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,22 @@ class RedisRoute(Route):
             policy.half_open_probes,
         ]
         self._exchange = Exchange(state, name, args, emit)
+        # The memory fallback applies this process's share of the quota: while Redis is
+        # away, the processes Redis last saw on the route split it between them.
+        self._exchange.on_peers = self._heard
+        self._parts = 1
+        # This process's admissions of the last window, from Redis (with their id there) or
+        # from memory: written into Redis when it answers after an outage (:meth:`_return`),
+        # so a Redis restarted empty still counts them.
+        self._recent: deque[tuple[str, Reservation]] = deque()
+        # Guards that and the share in force (no I/O under it).
+        self._recent_lock = threading.Lock()
+        renew_locks(self, "_recent_lock")
+        self._exchange.on_return = self._return
+        # Until then (a window after Redis came back) the share holds admissions back too:
+        # processes that have not written their outage admissions back yet may hold the
+        # rest of the window's quota.
+        self._careful_until = -math.inf
 
     # -- the flow's effects ----------------------------------------------------------
 
@@ -160,7 +181,10 @@ class RedisRoute(Route):
                 return Ticket(None, None)
             at = _here(result[1], now, t)
             self._consumed(tokens, at)
-            slot = RedisSlot(text(result[0]), at, max(0.0, at - now))
+            # A fallback that starts within the window still counts this admission.
+            mirror = self.limiter.note(tokens, at, now)
+            slot = RedisSlot(text(result[0]), at, max(0.0, at - now), mirror)
+            self._remember(slot.id, mirror, now)
             if len(result) == 2:
                 return Ticket(slot, None)
             return Ticket(slot, _permit(result[2:]))
@@ -170,8 +194,49 @@ class RedisRoute(Route):
             now,
             (tokens, self._hold(tokens, now)),
             read,
-            lambda: Route.admit(self, tokens, now),
+            lambda: self._admit_locally(tokens, now),
         )
+
+    def _heard(self, peers: int, now: float) -> None:
+        # A Redis restarted empty counts the processes afresh as each comes back: until a
+        # window has passed, the share stays as small as it was.
+        with self._recent_lock:
+            parts = max(self._parts, peers) if now < self._careful_until else peers
+            if parts != self._parts:
+                self._parts = parts
+                self.limiter.share(parts)
+
+    def _admit_locally(self, tokens: int, now: float) -> Ticket:
+        ticket = Route.admit(self, tokens, now)
+        if isinstance(ticket.slot, Reservation):
+            self._remember("", ticket.slot, now)
+        return ticket
+
+    def _remember(self, slot_id: str, reservation: Reservation, now: float) -> None:
+        window = self.rate_limit.window
+        with self._recent_lock:
+            recent = self._recent
+            while recent and recent[0][1].at + window <= now:
+                recent.popleft()
+            recent.append((slot_id, reservation))
+
+    def _return(self, now: float) -> Plan | None:
+        """What goes to Redis first when it may be back: every admission of this process
+        still counting (the script skips those it still has)."""
+        window = self.rate_limit.window
+        self._careful_until = max(self._careful_until, now + window)
+        with self._recent_lock:
+            kept = [
+                (slot_id, r)
+                for slot_id, r in self._recent
+                if not r.cancelled and r.at + window > now
+            ]
+        if not kept:
+            return None
+        triples: list[str | float | None] = []
+        for slot_id, reservation in kept:
+            triples += [slot_id, reservation.at - now, reservation.tokens]
+        return Plan("seed", now, tuple(triples), nothing, lambda: None, best_effort=True)
 
     def learn(self, limit: RateLimit) -> None:
         super().learn(limit)
@@ -179,8 +244,11 @@ class RedisRoute(Route):
         self._exchange.set_limits(learnt.requests_per_minute, learnt.tokens_per_minute)
 
     def _hold(self, tokens: int, now: float) -> float | None:
-        """Seconds the provider's own account holds this request back, if it does."""
+        """Seconds the provider's own account holds this request back, if it does; and
+        this process's share, while Redis is away and for a window after it is back."""
         not_before = self._not_before(tokens, now)
+        if self._exchange.away or now < self._careful_until:
+            return self.limiter.peek(tokens, now, not_before)
         return None if not_before is None else not_before - now
 
     def acquire(self, now: float) -> Permit | None:
@@ -212,6 +280,11 @@ class RedisRoute(Route):
     def _finish_plans(
         self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
     ) -> list[Plan]:
+        if isinstance(slot, RedisSlot) and slot.mirror is not None:
+            if how == "succeed" and tokens is not None:
+                slot.mirror.settle(tokens)
+            elif how == "withdraw":
+                slot.mirror.cancel()
         in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
         slot_id = slot.id if isinstance(slot, RedisSlot) else None
         permit_id = permit.key if isinstance(permit, RedisPermit) else None
@@ -250,6 +323,8 @@ class RedisRoute(Route):
         if not isinstance(slot, RedisSlot):
             super().cancel(slot)
             return []
+        if slot.mirror is not None:
+            slot.mirror.cancel()
         return [self._record("cancel", None, slot.id)]
 
     def _cancel(self, slot: Slot) -> Plan:

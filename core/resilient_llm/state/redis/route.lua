@@ -5,10 +5,10 @@
 -- runs the same sequences against both and compares).
 --
 -- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
---       -> 1 once settled), 3 meta (hash: horizon, total, seq, and offset and last for
---       server time), 4 breaker (hash, with the epoch of its ids),
+--       -> 1 once settled), 3 meta (hash: horizon, total, seq, born, and offset and last
+--       for server time), 4 breaker (hash, with the epoch of its ids),
 --       5 outcomes (zset), 6 live (hash permit key -> a probe's grant time, else 0),
---       7 pause (string: end time)
+--       7 pause (string: end time), 8 peers (zset route object id -> its last decision)
 -- ARGV: 1 op, 2 time (a number: the caller's clock; "@shift:lo:hi" or "": the Redis
 --       server's clock, see server_time), 3 window, 4 rpm, 5 tpm ("" = none),
 --       6 failure threshold, 7 failure rate ("" = none), 8 breaker window, 9 cooldown,
@@ -375,6 +375,19 @@ elseif op == 'snapshot' then
   }
 elseif op == 'reset' then
   move('closed', 'reset')
+elseif op == 'seed' then
+  -- What a process admitted within the window, sent once Redis answers after an outage
+  -- (triples from ARGV[11]: id here or "" if admitted from memory, seconds from now,
+  -- tokens). Those admitted here before this log began (a Redis restarted empty) are
+  -- logged again; ids cannot tell, as they restart with the log.
+  prune()
+  local born = num(redis.call('HGET', K_META, 'born'), math.huge)
+  for i = 11, #ARGV - 2, 3 do
+    local at = t + tonumber(ARGV[i + 1])
+    if at + WINDOW > t and (ARGV[i] == '' or at < born) then
+      reserve(tonumber(ARGV[i + 2]), at)
+    end
+  end
 else
   return redis.error_reply('unknown op ' .. op)
 end
@@ -389,6 +402,8 @@ if dirty then
   end
   redis.call('HSET', K_BRK, unpack(fields))
 end
+-- When this route's state began here: a seed tells admissions this log never had by it.
+redis.call('HSETNX', K_META, 'born', fmt(t))
 -- Idle keys expire; each write pushes the expiry past anything still queued, the
 -- breaker's window and its cooldown, so nothing live is ever dropped.
 local last = redis.call('ZRANGE', K_LOG, -1, -1, 'WITHSCORES')
@@ -396,6 +411,17 @@ local ahead = 0
 if #last > 0 then ahead = math.max(0, tonumber(last[2]) - t) end
 local ttl = math.ceil((ahead + 2 * math.max(WINDOW, B_WINDOW, COOLDOWN)) * 1000) + 1000
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+-- Who decided on this route in the last two windows (one id per route object, that is per
+-- process): while Redis is away, each of them falls back to 1 / this count of the quota.
+local peers = 0
+if KEYS[8] then
+  if mover ~= '' and (op == 'look' or op == 'admit' or op == 'acquire') then
+    redis.call('ZADD', KEYS[8], fmt(t), mover)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. fmt(t - 2 * WINDOW))
+  peers = redis.call('ZCARD', KEYS[8])
+  redis.call('PEXPIRE', KEYS[8], ttl)
+end
 -- The breaker's generation orders replies: one read after a newer one is stale.
 local now_brk = redis.call('HMGET', K_BRK, 'gen', 'mover')
-return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or '', epoch}
+return {fmt(t), state, changes, result, now_brk[1] or '0', now_brk[2] or '', epoch, peers}
