@@ -91,3 +91,4 @@ bench: $(BENCH)/.installed redis-server
 	$(BENCH)/bin/python -m benchmarks.features
 	$(BENCH)/bin/python -m benchmarks.loop_lag $(BENCH_ARGS)
 	$(BENCH)/bin/python -m benchmarks.redis_faults $(BENCH_ARGS)
+	$(BENCH)/bin/python -m benchmarks.redis_cluster
