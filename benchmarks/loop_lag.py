@@ -39,6 +39,7 @@ from resilient_llm.state import MemoryState
 from resilient_llm.state.redis import RedisState
 from resilient_llm.testing.chaos import ChaosServer, Plan
 
+from .labelled import replace_entry, replace_section
 from .loopback import guard
 from .redis_proxy import RedisProxy
 from .redis_server import RedisServer
@@ -337,35 +338,25 @@ first route answers 500. Each section is one run of
 
 
 def write(label: str, results: Sequence[Result], repeats: int) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    markdown = RESULTS / "loop_lag.md"
-    sections: dict[str, str] = {}
-    if markdown.exists():
-        current: str | None = None
-        for line in markdown.read_text(encoding="utf-8").splitlines(keepends=True):
-            if line.startswith("## "):
-                current = line[3:].strip()
-                sections[current] = ""
-            if current is not None:
-                sections[current] += line
-    sections[label] = _section(label, results, repeats)
-    body = "\n".join(s.rstrip("\n") + "\n" for s in sections.values())
-    markdown.write_text(_PREAMBLE.format(tick=TICK * 1000) + "\n" + body, encoding="utf-8")
-
-    data_file = RESULTS / "loop_lag.json"
-    data: dict[str, Any] = {}
-    if data_file.exists():
-        data = json.loads(data_file.read_text(encoding="utf-8"))
-    data[label] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "repeats": repeats,
-        "results": [
-            {**asdict(r), "total_s": r.total_s, "max_lag_ms": r.max_lag_ms, "met": r.meets()}
-            for r in results
-        ],
-    }
-    data_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    replace_section(
+        RESULTS / "loop_lag.md",
+        _PREAMBLE.format(tick=TICK * 1000),
+        label,
+        _section(label, results, repeats),
+    )
+    replace_entry(
+        RESULTS / "loop_lag.json",
+        label,
+        {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": platform.python_version(),
+            "repeats": repeats,
+            "results": [
+                {**asdict(r), "total_s": r.total_s, "max_lag_ms": r.max_lag_ms, "met": r.meets()}
+                for r in results
+            ],
+        },
+    )
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from typing import Any
 
 from resilient_llm.testing.chaos import ChaosServer, Plan
 
+from .labelled import replace_entry, replace_section
 from .loopback import guard
 from .redis_server import RedisServer
 
@@ -237,33 +238,18 @@ def _section(label: str, outcomes: Sequence[Outcome]) -> str:
 
 
 def write(label: str, outcomes: Sequence[Outcome]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    markdown = RESULTS / "redis_faults.md"
-    sections: dict[str, str] = {}
-    if markdown.exists():
-        current: str | None = None
-        for line in markdown.read_text(encoding="utf-8").splitlines(keepends=True):
-            if line.startswith("## "):
-                current = line[3:].strip()
-                sections[current] = ""
-            if current is not None:
-                sections[current] += line
-    sections[label] = _section(label, outcomes)
-    body = "\n".join(s.rstrip("\n") + "\n" for s in sections.values())
-    markdown.write_text(_PREAMBLE + "\n" + body, encoding="utf-8")
-
-    data_file = RESULTS / "redis_faults.json"
-    data: dict[str, Any] = {}
-    if data_file.exists():
-        data = json.loads(data_file.read_text(encoding="utf-8"))
-    data[label] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "quota": QUOTA,
-        "window": WINDOW,
-        "runs": [asdict(o) for o in outcomes],
-    }
-    data_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    replace_section(RESULTS / "redis_faults.md", _PREAMBLE, label, _section(label, outcomes))
+    replace_entry(
+        RESULTS / "redis_faults.json",
+        label,
+        {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": platform.python_version(),
+            "quota": QUOTA,
+            "window": WINDOW,
+            "runs": [asdict(o) for o in outcomes],
+        },
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
