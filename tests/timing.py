@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 from resilient_llm import FakeClock
 
-__all__ = ["cutting", "eventually"]
+__all__ = ["aeventually", "cutting", "eventually"]
 
 
 @contextlib.contextmanager
@@ -51,4 +52,15 @@ def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.005)
+    return True
+
+
+async def aeventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """:func:`eventually` on an event loop: polls without blocking it, so the tasks whose
+    state is awaited keep running."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
     return True

@@ -44,7 +44,7 @@ from resilient_llm.state.redis import RedisState
 from resilient_llm.state.redis._route import RedisPermit, RedisRoute, RedisSlot
 from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
 
-from ..timing import eventually
+from ..timing import aeventually, eventually
 from .conftest import RedisServer
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
@@ -722,10 +722,8 @@ def test_a_store_too_slow_for_the_call_is_skipped_for_that_call_and_blames_no_pr
         await llm.achat(QUESTION)
         with stopped(own_redis):
             call = asyncio.ensure_future(llm.achat(QUESTION))
-            for _ in range(10_000):  # until the look waits on the frozen store
-                if clock.deadlines():
-                    break
-                await asyncio.sleep(0.001)
+            # Until the look waits on the frozen store (its cut armed on the fake clock).
+            assert await aeventually(lambda: bool(clock.deadlines()), timeout=25.0)
             (until,) = clock.deadlines()
             assert until == pytest.approx(clock.now() + (10.0 - 0.5) / 2)
             clock.advance_to(until)

@@ -12,7 +12,6 @@ import functools
 import os
 import signal
 import threading
-import time
 
 import pytest
 import redis
@@ -27,6 +26,7 @@ from resilient_llm.state.redis.cache import RedisCache
 from resilient_llm.testing.chaos import ChaosServer
 
 from ..reliability.forking import calls, collect, engine_locks, fork, report
+from ..timing import eventually
 from .conftest import RedisServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -225,8 +225,7 @@ def test_a_fork_while_redis_holds_a_reply_back(own_redis: RedisServer, prefix: s
                         pool._in_use_connections for pool in loops
                     )
 
-                while not sent():
-                    time.sleep(0.01)
+                assert eventually(sent, timeout=25.0)
                 pid, read = fork(lambda: decisions(state, None, 5))
             finally:
                 own_redis.process.send_signal(signal.SIGCONT)
