@@ -80,7 +80,8 @@ class EngineFields(NamedRunModel):
     on_event: SkipValidation[EventHandler | Iterable[EventHandler]] = _option("on_event")
     """Engine event handlers, besides the LangChain callbacks every event reaches."""
     clock: SkipValidation[Clock | None] = _option("clock")
-    seed: SkipValidation[int | None] = _option("seed")
+    jitter_seed: SkipValidation[int | None] = _option("jitter_seed")
+    """Seeds the backoff jitter, for reproducible waits (``seed`` is the model's)."""
     adapter_factory: SkipValidation[AdapterFactory | None] = _option("adapter_factory")
     state: SkipValidation[StateBackend | None] = _option("state")
     """Where routes keep limiter and breaker state: memory (default) or ``RedisState``."""

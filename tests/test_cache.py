@@ -372,7 +372,7 @@ class Rig:
             cache=cache,
             retry=RetryPolicy(max_retries=0),
             timeout=10.0,
-            seed=0,
+            jitter_seed=0,
             on_event=self.events.append,
             **options,
         )

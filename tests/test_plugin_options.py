@@ -68,7 +68,7 @@ def _set_values() -> dict[str, Any]:
         "hedge": Hedge(0.2),
         "on_event": [_handler],
         "clock": FakeClock(),
-        "seed": 7,
+        "jitter_seed": 7,
         "adapter_factory": _factory,
         "state": MemoryState(),
         "cache": ResponseCache(),
@@ -219,7 +219,7 @@ def test_a_framework_rate_limiter_is_refused_pointing_to_the_routes_limit(
 )
 def test_a_shared_engine_takes_no_engine_options(build: Callable[..., object]) -> None:
     engine = ResilientLLM(_providers())
-    for option in ("timeout", "seed", "on_refusal"):
+    for option in ("timeout", "jitter_seed", "on_refusal"):
         with pytest.raises(ValueError, match="engine="):
             build(engine, **{option: _set_values()[option]})
 

@@ -159,7 +159,7 @@ def test_langchain_refuses_engine_settings_beside_an_engine_even_when_falsy() ->
         (lambda: Provider("openai", "m", api_key=5), "Provider.api_key"),  # type: ignore[arg-type]
         (lambda: Provider("openai", "m", options=[1]), "Provider.options"),  # type: ignore[arg-type]
         (lambda: Provider("openai", "m", options="ab"), "Provider.options"),  # type: ignore[arg-type]
-        (lambda: _engine(seed="x"), "ResilientLLM.seed"),
+        (lambda: _engine(jitter_seed="x"), "ResilientLLM.jitter_seed"),
         (lambda: RateLimit(window=10**400), "RateLimit.window"),
         (lambda: _engine(adapter_factory=5), "ResilientLLM.adapter_factory"),
     ],

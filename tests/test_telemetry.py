@@ -120,7 +120,7 @@ class Rig:
     def engine(self, *providers: Provider, **options: Any) -> ResilientLLM:
         options.setdefault("retry", RETRY)
         llm = ResilientLLM(
-            list(providers), timeout=10.0, seed=0, telemetry=self.otel.telemetry, **options
+            list(providers), timeout=10.0, jitter_seed=0, telemetry=self.otel.telemetry, **options
         )
         self.engines.append(llm)
         return llm

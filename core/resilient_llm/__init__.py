@@ -12,6 +12,7 @@ import logging
 from ._engine import ResilientLLM
 from ._version import __version__ as __version__
 from .clock import Clock, FakeClock, SystemClock
+from .content import Audio, Document, Image, Reasoning, Text
 from .errors import (
     AllProvidersFailed,
     AttemptRecord,
@@ -44,6 +45,7 @@ from .run.stall import StreamTimeouts
 __all__ = [
     "AllProvidersFailed",
     "AttemptRecord",
+    "Audio",
     "AuthError",
     "BadRequest",
     "BreakerPolicy",
@@ -57,14 +59,17 @@ __all__ = [
     "ConfigurationError",
     "ContextLengthExceeded",
     "DeadlineExceeded",
+    "Document",
     "Event",
     "FakeClock",
     "Hedge",
+    "Image",
     "Message",
     "Provider",
     "ProviderUnavailable",
     "RateLimit",
     "RateLimited",
+    "Reasoning",
     "RequestTooLarge",
     "ResilientLLM",
     "ResilientLLMError",
@@ -75,6 +80,7 @@ __all__ = [
     "StreamInterrupted",
     "StreamTimeouts",
     "SystemClock",
+    "Text",
     "Tool",
     "ToolCall",
     "Usage",

@@ -41,6 +41,11 @@ def build_request(
     max_tokens: int | None = None,
     stop: Sequence[str] | str | None = None,
     model: str | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    parallel_tool_calls: bool | None = None,
+    reasoning_effort: str | None = None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ChatRequest:
     """The neutral request for these arguments (a ``ChatRequest`` passes through)."""
     if isinstance(messages, ChatRequest):
@@ -59,6 +64,11 @@ def build_request(
         temperature=temperature,
         max_tokens=max_tokens,
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        top_p=top_p,
+        seed=seed,
+        parallel_tool_calls=parallel_tool_calls,
+        reasoning_effort=reasoning_effort,  # type: ignore[arg-type]  # checked by ChatRequest
+        provider_options={} if provider_options is None else provider_options,
     )
 
 

@@ -37,7 +37,7 @@ from .flow.admission import CallReport
 from .flow.call import Flow, call_flow
 from .flow.effects import Call, FlowPolicy, Relay
 from .flow.ops import SharedRoute
-from .messages import ChatChunk, ChatRequest, ChatResponse, Tool
+from .messages import ChatChunk, ChatRequest, ChatResponse, ReasoningEffort, Tool
 from .options import DEFAULT_RETRY_BUDGET, AdapterFactory, EngineOptions
 from .policies.adaptive import ProviderCap
 from .policies.backoff import RetryPolicy
@@ -103,7 +103,7 @@ class ResilientLLM:
         hedge: Hedge | None = None,
         on_event: EventHandler | Iterable[EventHandler] = (),
         clock: Clock | None = None,
-        seed: int | None = None,
+        jitter_seed: int | None = None,
         adapter_factory: AdapterFactory | None = None,
         state: StateBackend | None = None,
         cache: CacheStore | None = None,
@@ -123,7 +123,7 @@ class ResilientLLM:
                 hedge=hedge,
                 on_event=on_event,
                 clock=clock,
-                seed=seed,
+                jitter_seed=jitter_seed,
                 adapter_factory=adapter_factory,
                 state=state,
                 cache=cache,
@@ -154,7 +154,7 @@ class ResilientLLM:
         self.state: StateBackend = options.state or MemoryState()
         self.clock: Clock = options.clock or SystemClock()
         self._emit = Emitter(list(options.handlers))
-        self._rng = random.Random(options.seed)
+        self._rng = random.Random(options.jitter_seed)
         self._rng_lock = threading.Lock()
         self._adapters = Adapters(self.providers, options.adapter_factory, self.clock)
         renew_locks(self, "_rng_lock")
@@ -218,8 +218,17 @@ class ResilientLLM:
         max_tokens: int | None = None,
         stop: Sequence[str] | str | None = None,
         model: str | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
+        provider_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ChatRequest:
-        """The neutral request for these arguments (a ``ChatRequest`` passes through)."""
+        """The neutral request for these arguments (a ``ChatRequest`` passes through).
+
+        ``seed`` is the model's sampling seed; ``reasoning_effort`` and ``provider_options``
+        are sent to each family in its own form (see :class:`ChatRequest`).
+        """
         return build_request(
             messages,
             tools=tools,
@@ -230,6 +239,11 @@ class ResilientLLM:
             max_tokens=max_tokens,
             stop=stop,
             model=model,
+            top_p=top_p,
+            seed=seed,
+            parallel_tool_calls=parallel_tool_calls,
+            reasoning_effort=reasoning_effort,
+            provider_options=provider_options,
         )
 
     # -- the four ways to call ------------------------------------------------------

@@ -117,7 +117,7 @@ def run_demo(
             timeout=30.0,
             on_event=show,
             clock=clock,
-            seed=7,
+            jitter_seed=7,
         )
         with llm:
             where = "the real providers" if live else "the local chaos providers (no keys)"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from ._checks import check_json, check_text
+from .content import Part, Reasoning, Text, check_part, is_part, parts_from_openai
 from .errors import ConfigurationError
 from .policies.hints import RateLimitHints
 
@@ -23,6 +24,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "Message",
+    "ReasoningEffort",
     "Role",
     "Tool",
     "ToolCall",
@@ -32,6 +34,8 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+REASONING_EFFORTS: tuple[str, ...] = ("minimal", "low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class ToolCall:
     is wrong (LangChain lists such calls in ``invalid_tool_calls``). Sent back in a later
     request, OpenAI-protocol routes receive the raw text as it came; Anthropic and Gemini
     take only an object there, so those routes are skipped for that request (see README).
+
+    ``signature`` is the opaque data the ``family`` (provider kind) that made the call
+    attached to it (Gemini's ``thought_signature``): it goes back to that family exactly
+    as received and is left out for any other.
     """
 
     id: str
@@ -52,6 +60,8 @@ class ToolCall:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     raw_arguments: str | None = None
     error: str | None = None
+    signature: str | None = None
+    family: str | None = None
 
     def __post_init__(self) -> None:
         if self.error is not None and not isinstance(self.raw_arguments, str):
@@ -62,6 +72,10 @@ class ToolCall:
             raise ConfigurationError(
                 f"ToolCall {self.name!r} has an error, so its arguments must be empty"
             )
+        if self.signature is not None and not self.family:
+            raise ConfigurationError(
+                f"ToolCall {self.name!r} has a signature but no family (the provider kind)"
+            )
 
     @property
     def invalid(self) -> bool:
@@ -71,10 +85,16 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn. ``tool_call_id`` is set on ``tool`` messages (the result of a call)."""
+    """One chat turn. ``tool_call_id`` is set on ``tool`` messages (the result of a call).
+
+    ``content`` is a str or a sequence of parts (:class:`~resilient_llm.content.Text`,
+    ``Image``, ``Document``, ``Audio``, ``Reasoning``), held as a tuple; a plain str in the
+    sequence is a ``Text``. ``text`` is the text of either form; ``parts`` the parts of
+    either form.
+    """
 
     role: Role
-    content: str = ""
+    content: str | tuple[Part, ...] = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
@@ -84,12 +104,39 @@ class Message:
             raise ConfigurationError(
                 f"Message.role must be one of {sorted(_ROLES)}, got {self.role!r}"
             )
-        if not isinstance(self.content, str):
-            raise ConfigurationError(
-                f"Message.content must be a str, got {type(self.content).__name__}"
-            )
+        content = self.content
+        if not isinstance(content, str):
+            if isinstance(content, bytes | Mapping) or not isinstance(content, list | tuple):
+                raise ConfigurationError(
+                    f"Message.content must be a str or a list of parts, "
+                    f"got {type(content).__name__}"
+                )
+            parts = tuple(Text(p) if isinstance(p, str) else p for p in content)
+            for index, part in enumerate(parts):
+                if not is_part(part):
+                    raise ConfigurationError(
+                        f"Message.content[{index}] must be a part (Text, Image, Document, "
+                        f"Audio, Reasoning), got {type(part).__name__}"
+                    )
+            object.__setattr__(self, "content", parts)
+        if not isinstance(self.tool_calls, tuple):
+            object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
         if self.role == "tool" and not self.tool_call_id:
             raise ConfigurationError("a 'tool' Message needs tool_call_id (the call it answers)")
+
+    @property
+    def text(self) -> str:
+        """The message's text: the content, or its ``Text`` parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, Text))
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """The content as parts (a non-empty str is one ``Text``)."""
+        if isinstance(self.content, str):
+            return (Text(self.content),) if self.content else ()
+        return self.content
 
 
 @dataclass(frozen=True)
@@ -101,14 +148,25 @@ class Tool:
     parameters: Mapping[str, Any] = field(
         default_factory=lambda: {"type": "object", "properties": {}}
     )
+    # Anthropic's prompt-caching marker, as on a Text part; left out elsewhere.
+    cache_control: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens the provider reported for one call."""
+    """Tokens the provider reported for one call.
+
+    ``input_tokens`` counts the whole prompt, cached or not (Anthropic reports cache
+    reads and writes apart; they are added in); ``cached_input_tokens`` of them were read
+    from the provider's prompt cache and ``cache_write_tokens`` written to it.
+    ``output_tokens`` includes ``reasoning_tokens``, the ones spent thinking.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -122,6 +180,13 @@ class ChatRequest:
     ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
     ``response_schema`` asks for structured output matching a JSON schema; ``json_mode``
     asks for any JSON object.
+
+    ``reasoning_effort`` (``"minimal" | "low" | "medium" | "high"``) is sent to each
+    family in its own form (OpenAI's ``reasoning_effort``, an Anthropic thinking budget,
+    a Gemini thinking config); ``provider_options`` maps a provider kind to extra
+    parameters sent as they are to that family's routes only (over each route's
+    ``Provider(options=...)``). A value a family cannot take is not sent to it (no ``seed``
+    to Anthropic): see the README's table.
     """
 
     messages: tuple[Message, ...]
@@ -133,10 +198,27 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    seed: int | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.messages:
             raise ConfigurationError("ChatRequest.messages must not be empty")
+        _check("top_p", self.top_p, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+        _check("seed", self.seed, _is_int, "an int")
+        _check(
+            "parallel_tool_calls", self.parallel_tool_calls, lambda v: isinstance(v, bool), "a bool"
+        )
+        _check(
+            "reasoning_effort",
+            self.reasoning_effort,
+            lambda v: v in REASONING_EFFORTS,
+            f"one of {list(REASONING_EFFORTS)}",
+        )
+        _check_provider_options(self.provider_options)
         _check("max_tokens", self.max_tokens, lambda v: _is_int(v) and v > 0, "an int > 0")
         _check(
             "temperature",
@@ -165,10 +247,28 @@ class ChatRequest:
         _check_sendable(self)
 
 
+def _check_provider_options(options: object) -> None:
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(
+            f"provider_options must map a provider kind to a dict, got {type(options).__name__}"
+        )
+    for kind, values in options.items():
+        if not isinstance(kind, str) or not isinstance(values, Mapping):
+            raise ConfigurationError(
+                "provider_options must map a provider kind ('openai', 'anthropic', "
+                f"'gemini', ...) to a dict of parameters, got {kind!r}: {values!r}"
+            )
+        check_json(f"provider_options[{kind!r}]", values)
+
+
 def _check_sendable(request: ChatRequest) -> None:
     """Every text encodes and every structure dumps as JSON, else the field is named."""
     for i, message in enumerate(request.messages):
-        check_text(f"messages[{i}].content", message.content)
+        if isinstance(message.content, str):
+            check_text(f"messages[{i}].content", message.content)
+        else:
+            for k, part in enumerate(message.content):
+                check_part(f"messages[{i}].content[{k}]", part)
         for name in ("name", "tool_call_id"):
             value = getattr(message, name)
             if isinstance(value, str):
@@ -181,6 +281,8 @@ def _check_sendable(request: ChatRequest) -> None:
         check_text(f"tools[{i}].name", tool.name)
         check_text(f"tools[{i}].description", tool.description)
         check_json(f"tools[{i}].parameters", tool.parameters)
+        if tool.cache_control is not None:
+            check_json(f"tools[{i}].cache_control", tool.cache_control)
     if request.response_schema is not None:
         check_json("response_schema", request.response_schema)
     for i, stop in enumerate(request.stop):
@@ -200,6 +302,9 @@ class ChatResponse:
     A reply the model declined to give is still a reply: ``refusal`` holds the model's
     refusal text (OpenAI's ``message.refusal``), or a short reason when the provider gives
     none (``"blocked: SAFETY"``), and ``finish_reason`` is ``"refusal"``.
+
+    ``reasoning`` holds the reply's reasoning blocks, with the signatures its family needs
+    back; :attr:`message` is the reply as the assistant turn to send back in history.
     """
 
     content: str
@@ -213,6 +318,17 @@ class ChatResponse:
     refusal: str | None = None
     # The rate-limit headers, parsed once by the adapter; the flow applies them.
     quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
+    reasoning: tuple[Reasoning, ...] = ()
+
+    @property
+    def message(self) -> Message:
+        """The reply as an assistant :class:`Message`: reasoning, text and tool calls, so a
+        tool loop sends back what the family needs (its signatures) and nothing else."""
+        parts: tuple[Part, ...] = self.reasoning
+        if self.content:
+            parts += (Text(self.content),)
+        content: str | tuple[Part, ...] = parts if self.reasoning else self.content
+        return Message("assistant", content, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True)
@@ -224,7 +340,9 @@ class ChatChunk:
     ``refusal`` is a piece of refusal text, as ``delta`` is a piece of the content: the
     pieces joined are the reply's refusal, and the last chunk says ``"refusal"`` in
     ``finish_reason``. ``quota`` is the provider's quota headers, parsed, on the stream's
-    first chunk (they come with the response's start).
+    first chunk (they come with the response's start). ``reasoning`` holds pieces of
+    reasoning in order (see :class:`~resilient_llm.content.Reasoning`;
+    :func:`~resilient_llm.content.join_reasoning` makes whole blocks of them).
     """
 
     delta: str = ""
@@ -236,6 +354,7 @@ class ChatChunk:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     refusal: str | None = None
     quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
+    reasoning: tuple[Reasoning, ...] = ()
 
 
 def _is_int(value: object) -> bool:
@@ -289,10 +408,8 @@ def _from_dict(item: Mapping[str, Any], index: int) -> Message:
     content = item.get("content")
     if content is None:
         content = ""
-    elif isinstance(content, list):
-        # OpenAI content parts: keep the text parts, in order.
-        texts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
-        content = "".join(t for t in texts if isinstance(t, str))
+    elif isinstance(content, list | tuple):
+        content = parts_from_openai(content, f"messages[{index}].content")
     elif not isinstance(content, str):
         raise ConfigurationError(
             f"messages[{index}].content must be a str or a list of parts, "
@@ -341,4 +458,11 @@ def _tool_call(raw: Any, index: int) -> ToolCall:
         raise ConfigurationError(
             f"messages[{index}].tool_calls[{name!r}].arguments must be a JSON object"
         )
-    return ToolCall(id=str(raw.get("id") or ""), name=name, arguments=dict(args))
+    signature, family = raw.get("signature"), raw.get("family")
+    return ToolCall(
+        id=str(raw.get("id") or ""),
+        name=name,
+        arguments=dict(args),
+        signature=signature if isinstance(signature, str) else None,
+        family=family if isinstance(family, str) else None,
+    )

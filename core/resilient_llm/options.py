@@ -70,7 +70,7 @@ class EngineOptions:
     hedge: Hedge | None = None
     on_event: EventHandler | Iterable[EventHandler] = ()
     clock: Clock | None = None
-    seed: int | None = None
+    jitter_seed: int | None = None
     adapter_factory: AdapterFactory | None = None
     state: StateBackend | None = None
     cache: CacheStore | None = None
@@ -107,9 +107,9 @@ class EngineOptions:
         set_(self, "on_event", _handlers(owner, self.on_event))
         if self.clock is not None and not isinstance(self.clock, Clock):
             raise ConfigurationError(f"{owner}.clock must be a Clock, got {self.clock!r}")
-        seed = self.seed
+        seed = self.jitter_seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigurationError(f"{owner}.seed must be an int or None, got {seed!r}")
+            raise ConfigurationError(f"{owner}.jitter_seed must be an int or None, got {seed!r}")
         if self.adapter_factory is not None and not callable(self.adapter_factory):
             raise ConfigurationError(f"{owner}.adapter_factory must be callable")
         if self.state is not None and not isinstance(self.state, StateBackend):

@@ -68,7 +68,7 @@ def build(
             retry=retry,
             timeout=config.get("timeout", 30.0),
             on_event=events.append,
-            seed=0,
+            jitter_seed=0,
         )
         for name, names in config["engines"].items()
     }

@@ -100,7 +100,7 @@ class Rig:
             retry=options.pop("retry", RetryPolicy(max_retries=0)),
             timeout=options.pop("timeout", 10.0),
             on_event=events.append,
-            seed=0,
+            jitter_seed=0,
             **options,
         )
         self.engines.append(llm)

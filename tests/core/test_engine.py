@@ -79,7 +79,7 @@ def build(
         providers,
         clock=FakeClock(),
         adapter_factory=lambda p: adapters[p.name],
-        seed=1,
+        jitter_seed=1,
         **kwargs,  # type: ignore[arg-type]
     )
     return llm, adapters

@@ -138,7 +138,7 @@ class Bench:
             breaker=BREAKER,
             timeout=timeout,
             clock=clock,
-            seed=0,
+            jitter_seed=0,
             on_event=self.events.append,
         )
         self.engines.append(llm)

@@ -30,7 +30,9 @@ class _Recorder:
 
 
 def _engine(bench: Bench, factory: _Recorder, *providers: Provider) -> ResilientLLM:
-    llm = ResilientLLM(list(providers), adapter_factory=factory, retry=RETRY, timeout=5.0, seed=0)
+    llm = ResilientLLM(
+        list(providers), adapter_factory=factory, retry=RETRY, timeout=5.0, jitter_seed=0
+    )
     bench.engines.append(llm)
     return llm
 

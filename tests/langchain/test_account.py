@@ -29,7 +29,7 @@ def _model(server: ChaosServer, *kinds: str, **options: Any) -> ChatResilientLLM
         providers=[provider(k, server) for k in kinds],
         retry=RetryPolicy(max_retries=2, base=0.25, cap=1.0),
         clock=FakeClock(),
-        seed=7,
+        jitter_seed=7,
         timeout=20,
         **options,
     )

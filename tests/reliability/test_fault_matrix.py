@@ -242,7 +242,7 @@ def _make_cell(server: ChaosServer, fault: str, kind: str, mode: str) -> tuple[C
         breaker=BREAKER,
         timeout=FAKE_TIMEOUT if clock else TIMEOUT,
         clock=clock,
-        seed=0,
+        jitter_seed=0,
         on_event=cell.events.append,
     )
     return cell, llm

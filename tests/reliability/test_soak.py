@@ -119,7 +119,7 @@ def test_soak_ten_thousand_calls_over_shifting_faults(server: ChaosServer) -> No
         # (with 200 calls in flight, 10 failures come within a second).
         breaker=BreakerPolicy(failure_threshold=10, failure_rate=0.5, cooldown=1.0),
         timeout=20.0,
-        seed=0,
+        jitter_seed=0,
     )
     outcomes: Counter[str] = Counter()
     per_phase: list[Counter[str]] = [Counter() for _ in PHASES]

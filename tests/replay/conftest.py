@@ -136,7 +136,7 @@ class Bench:
         llm = ResilientLLM(
             list(providers),
             clock=FakeClock(1000.0),  # backoff and retry-after waits pass at once
-            seed=0,
+            jitter_seed=0,
             timeout=30.0,
             on_event=self.events.append,
             **options,

@@ -45,7 +45,7 @@ from ..clock import Clock, SystemClock
 from ..errors import ConfigurationError
 from ..events import CacheHit, CacheMiss, CacheUnavailable, EventHandler
 from ..flow.admission import CallReport
-from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall
+from ..messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall
 from ..providers.base import Provider
 from ._stored import FORMAT, dump_response, load_response
 
@@ -186,7 +186,7 @@ def key_material(request: ChatRequest, providers: Sequence[Provider]) -> str | N
         "v": FORMAT,
         "routes": [[p.kind, p.name, p.model, _public_url(p.base_url)] for p in providers],
         "messages": [
-            [m.role, m.content, [_call(c) for c in m.tool_calls], m.tool_call_id, m.name]
+            [m.role, _content(m), [_call(c) for c in m.tool_calls], m.tool_call_id, m.name]
             for m in request.messages
         ],
         "tools": [[t.name, t.description, t.parameters] for t in request.tools],
@@ -198,6 +198,11 @@ def key_material(request: ChatRequest, providers: Sequence[Provider]) -> str | N
         "max_tokens": request.max_tokens,
         "stop": list(request.stop),
         "model": request.model,
+        "top_p": None if request.top_p is None else float(request.top_p),
+        "seed": request.seed,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "reasoning_effort": request.reasoning_effort,
+        "provider_options": request.provider_options,
     }
     try:
         return json.dumps(
@@ -210,7 +215,21 @@ def key_material(request: ChatRequest, providers: Sequence[Provider]) -> str | N
 def _call(call: ToolCall) -> list[Any]:
     if call.invalid:  # the text the model wrote is what is sent back
         return [call.id, call.name, {"raw_arguments": call.raw_arguments}]
-    return [call.id, call.name, call.arguments]
+    return [call.id, call.name, call.arguments, call.signature]
+
+
+def _content(message: Message) -> Any:
+    """A message's content for the key: its text, or each part with its bytes hashed."""
+    if isinstance(message.content, str):
+        return message.content
+    out: list[Any] = []
+    for part in message.content:
+        fields = {k: v for k, v in vars(part).items() if v is not None}
+        data = fields.pop("data", None)
+        if isinstance(data, bytes):
+            fields["sha256"] = hashlib.sha256(data).hexdigest()
+        out.append([part.kind, fields])
+    return out
 
 
 def _public_url(url: str | None) -> str | None:
@@ -314,6 +333,7 @@ def replay_chunk(reply: ChatResponse) -> ChatChunk:
         finish_reason=reply.finish_reason,
         metadata=reply.metadata,
         refusal=reply.refusal,
+        reasoning=reply.reasoning,
     )
 
 

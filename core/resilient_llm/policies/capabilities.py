@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
+from ..content import part_kinds
 from ..errors import ConfigurationError
 from ..messages import ChatRequest
 from .tokens import reserved_output
@@ -25,6 +26,7 @@ __all__ = [
     "Unfit",
     "capabilities_for",
     "check_turns",
+    "request_media",
     "turn_reason",
     "unfit_reason",
 ]
@@ -48,6 +50,9 @@ class Capabilities:
     tool_choice: bool | None = None
     json_schema: bool | None = None
     images: bool | None = None
+    documents: bool | None = None
+    audio: bool | None = None
+    reasoning: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("context_window", "max_output"):
@@ -58,7 +63,15 @@ class Capabilities:
                 raise ConfigurationError(
                     f"Capabilities.{name} must be a positive int or None, got {value!r}"
                 )
-        for name in ("tools", "tool_choice", "json_schema", "images"):
+        for name in (
+            "tools",
+            "tool_choice",
+            "json_schema",
+            "images",
+            "documents",
+            "audio",
+            "reasoning",
+        ):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ConfigurationError(
@@ -80,33 +93,44 @@ class Capabilities:
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
 
-_FULL = {"tools": True, "tool_choice": True, "json_schema": True, "images": True}
+_TOOLS = {"tools": True, "tool_choice": True, "json_schema": True}
+# What each family's chat API takes as input besides text, for its current models; audio
+# input reaches OpenAI only through its audio models, and never Anthropic.
+_OPENAI = {**_TOOLS, "images": True, "documents": True, "audio": False}
+_CLAUDE = {**_TOOLS, "images": True, "documents": True, "audio": False}
+_GEMINI = {**_TOOLS, "images": True, "documents": True, "audio": True}
+_THINKS = {"reasoning": True}
+_PLAIN = {"reasoning": False}
 
 # Published context windows and output limits, by model-name prefix.
 _TABLE: dict[str, Capabilities] = {
-    "gpt-5": Capabilities(400_000, 128_000, **_FULL),
-    "gpt-4.1": Capabilities(1_047_576, 32_768, **_FULL),
-    "gpt-4o": Capabilities(128_000, 16_384, **_FULL),
-    "gpt-4-turbo": Capabilities(128_000, 4_096, True, True, False, True),
-    "gpt-4": Capabilities(8_192, 8_192, True, True, False, False),
-    "gpt-3.5-turbo": Capabilities(16_385, 4_096, True, True, False, False),
-    "o1": Capabilities(200_000, 100_000, **_FULL),
-    "o3": Capabilities(200_000, 100_000, **_FULL),
-    "o4-mini": Capabilities(200_000, 100_000, **_FULL),
-    "claude-opus-4": Capabilities(200_000, 32_000, **_FULL),
-    "claude-sonnet-4": Capabilities(200_000, 64_000, **_FULL),
-    "claude-haiku-4": Capabilities(200_000, 64_000, **_FULL),
-    "claude-3-7-sonnet": Capabilities(200_000, 64_000, **_FULL),
-    "claude-3-5-sonnet": Capabilities(200_000, 8_192, **_FULL),
-    "claude-3-5-haiku": Capabilities(200_000, 8_192, True, True, True, False),
-    "claude-3-haiku": Capabilities(200_000, 4_096, **_FULL),
-    "claude-3-opus": Capabilities(200_000, 4_096, **_FULL),
-    "gemini-3": Capabilities(1_048_576, 65_536, **_FULL),
-    "gemini-2.5": Capabilities(1_048_576, 65_536, **_FULL),
-    "gemini-2.0-flash-lite": Capabilities(1_048_576, 8_192, **_FULL),
-    "gemini-2.0-flash": Capabilities(1_048_576, 8_192, **_FULL),
-    "gemini-1.5-pro": Capabilities(2_097_152, 8_192, **_FULL),
-    "gemini-1.5-flash": Capabilities(1_048_576, 8_192, **_FULL),
+    "gpt-5": Capabilities(400_000, 128_000, **_OPENAI, **_THINKS),
+    "gpt-5-chat": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
+    "gpt-4.1": Capabilities(1_047_576, 32_768, **_OPENAI, **_PLAIN),
+    "gpt-4o": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
+    "gpt-4o-audio": Capabilities(128_000, 16_384, **{**_OPENAI, "audio": True}, **_PLAIN),
+    "gpt-4o-mini-audio": Capabilities(128_000, 16_384, **{**_OPENAI, "audio": True}, **_PLAIN),
+    "gpt-audio": Capabilities(128_000, 16_384, **{**_OPENAI, "audio": True}, **_PLAIN),
+    "gpt-4-turbo": Capabilities(128_000, 4_096, True, True, False, True, False, False, False),
+    "gpt-4": Capabilities(8_192, 8_192, True, True, False, False, False, False, False),
+    "gpt-3.5-turbo": Capabilities(16_385, 4_096, True, True, False, False, False, False, False),
+    "o1": Capabilities(200_000, 100_000, **_OPENAI, **_THINKS),
+    "o3": Capabilities(200_000, 100_000, **_OPENAI, **_THINKS),
+    "o4-mini": Capabilities(200_000, 100_000, **_OPENAI, **_THINKS),
+    "claude-opus-4": Capabilities(200_000, 32_000, **_CLAUDE, **_THINKS),
+    "claude-sonnet-4": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),
+    "claude-haiku-4": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),
+    "claude-3-7-sonnet": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),
+    "claude-3-5-sonnet": Capabilities(200_000, 8_192, **_CLAUDE, **_PLAIN),
+    "claude-3-5-haiku": Capabilities(200_000, 8_192, **{**_CLAUDE, "images": False}, **_PLAIN),
+    "claude-3-haiku": Capabilities(200_000, 4_096, **{**_CLAUDE, "documents": False}, **_PLAIN),
+    "claude-3-opus": Capabilities(200_000, 4_096, **{**_CLAUDE, "documents": False}, **_PLAIN),
+    "gemini-3": Capabilities(1_048_576, 65_536, **_GEMINI, **_THINKS),
+    "gemini-2.5": Capabilities(1_048_576, 65_536, **_GEMINI, **_THINKS),
+    "gemini-2.0-flash-lite": Capabilities(1_048_576, 8_192, **_GEMINI, **_PLAIN),
+    "gemini-2.0-flash": Capabilities(1_048_576, 8_192, **_GEMINI, **_PLAIN),
+    "gemini-1.5-pro": Capabilities(2_097_152, 8_192, **_GEMINI, **_PLAIN),
+    "gemini-1.5-flash": Capabilities(1_048_576, 8_192, **_GEMINI, **_PLAIN),
 }
 
 
@@ -133,6 +157,10 @@ def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unf
         return Unfit("the model cannot be made to call a tool")
     if request.response_schema is not None and caps.json_schema is False:
         return Unfit("the model takes no JSON schema")
+    for kind in request_media(request):
+        able = getattr(caps, _MEDIA_CAPABILITY[kind])
+        if able is False:
+            return Unfit(f"the model takes no {_MEDIA_NAME[kind]}")
     out = request.max_tokens
     if caps.max_output is not None and out is not None and out > caps.max_output:
         return Unfit(f"max_tokens {out} exceeds the model's {caps.max_output}")
@@ -142,6 +170,20 @@ def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unf
         prompt = max(0, estimate - reserve)
         return Unfit(f"~{prompt} tokens (+{reserve} out) exceed its {window}-token window", True)
     return None
+
+
+_MEDIA_CAPABILITY = {"image": "images", "document": "documents", "audio": "audio"}
+_MEDIA_NAME = {"image": "images", "document": "documents", "audio": "audio input"}
+
+
+def request_media(request: ChatRequest) -> frozenset[str]:
+    """The media kinds (``"image"``, ``"document"``, ``"audio"``) ``request`` carries."""
+    return frozenset(
+        kind.removesuffix("_url")
+        for message in request.messages
+        if not isinstance(message.content, str)
+        for kind in part_kinds(message.content)
+    )
 
 
 def turn_reason(kind: str, request: ChatRequest, needs_a_turn: bool) -> Unfit | None:

@@ -31,6 +31,7 @@ from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._forks import renew_locks
+from ..content import Audio, Document, Image, Reasoning, Text
 from ..messages import ChatRequest, Message, Tool, to_messages
 
 if TYPE_CHECKING:
@@ -76,6 +77,13 @@ _PER_TOOL_CALL = 3
 _PER_TOOL = 8
 _TOOLS_WRAPPER = 12
 _SCHEMA_WRAPPER = 8
+# Media are counted without decoding them, on the high side of what the families charge:
+# an image at most ~1,600 tokens (Anthropic's cap for a large image; OpenAI's high detail
+# and Gemini's tiles cost less), a PDF ~1,500 per 50 KB (a text page and its image), audio
+# ~32 tokens a second (Gemini) taken as 1 per KB of compressed or 16 kHz audio.
+_PER_IMAGE = 1_600
+_PDF_BYTES_PER_TOKEN = 33
+_AUDIO_BYTES_PER_TOKEN = 1_000
 
 _log = logging.getLogger("resilient_llm")
 _BPE_DIR: Traversable = files("resilient_llm") / "_bpe"
@@ -365,8 +373,26 @@ def _text(value: Any) -> str:
             return ""
 
 
+def _content_tokens(message: Message, count: Callable[[str], int]) -> int:
+    if isinstance(message.content, str):
+        return count(message.content)
+    total = 0
+    for part in message.content:
+        if isinstance(part, Text | Reasoning):
+            total += count(part.text)
+        elif isinstance(part, Image):
+            total += _PER_IMAGE
+        elif isinstance(part, Document):
+            size = len(part.data) if part.data is not None else 0
+            total += max(_PER_IMAGE, size // _PDF_BYTES_PER_TOKEN)
+        elif isinstance(part, Audio):
+            size = len(part.data) if part.data is not None else 0
+            total += max(1, size // _AUDIO_BYTES_PER_TOKEN)
+    return total
+
+
 def _message_tokens(message: Message, count: Callable[[str], int]) -> int:
-    total = _PER_MESSAGE + count(message.content) + (_PER_NAME if message.name else 0)
+    total = _PER_MESSAGE + _content_tokens(message, count) + (_PER_NAME if message.name else 0)
     for part in (message.name, message.tool_call_id):
         total += count(_text(part)) if part else 0
     for call in message.tool_calls:

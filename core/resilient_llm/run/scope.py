@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Protocol
 
+from ..content import Reasoning, join_reasoning
 from ..extras.cache import CacheFront, Lookup, replay_chunk
 from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
 from .streams import aclose_stream, close_stream
@@ -197,6 +198,7 @@ class _Assembled:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.refusal: list[str] = []
+        self.reasoning: list[Reasoning] = []
         self.model = ""
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
@@ -206,6 +208,7 @@ class _Assembled:
         if chunk.refusal is not None:
             self.refusal.append(chunk.refusal)
         self.tool_calls.extend(chunk.tool_calls)
+        self.reasoning.extend(chunk.reasoning)
         self.usage = chunk.usage or self.usage
         self.finish_reason = chunk.finish_reason or self.finish_reason
         self.model = chunk.model or self.model
@@ -223,6 +226,7 @@ class _Assembled:
             finish_reason=self.finish_reason,
             metadata=self.first.metadata,
             refusal="".join(self.refusal) if self.refusal else None,
+            reasoning=join_reasoning(self.reasoning),
         )
 
 

@@ -75,12 +75,12 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
             {
                 "type": "tool_result",
                 "tool_use_id": message.tool_call_id,
-                "content": message.content,
+                "content": message.text,
             }
         ]
     blocks: list[dict[str, Any]] = []
-    if message.content:
-        blocks.append({"type": "text", "text": message.content})
+    if message.text:
+        blocks.append({"type": "text", "text": message.text})
     for call in message.tool_calls if message.role == "assistant" else ():
         blocks.append(
             {
@@ -101,7 +101,7 @@ def messages_to_anthropic(
     Consecutive turns of one role merge into one message (several tool results answer one
     assistant turn together; a user text after tool results joins their turn).
     """
-    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    system = "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
     out: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
@@ -109,7 +109,7 @@ def messages_to_anthropic(
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
         if not blocks:
-            blocks = [{"type": "text", "text": message.content}]
+            blocks = [{"type": "text", "text": message.text}]
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
         else:

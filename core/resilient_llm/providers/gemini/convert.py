@@ -79,7 +79,7 @@ def build_contents(messages: tuple[Message, ...]) -> tuple[str | None, list[dict
     assistant's earlier call with the same id (Gemini matches responses by name);
     consecutive turns of one role merge, so parallel results answer their calls together.
     """
-    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    system = "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
     names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
     for message in messages:
@@ -94,13 +94,13 @@ def build_contents(messages: tuple[Message, ...]) -> tuple[str | None, list[dict
                     "function_response": {
                         "id": call_id,
                         "name": name,
-                        "response": _response_object(message.content),
+                        "response": _response_object(message.text),
                     }
                 }
             )
         else:
-            if message.content or not message.tool_calls:
-                parts.append({"text": message.content})
+            if message.text or not message.tool_calls:
+                parts.append({"text": message.text})
             for call in message.tool_calls if message.role == "assistant" else ():
                 names[call.id] = call.name
                 parts.append(

@@ -59,8 +59,8 @@ def finish_reason(raw: str | None) -> str | None:
 def message_to_openai(message: Message) -> dict[str, Any]:
     """One neutral message as an OpenAI chat message dict."""
     if message.role == "tool":
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    out: dict[str, Any] = {"role": message.role, "content": message.text}
     if message.name and message.role in ("user", "system"):
         out["name"] = message.name
     if message.role == "assistant" and message.tool_calls:
@@ -72,7 +72,7 @@ def message_to_openai(message: Message) -> dict[str, Any]:
             }
             for call in message.tool_calls
         ]
-        if not message.content:
+        if not message.text:
             out["content"] = None
     return out
 

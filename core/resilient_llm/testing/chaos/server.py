@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +29,7 @@ from .openai_wire import OpenAIWire
 from .plan import Fault, Plan
 from .respond import respond
 from .state import Route
-from .wire import Exchange, Wire, WireError
+from .wire import Carried, Exchange, Wire, WireError
 
 __all__ = ["ChaosServer", "RequestRecord", "protocol_of", "serve"]
 
@@ -72,6 +72,7 @@ class RequestRecord:
     fault: str
     at: float
     tokens: int
+    carried: Carried = field(default_factory=Carried)
 
 
 class ChaosServer:
@@ -250,6 +251,7 @@ class ChaosServer:
             path=request.path,
             model=ex.model if ex else None,
             stream=ex.stream if ex else False,
+            carried=ex.carried if ex else Carried(),
             **fields,
         )
         with self._lock:

@@ -7,6 +7,7 @@ server decides *which* reply (faults, quotas); a wire only knows *how* it looks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -16,12 +17,14 @@ from typing import Any, Literal, Protocol
 from .brain import Answer, Ask
 
 __all__ = [
+    "Carried",
     "ErrorKind",
     "Exchange",
     "Frames",
     "QuotaView",
     "Wire",
     "WireError",
+    "digest",
     "json_body",
     "positive_int",
     "retry_headers",
@@ -52,6 +55,31 @@ class WireError(Exception):
 
 
 @dataclass(frozen=True)
+class Carried:
+    """What a request carried besides its text, as it arrived: what tests check.
+
+    ``parts``: each media part as ``(kind, mime type, digest, where)``: ``kind`` is
+    ``"image"``, ``"document"`` or ``"audio"``; ``digest`` is :func:`digest` of its bytes,
+    or ``"url:<url>"``; ``where`` is ``"message"`` or ``"tool_result"``. ``params``: the
+    generation parameters under the engine's names (``temperature``, ``top_p``, ``seed``,
+    ``stop``, ``max_tokens``, ``parallel_tool_calls``, ``reasoning_effort``) and under
+    the family's own (``thinking``, ``thinking_config``, ...), as sent. ``signatures``:
+    every reasoning or thought signature in the history, in order. ``cache_markers``: how
+    many ``cache_control`` markers the request held.
+    """
+
+    parts: tuple[tuple[str, str | None, str, str], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    signatures: tuple[str, ...] = ()
+    cache_markers: int = 0
+
+
+def digest(data: bytes) -> str:
+    """The SHA-256 of a part's bytes, as :class:`Carried` names them (hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One parsed request. ``op`` is ``"chat"`` or ``"count"`` (a count-tokens call)."""
 
@@ -60,6 +88,7 @@ class Exchange:
     stream: bool = False
     op: Literal["chat", "count"] = "chat"
     options: Mapping[str, Any] = field(default_factory=dict)
+    carried: Carried = field(default_factory=Carried)
 
 
 @dataclass(frozen=True)
