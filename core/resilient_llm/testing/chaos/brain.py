@@ -94,13 +94,21 @@ class Call:
 
 @dataclass(frozen=True)
 class Answer:
-    """``stop`` is ``"stop"``, ``"tool"`` or ``"length"`` (cut at ``max_tokens``)."""
+    """``stop`` is ``"stop"``, ``"tool"``, ``"length"`` (cut at ``max_tokens``) or
+    ``"refusal"`` (the prompt asked for one with :data:`REFUSE`: ``refusal`` holds the
+    model's refusal text, and ``text`` is empty)."""
 
     text: str
     calls: tuple[Call, ...]
     input_tokens: int
     output_tokens: int
-    stop: Literal["stop", "tool", "length"]
+    stop: Literal["stop", "tool", "length", "refusal"]
+    refusal: str | None = None
+
+
+REFUSE = "[refuse]"
+"""A user prompt holding this is refused, so tests see each family's refusal form."""
+REFUSAL_TEXT = "I can't help with that request."
 
 
 def count_tokens(text: str) -> int:
@@ -122,6 +130,8 @@ def answer(ask: Ask) -> Answer:
     last = ask.turns[-1] if ask.turns else Turn("user", "")
     prompt = _last_user(ask.turns)
     calls: tuple[Call, ...] = ()
+    if REFUSE in prompt and last.role == "user":
+        return Answer("", (), ask.input_tokens, count_tokens(REFUSAL_TEXT), "refusal", REFUSAL_TEXT)
     if last.role == "tool":
         results = [t.text for t in _trailing_results(ask.turns)]
         text = "The tool returned: " + "; ".join(results)
@@ -138,7 +148,7 @@ def answer(ask: Ask) -> Answer:
         text = json.dumps(_free_object(prompt))
     else:
         text = _fact(prompt)
-    stop: Literal["stop", "tool", "length"] = "tool" if calls else "stop"
+    stop: Literal["stop", "tool", "length", "refusal"] = "tool" if calls else "stop"
     if ask.max_tokens is not None and not calls and count_tokens(text) > ask.max_tokens:
         text, stop = text[: ask.max_tokens * 4], "length"
     out = text + "".join(json.dumps(c.arguments) + c.name for c in calls)
