@@ -32,6 +32,9 @@ from resilient_llm import (
     RetryPolicy,
 )
 
+from resilient_llm.content import join_reasoning
+from resilient_llm._arguments import MessagesIn
+
 from .server import Received, Recording, ReplayServer
 
 QUESTION = "What is the capital of France?"
@@ -97,6 +100,23 @@ class Result:
     def metadata(self) -> dict[str, Any]:
         return dict(self.reply.metadata if self.reply is not None else self.chunks[0].metadata)
 
+    @property
+    def response(self) -> ChatResponse:
+        """The reply, or what the chunks amount to (reasoning pieces joined into blocks, as
+        the engine's stream contract says), so every mode is checked the same way."""
+        if self.reply is not None:
+            return self.reply
+        return ChatResponse(
+            content=self.text,
+            provider=self.provider,
+            model=next((c.model for c in reversed(self.chunks) if c.model), ""),
+            tool_calls=tuple(call for c in self.chunks for call in c.tool_calls),
+            usage=next((c.usage for c in reversed(self.chunks) if c.usage), None),
+            finish_reason=self.finish_reason,
+            refusal=self.refusal,
+            reasoning=join_reasoning(p for c in self.chunks for p in c.reasoning),
+        )
+
 
 def answer(kind: str, mode: str) -> str:
     return ANSWERS[kind, mode in STREAMS]
@@ -145,16 +165,20 @@ class Bench:
         return llm
 
     def run(self, llm: ResilientLLM, mode: str) -> Result:
+        return self.call(llm, mode, QUESTION)
+
+    def call(self, llm: ResilientLLM, mode: str, messages: MessagesIn, **options: Any) -> Result:
+        """``messages`` (and call options) through ``llm`` in ``mode``."""
         if mode == "chat":
-            return Result([], llm.chat(QUESTION))
+            return Result([], llm.chat(messages, **options))
         if mode == "achat":
-            return Result([], self.runner.run(llm.achat(QUESTION)))
+            return Result([], self.runner.run(llm.achat(messages, **options)))
         if mode == "stream":
-            return Result(list(llm.stream(QUESTION)))
+            return Result(list(llm.stream(messages, **options)))
         if mode == "astream":
 
             async def drain() -> list[ChatChunk]:
-                return [chunk async for chunk in llm.astream(QUESTION)]
+                return [chunk async for chunk in llm.astream(messages, **options)]
 
             return Result(self.runner.run(drain()))
         raise ValueError(f"unknown mode {mode!r}")

@@ -1,7 +1,8 @@
 """A loopback server that answers with recorded provider replies, exactly as recorded.
 
 Each recording (``recordings/<family>/<name>.json``) is one interaction: status, headers
-and body text, with its origin beside them (see ``PROVENANCE.md``). A test gives each route
+and body text, with its origin beside them (see ``PROVENANCE.md``), and for some the
+recorded request body (``request_body``). A test gives each route
 its own path prefix and queues recordings on it; every request to that prefix takes the
 next one, whatever its path, and is kept (method, path, headers, body) so the test can
 assert what the SDK sent. A request with nothing queued gets a 500 and is listed in
@@ -43,6 +44,9 @@ class Recording:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     origin: Mapping[str, Any] = field(default_factory=dict)
+    # The request that was answered with this reply, where the recording keeps it
+    # (``request_body``, JSON): what the real client sent, to compare ours with.
+    request: Any = None
 
     @classmethod
     def load(cls, name: str) -> Recording:
@@ -53,6 +57,7 @@ class Recording:
             headers=tuple((k, v) for k, v in data["headers"]),
             body=data["body"].encode("utf-8"),
             origin=data["origin"],
+            request=json.loads(data["request_body"]) if "request_body" in data else None,
         )
 
     def with_body(self, body: str) -> Recording:
