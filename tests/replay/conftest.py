@@ -31,9 +31,8 @@ from resilient_llm import (
     ResilientLLM,
     RetryPolicy,
 )
-
-from resilient_llm.content import join_reasoning
 from resilient_llm._arguments import MessagesIn
+from resilient_llm.content import join_reasoning
 
 from .server import Received, Recording, ReplayServer
 
@@ -137,7 +136,7 @@ class Bench:
         prefix = f"{kind}-{self.tag}-{role}"
         self.prefixes.append(prefix)
         return Provider(
-            kind,  # type: ignore[arg-type]
+            kind,
             model or MODELS[kind],
             base_url=self.server.base_url(kind, prefix),
             api_key="test-key",
