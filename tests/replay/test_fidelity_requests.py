@@ -20,7 +20,7 @@ import pytest
 
 from resilient_llm import Audio, Document, Image, Message, Text
 
-from .conftest import Bench, Result
+from .conftest import QUESTION, Bench, Result, answer
 from .server import Recording
 
 CHATS = ("chat", "achat")
@@ -314,3 +314,55 @@ def test_openai_image_url_goes_as_an_image_url_part(bench: Bench) -> None:
         bench, "openai", "openai/chat_image_url_input", Image(url=url), "gpt-5-mini"
     )
     assert sent["messages"][-1]["content"] == recorded["messages"][-1]["content"]
+
+
+# -- Across families ------------------------------------------------------------------------
+
+BAD_KEY = {
+    "anthropic": "anthropic/401_authentication_error",
+    "gemini": "gemini/400_api_key_invalid",
+}
+# A recorded signed first turn per family: (recording, model, tool)
+SIGNED = {
+    "anthropic": ("anthropic/message_thinking_tool_use", "claude-sonnet-4-0", "get_user_country"),
+    "gemini": ("gemini/generate_function_call", "gemini-2.5-pro", "get_capital"),
+}
+CROSSINGS = [(s, t) for s in SIGNED for t in ("openai", "anthropic", "gemini") if t != s]
+
+
+@pytest.mark.parametrize(("source", "target"), CROSSINGS, ids=["-".join(c) for c in CROSSINGS])
+def test_a_failover_mid_loop_carries_no_signature_to_another_family(
+    bench: Bench, source: str, target: str
+) -> None:
+    """The signed first turn goes back to its own family as received; when that route
+    fails over, the other family gets the turn's text and calls, and no reasoning."""
+    name, model, tool = SIGNED[source]
+    issued = bench.route(source, "issuer", model)
+    other = bench.route(target, "other")
+    bench.serve(issued, name, BAD_KEY[source])
+    bench.serve(other, answer(target, "chat"))
+    llm = bench.engine(issued, other)
+    tools = [{"name": tool, "description": "look up", "parameters": {"type": "object"}}]
+    reply = bench.call(llm, "chat", QUESTION, tools=tools).response
+    assert reply.provider == issued.name
+    signatures = [r.signature for r in reply.reasoning if r.signature]
+    signatures += [c.signature for c in reply.tool_calls if c.signature]
+    assert signatures
+    results = [Message("tool", "Mexico", tool_call_id=c.id, name=c.name) for c in reply.tool_calls]
+    answered = bench.call(
+        llm, "chat", [Message("user", QUESTION), reply.message, *results], tools=tools
+    )
+    assert answered.provider == other.name
+
+    back, moved = bench.requests(issued)[-1].body, bench.requests(other)[-1].body
+    for signature in signatures:
+        # The same family got it back (Gemini's SDK writes it URL-safe); the other did not.
+        forms = {signature, signature.replace("+", "-").replace("/", "_")}
+        assert any(f.encode() in back for f in forms)
+        assert not any(f.encode() in moved for f in forms)
+    sent = json.dumps(json.loads(moved))
+    for block in reply.reasoning:
+        if block.text:
+            assert json.dumps(block.text)[1:-1] not in sent
+    assert tool in sent
+    assert json.dumps(reply.content)[1:-1] in sent
