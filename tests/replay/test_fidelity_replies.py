@@ -31,7 +31,7 @@ REPLIES = {
     "gemini/generate_image_inline": "gemini-2.5-flash",
     "gemini/stream_thinking": "gemini-2.5-pro",
     "gemini/stream_function_call": "gemini-3-pro-preview",
-    "openai/chat_reasoning_usage": "o3-mini",
+    "openai/chat_reasoning_tokens": "o3-mini",
     "openai/chat_cached_usage": "gpt-5.6-sol",
     "openai/chat_cache_write_usage": "gpt-5.6-sol",
 }
@@ -98,7 +98,7 @@ def test_the_recordings_show_what_the_cases_are_for() -> None:
         "anthropic/message_cache_usage": ("cached_input_tokens", "cache_write_tokens"),
         "gemini/generate_cached_usage": ("cached_input_tokens", "reasoning_tokens"),
         "gemini/generate_image_inline": ("cached_input_tokens", "reasoning_tokens"),
-        "openai/chat_reasoning_usage": ("reasoning_tokens",),
+        "openai/chat_reasoning_tokens": ("reasoning_tokens",),
         "openai/chat_cached_usage": ("cached_input_tokens",),
         "openai/chat_cache_write_usage": ("cache_write_tokens",),
     }
