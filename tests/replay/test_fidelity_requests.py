@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -29,6 +30,17 @@ CHATS = ("chat", "achat")
 def _sent(bench: Bench, route: Any) -> Any:
     *_, last = bench.requests(route)
     return last.json()
+
+
+def _camel(value: Any) -> Any:
+    """Gemini field names in one spelling. The API reads JSON by the proto3 mapping, which
+    takes both ``mime_type`` and ``mimeType``; google-genai versions differ in which they
+    write for nested fields (the recording has ``mimeType``, 3.6 sends ``mime_type``)."""
+    if isinstance(value, dict):
+        return {re.sub(r"_([a-z])", lambda m: m[1].upper(), k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
 
 
 def _without_ids(value: Any) -> Any:
@@ -208,9 +220,13 @@ def test_gemini_function_call_signature_goes_back_as_recorded(bench: Bench, mode
         "gemini/generate_function_call_next",
         "gemini-2.5-pro",
     )
-    assert _without_ids(sent["contents"][1]) == _without_ids(recorded["contents"][1])
-    names = [p["functionResponse"]["name"] for p in sent["contents"][2]["parts"]]
-    assert names == [p["functionResponse"]["name"] for p in recorded["contents"][2]["parts"]]
+    assert _camel(_without_ids(sent["contents"][1])) == _camel(
+        _without_ids(recorded["contents"][1])
+    )
+    # The tool result answers the call by name, with the recorded response object.
+    assert _camel(_without_ids(sent["contents"][2])) == _camel(
+        _without_ids(recorded["contents"][2])
+    )
 
 
 def test_gemini_parallel_calls_keep_the_signature_on_the_first_call_only(bench: Bench) -> None:
@@ -221,7 +237,9 @@ def test_gemini_parallel_calls_keep_the_signature_on_the_first_call_only(bench: 
         "gemini/generate_parallel_calls_next",
         "gemini-3-flash-preview",
     )
-    assert _without_ids(sent["contents"][1]) == _without_ids(recorded["contents"][1])
+    assert _camel(_without_ids(sent["contents"][1])) == _camel(
+        _without_ids(recorded["contents"][1])
+    )
 
 
 @pytest.mark.parametrize("mode", ["stream", "astream"])
@@ -233,7 +251,9 @@ def test_gemini_streamed_call_signature_goes_back_as_recorded(bench: Bench, mode
         "gemini/stream_function_call_next",
         "gemini-3-pro-preview",
     )
-    assert _without_ids(sent["contents"][1]) == _without_ids(recorded["contents"][1])
+    assert _camel(_without_ids(sent["contents"][1])) == _camel(
+        _without_ids(recorded["contents"][1])
+    )
     assert answer.content.startswith("The capital of Mexico")
 
 
@@ -252,7 +272,7 @@ def test_gemini_thought_and_signed_text_go_back_as_recorded(bench: Bench, mode: 
 
     sent = _sent(bench, route)
     # The thought summary as a thought part, the signature on the part it came with.
-    assert sent["contents"][1] == recorded["contents"][1]
+    assert _camel(sent["contents"][1]) == _camel(recorded["contents"][1])
 
 
 def _inline(recorded: Any) -> tuple[str, bytes]:
@@ -269,7 +289,7 @@ def test_gemini_image_bytes_go_as_inline_data(bench: Bench) -> None:
         Image(data=data, mime_type=mime),
         "gemini-2.5-flash",
     )
-    assert sent["contents"][-1] == recorded["contents"][-1]
+    assert _camel(sent["contents"][-1]) == _camel(recorded["contents"][-1])
 
 
 def test_gemini_pdf_bytes_go_as_inline_data(bench: Bench) -> None:
@@ -281,7 +301,7 @@ def test_gemini_pdf_bytes_go_as_inline_data(bench: Bench) -> None:
         Document(data=data, mime_type=mime),
         "gemini-2.5-flash",
     )
-    assert sent["contents"][-1] == recorded["contents"][-1]
+    assert _camel(sent["contents"][-1]) == _camel(recorded["contents"][-1])
 
 
 # -- OpenAI chat completions ----------------------------------------------------------------
