@@ -182,6 +182,28 @@ def test_anthropic_image_url_goes_as_a_url_source(bench: Bench) -> None:
     assert sent["messages"][-1]["content"] == recorded["messages"][-1]["content"]
 
 
+def test_anthropic_cache_control_on_a_block_goes_as_recorded(bench: Bench) -> None:
+    """A ``cache_control`` marker on a text part is sent on that block, as ChatAnthropic
+    users set it (the recorded request also has a mid-conversation system turn of the
+    client's own, not ours: only the marked assistant block is compared)."""
+    recording = Recording.load("anthropic/message_cache_control")
+    recorded = recording.request
+    route = bench.route("anthropic", "cache", "claude-sonnet-4-5")
+    bench.serve(route, recording)
+    marked = recorded["messages"][1]["content"][0]
+    history = [
+        Message("system", recorded["system"]),
+        Message("user", recorded["messages"][0]["content"][0]["text"]),
+        Message("assistant", (Text(marked["text"], cache_control=marked["cache_control"]),)),
+        Message("user", recorded["messages"][2]["content"][0]["text"]),
+    ]
+    bench.call(bench.engine(route), "chat", history)
+
+    sent = _sent(bench, route)
+    assert sent["messages"][1] == recorded["messages"][1]
+    assert sent["system"] == recorded["system"]
+
+
 # -- Gemini -------------------------------------------------------------------------------
 
 
