@@ -132,7 +132,13 @@ class Bench:
     prefixes: list[str] = field(default_factory=list)
     runner: asyncio.Runner = field(default_factory=asyncio.Runner)
 
-    def route(self, kind: str, role: str, model: str | None = None) -> Provider:
+    def route(
+        self,
+        kind: str,
+        role: str,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Provider:
         prefix = f"{kind}-{self.tag}-{role}"
         self.prefixes.append(prefix)
         return Provider(
@@ -141,6 +147,7 @@ class Bench:
             base_url=self.server.base_url(kind, prefix),
             api_key="test-key",
             name=prefix,
+            options=options,
         )
 
     def serve(self, provider: Provider, *recordings: Recording | str) -> None:
