@@ -230,3 +230,18 @@ def test_media_are_counted_in_the_estimate_and_routes_that_cannot_take_them_are_
 def test_request_parameters_are_checked(field: str, value: object, needle: str) -> None:
     with pytest.raises(ConfigurationError, match=needle):
         ChatRequest((Message("user", "hi"),), **{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("role", "part"),
+    [
+        ("system", Image(url="https://e.com/a.png")),
+        ("assistant", Audio(data=WAV, mime_type="audio/wav")),
+        ("user", Reasoning("I think", "sig", "anthropic")),
+        ("tool", Reasoning("I think")),
+    ],
+)
+def test_a_part_its_role_cannot_hold_is_refused(role: str, part: object) -> None:
+    extra = {"tool_call_id": "c1"} if role == "tool" else {}
+    with pytest.raises(ConfigurationError, match=rf"a '{role}' message takes"):
+        Message(role, ("text", part), **extra)  # type: ignore[arg-type]
