@@ -245,3 +245,19 @@ def test_a_part_its_role_cannot_hold_is_refused(role: str, part: object) -> None
     extra = {"tool_call_id": "c1"} if role == "tool" else {}
     with pytest.raises(ConfigurationError, match=rf"a '{role}' message takes"):
         Message(role, ("text", part), **extra)  # type: ignore[arg-type]
+
+
+def test_the_capabilities_every_route_shares() -> None:
+    gpt, claude = Capabilities.for_model("gpt-4o"), Capabilities.for_model("claude-sonnet-4-5")
+    common = Capabilities.common([gpt, claude, Capabilities.for_model("gemini-2.5-flash")])
+    assert (common.context_window, common.max_output) == (128_000, 16_384)
+    assert (common.images, common.documents, common.audio, common.tools) == (
+        True,
+        True,
+        False,
+        True,
+    )
+    assert common.reasoning is False  # gpt-4o does not reason
+    unknown = Capabilities.common([gpt, Capabilities()])
+    assert (unknown.context_window, unknown.images, unknown.audio) == (None, None, False)
+    assert Capabilities.common([]) == Capabilities()
