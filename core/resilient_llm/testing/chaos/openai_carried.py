@@ -2,8 +2,9 @@
 
 Content parts are checked as the API checks them: a part of an unknown ``type``, media
 that does not decode, or ``reasoning_effort`` sent to a model that does not reason answers
-400 with OpenAI's own wording. Each media part is logged with the digest of its decoded
-bytes (or ``"url:<url>"``) in :class:`~.wire.Carried`.
+400 with OpenAI's own wording, and so does ``reasoning_content`` sent back in history
+(DeepSeek's rule). Each media part is logged with the digest of its decoded bytes (or
+``"url:<url>"``) in :class:`~.wire.Carried`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from .wire import Carried, WireError, digest
 
-__all__ = ["carried", "check_reasoning_effort", "reasons"]
+__all__ = ["carried", "check_request", "reasons"]
 
 _PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
 _AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg"}
@@ -33,11 +34,20 @@ def reasons(model: str) -> bool:
     return not (name.startswith(_PLAIN_MODELS) or name == "gpt-4")
 
 
-def check_reasoning_effort(data: Mapping[str, Any], model: str) -> None:
+def check_request(data: Mapping[str, Any], model: str) -> None:
+    """400s the real APIs answer: ``reasoning_effort`` to a model that does not reason;
+    ``reasoning_content`` sent back in an assistant message (DeepSeek refuses it)."""
     if data.get("reasoning_effort") is not None and not reasons(model):
         raise WireError(
             "Unsupported parameter: 'reasoning_effort' is not supported with this model."
         )
+    for i, message in enumerate(data.get("messages") or ()):
+        if isinstance(message, dict) and "reasoning_content" in message:
+            raise WireError(
+                f"messages[{i}]: The reasoning_content is an intermediate result for display "
+                "purposes only and will not be included in the context for inference. Please "
+                "remove the reasoning_content from your message to reduce network traffic."
+            )
 
 
 def carried(data: Mapping[str, Any]) -> Carried:

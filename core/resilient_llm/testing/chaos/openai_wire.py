@@ -13,7 +13,8 @@ Beyond text and tool calls, replies show what the real API adds, by deterministi
   a stream), with ``finish_reason: "stop"``, as OpenAI sends it.
 
 A content part of an unknown type, or ``reasoning_effort`` to gpt-4o, gpt-4.1, gpt-3.5
-models, is answered 400 as the real API answers it (see ``openai_carried``).
+models, or ``reasoning_content`` sent back in an assistant message, is answered 400 as the
+real APIs answer it (see ``openai_carried``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .brain import Answer, Ask, ToolSpec, Turn, split_words
-from .openai_carried import carried, check_reasoning_effort
+from .openai_carried import carried, check_request
 from .wire import (
     ErrorKind,
     Exchange,
@@ -119,7 +120,7 @@ class OpenAIWire:
             json_mode=fmt.get("type") == "json_object",
             max_tokens=positive_int(max_tokens, "max_tokens"),
         )
-        check_reasoning_effort(data, model)
+        check_request(data, model)
         options = data.get("stream_options")
         usage = isinstance(options, dict) and bool(options.get("include_usage"))
         effort = data.get("reasoning_effort")
