@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-import resilient_llm.providers.openai.adapter  # noqa: F401  (the SDK's import, once)
+# The SDKs are imported once, here, so their import time never lands inside an attempt.
+import resilient_llm.providers.anthropic.adapter
+import resilient_llm.providers.gemini.adapter
+import resilient_llm.providers.openai.adapter  # noqa: F401
 from resilient_llm import (
     ChatChunk,
     ChatResponse,
@@ -167,6 +170,21 @@ def test_each_media_kind_arrives_byte_identical_with_its_mime_type(bench: Bench,
         ("audio", "audio/mpeg", digest(MP3), "message"),
     )
     assert bench.sent(route).carried.cache_markers == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_media_arrives_intact_after_a_failover_from_another_family(bench: Bench, mode: str) -> None:
+    primary, fallback = bench.route("anthropic"), bench.route()
+    bench.server.script(primary.name, "server_error")
+    parts = (Image(data=PNG, mime_type="image/png"), Document(data=PDF, name="r.pdf"))
+    out = bench.run(bench.engine(primary, fallback), mode, _ask(*parts))
+
+    assert out.text.startswith("Echo: Describe these.")
+    assert [r.status for r in bench.log(primary)] == [500]
+    assert bench.sent(fallback).carried.parts == (
+        ("image", "image/png", digest(PNG), "message"),
+        ("document", "application/pdf", digest(PDF), "message"),
+    )
 
 
 @pytest.mark.parametrize("mode", ["chat", "astream"])
