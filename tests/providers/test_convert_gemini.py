@@ -10,6 +10,7 @@ import pytest
 from resilient_llm.errors import ProviderUnavailable
 from resilient_llm.messages import ChatRequest, Message, ToolCall
 from resilient_llm.providers.gemini import convert as gc
+from resilient_llm.providers.gemini import reply as gr
 
 from .samples import HISTORY, WEATHER
 
@@ -80,19 +81,19 @@ def test_gemini_response_and_finish_reasons() -> None:
         usage_metadata=NS(prompt_token_count=4, candidates_token_count=2, thoughts_token_count=3),
         prompt_feedback=None,
     )
-    reply = gc.response_from_generate(response, "r", "fallback", None)
+    reply = gr.response_from_generate(response, "r", "fallback", None)
     assert reply.content == ""
     assert reply.tool_calls == (ToolCall("call_get_weather", "get_weather", {"city": "Oslo"}),)
     assert reply.finish_reason == "tool_calls"
     assert reply.usage is not None
     assert reply.usage.output_tokens == 5
     assert reply.model == "gemini-x"
-    assert gc.finish_reason("MAX_TOKENS") == "length"
-    assert gc.finish_reason("SAFETY") == "refusal"
+    assert gr.finish_reason("MAX_TOKENS") == "length"
+    assert gr.finish_reason("SAFETY") == "refusal"
 
 
 def test_gemini_stream_state_needs_a_terminal_finish_reason() -> None:
-    state = gc.GeminiStreamState("r", "fallback")
+    state = gr.GeminiStreamState("r", "fallback")
     text = NS(text="Hi", thought=None, function_call=None)
     assert [c.delta for c in state.feed(_gem([text], None, usage_metadata=None))] == ["Hi"]
     state.feed(_gem([], "CONTINUATION", usage_metadata=None))
