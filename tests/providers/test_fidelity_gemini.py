@@ -295,8 +295,10 @@ def test_gemini_reply_message_round_trips_its_parts(bench: Any) -> None:
     route = bench("gemini-3-flash-preview")
     first = route.run("chat", "Tell me about Paris.", reasoning_effort="low")
     thought, signed = first.reasoning
+    assert thought.text
     assert signed.signature is not None
-    route.run("chat", [Message("user", "Tell me about Paris."), first.message, Message("user", "And Lyon?")])
+    history = [Message("user", "Tell me about Paris."), first.message, Message("user", "Lyon?")]
+    route.run("chat", history)
     issued = base64.b64decode(signed.signature).decode()
     assert route.log()[-1].carried.signatures == (issued,)
 
