@@ -31,21 +31,25 @@ WEATHER = Tool(
 _TAGS = itertools.count()
 
 
-class Bench:
-    """One Gemini route on a fresh chaos prefix, and its engine."""
+def _route(server: ChaosServer, kind: str, model: str, tag: int, **options: Any) -> Provider:
+    name = f"{kind}-fid{tag}"
+    return Provider(
+        kind,  # type: ignore[arg-type]
+        model,
+        base_url=server.base_url(name),
+        api_key="test-key",
+        name=name,
+        **options,
+    )
 
-    def __init__(self, server: ChaosServer, model: str, **options: Any) -> None:
+
+class Bench:
+    """An engine over chaos routes; its log is the last route's (the Gemini one)."""
+
+    def __init__(self, server: ChaosServer, *providers: Provider) -> None:
         self.server = server
-        self.name = f"gemini-fid{next(_TAGS)}"
-        provider = Provider(
-            "gemini",
-            model,
-            base_url=server.base_url(self.name),
-            api_key="test-key",
-            name=self.name,
-            **options,
-        )
-        self.llm = ResilientLLM([provider], retry=RetryPolicy(max_retries=0), jitter_seed=0)
+        self.name = providers[-1].name
+        self.llm = ResilientLLM(list(providers), retry=RetryPolicy(max_retries=0), jitter_seed=0)
 
     def run(self, mode: str, messages: Any, **options: Any) -> ChatResponse:
         """One call in ``mode``; a stream's chunks are folded into a reply."""
@@ -87,7 +91,7 @@ def bench(server: ChaosServer) -> Iterator[Any]:
     made: list[Bench] = []
 
     def make(model: str = "chaos-model", **options: Any) -> Bench:
-        made.append(Bench(server, model, **options))
+        made.append(Bench(server, _route(server, "gemini", model, next(_TAGS), **options)))
         return made[-1]
 
     yield make
@@ -312,3 +316,35 @@ def test_gemini_refusal(bench: Any, mode: str) -> None:
         "blocked: SAFETY",
         "",
     )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gemini_3_takes_over_a_tool_loop_another_family_started(
+    server: ChaosServer, mode: str
+) -> None:
+    """OpenAI made the call; it then fails, and the Gemini 3 fallback answers the tool
+    result: its history holds a call with no gemini signature, sent with the placeholder."""
+    tag = next(_TAGS)
+    primary = _route(server, "openai", "gpt-4o", tag)
+    route = Bench(server, primary, _route(server, "gemini", "gemini-3-flash-preview", tag))
+    names = (primary.name, route.name)
+    try:
+        question = [Message("user", "What is the weather in 'Oslo'?")]
+        first = route.run(mode, question, tools=[WEATHER])
+        assert first.provider == names[0]
+        (call,) = first.tool_calls
+        server.script(names[0], "server_error")
+        history = [*question, first.message, Message("tool", '{"t": 3}', tool_call_id=call.id)]
+        second = route.run(mode, history, tools=[WEATHER])
+        assert second.provider == names[1]
+        assert second.content.startswith("The tool returned:")
+        assert route.log()[-1].carried.signatures == ("skip_thought_signature_validator",)
+    finally:
+        route.close()
+
+
+def test_gemini_route_skipped_for_a_url_of_unknown_type(bench: Any) -> None:
+    route = bench()
+    with pytest.raises(ResilientLLMError, match="type cannot be told"):
+        route.run("chat", [Message("user", (Text("see"), Image(url="https://x.test/pic")))])
+    assert route.log() == []
