@@ -348,3 +348,13 @@ def test_gemini_route_skipped_for_a_url_of_unknown_type(bench: Any) -> None:
     with pytest.raises(ResilientLLMError, match="type cannot be told"):
         route.run("chat", [Message("user", (Text("see"), Image(url="https://x.test/pic")))])
     assert route.log() == []
+
+
+def test_gemini_passthrough_values_are_checked_before_a_call(bench: Any) -> None:
+    route = bench()
+    with pytest.raises(ConfigurationError, match="do not validate"):
+        route.run("chat", "Hello", provider_options={"gemini": {"top_k": "many"}})
+    route.run(
+        "chat", "Hello", provider_options={"gemini": {"thinkingConfig": {"thinkingBudget": 5}}}
+    )
+    assert route.log()[-1].carried.params["thinking_config"] == {"thinking_budget": 5}

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import certifi
+import pydantic
 from google import genai
 from google.genai import types
 
@@ -166,7 +167,8 @@ def _snake(name: str) -> str:
 def config_fields(options: Mapping[str, Any]) -> dict[str, Any]:
     """A route's passthrough parameters as ``GenerateContentConfig`` fields (snake_case,
     or the API's camelCase). A name that is no field of the installed SDK's config, or
-    one the adapter owns, is a ``ConfigurationError`` naming it: never silently dropped.
+    one the adapter owns, or a value the SDK's model refuses, is a ``ConfigurationError``
+    naming it: never silently dropped, never a failed call.
     """
     known = types.GenerateContentConfig.model_fields
     out: dict[str, Any] = {}
@@ -181,6 +183,10 @@ def config_fields(options: Mapping[str, Any]) -> dict[str, Any]:
                 "response_modalities, cached_content, labels)"
             )
         out[name] = value
+    try:
+        types.GenerateContentConfig.model_validate(out)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(f"gemini options do not validate: {exc}") from None
     return out
 
 
