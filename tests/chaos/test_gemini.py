@@ -356,3 +356,15 @@ def test_gemini_refusal_is_a_safety_stop(gem: genai.Client, stream: bool) -> Non
     assert last.candidates is not None
     assert last.candidates[0].finish_reason == types.FinishReason.SAFETY
     assert not any(r.text for r in replies)
+
+
+def test_gemini_a_zero_budget_thinks_not(gem: genai.Client) -> None:
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=0)
+    )
+    reply = gem.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert reply.candidates is not None
+    assert reply.candidates[0].content is not None
+    assert [p.thought for p in reply.candidates[0].content.parts or []] == [None]
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata.thoughts_token_count is None

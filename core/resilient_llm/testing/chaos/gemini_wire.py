@@ -146,9 +146,11 @@ class GeminiWire:
             return Exchange(ask, model, stream, "count")
         check_signatures(data["contents"], model)
         thinking = get(config, "thinkingConfig")
+        thinks = isinstance(thinking, dict) and get(thinking, "thinkingBudget") != 0
+        # A budget of 0 turns thinking off: no thoughts to count or to show.
         options = {
-            "thinking": isinstance(thinking, dict) and get(thinking, "thinkingBudget") != 0,
-            "thoughts": isinstance(thinking, dict) and bool(get(thinking, "includeThoughts")),
+            "thinking": thinks,
+            "thoughts": thinks and bool(get(thinking, "includeThoughts")),
         }
         return Exchange(ask, model, stream, "chat", options, carried(data))
 
