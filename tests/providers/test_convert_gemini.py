@@ -167,7 +167,12 @@ def test_gemini_stream_reasoning_pieces_and_call_signatures() -> None:
     ]
     pieces = [p for c in chunks for p in c.reasoning]
     assert pieces == [Reasoning("Hm", None, "gemini"), Reasoning("", "cw==", "gemini")]
-    assert join_reasoning(pieces) == (Reasoning("Hm", "cw==", "gemini"),)
+    # The text part's signature stays apart from the thought before it, so sent back it
+    # rides on that text part again.
+    assert join_reasoning(pieces) == (
+        Reasoning("Hm", None, "gemini"),
+        Reasoning("", "cw==", "gemini"),
+    )
     assert "".join(c.delta for c in chunks) == "Hi"
     assert chunks[-1].tool_calls[0].signature == "Yw=="
 
