@@ -230,3 +230,46 @@ def test_media_are_counted_in_the_estimate_and_routes_that_cannot_take_them_are_
 def test_request_parameters_are_checked(field: str, value: object, needle: str) -> None:
     with pytest.raises(ConfigurationError, match=needle):
         ChatRequest((Message("user", "hi"),), **{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("role", "part"),
+    [
+        ("system", Image(url="https://e.com/a.png")),
+        ("assistant", Audio(data=WAV, mime_type="audio/wav")),
+        ("user", Reasoning("I think", "sig", "anthropic")),
+        ("tool", Reasoning("I think")),
+    ],
+)
+def test_a_part_its_role_cannot_hold_is_refused(role: str, part: object) -> None:
+    extra = {"tool_call_id": "c1"} if role == "tool" else {}
+    with pytest.raises(ConfigurationError, match=rf"a '{role}' message takes"):
+        Message(role, ("text", part), **extra)  # type: ignore[arg-type]
+
+
+def test_the_capabilities_every_route_shares() -> None:
+    gpt, claude = Capabilities.for_model("gpt-4o"), Capabilities.for_model("claude-sonnet-4-5")
+    common = Capabilities.common([gpt, claude, Capabilities.for_model("gemini-2.5-flash")])
+    assert (common.context_window, common.max_output) == (128_000, 16_384)
+    assert (common.images, common.documents, common.audio, common.tools) == (
+        True,
+        True,
+        False,
+        True,
+    )
+    assert common.reasoning is False  # gpt-4o does not reason
+    unknown = Capabilities.common([gpt, Capabilities()])
+    assert (unknown.context_window, unknown.images, unknown.audio) == (None, None, False)
+    assert Capabilities.common([]) == Capabilities()
+
+
+def test_a_gemini_signature_piece_stays_its_own_block() -> None:
+    pieces = [
+        Reasoning("Thinking ", family="gemini"),
+        Reasoning("about it.", family="gemini"),
+        Reasoning("", "c2ln", "gemini"),  # the signature of the text part that followed
+    ]
+    assert join_reasoning(pieces) == (
+        Reasoning("Thinking about it.", family="gemini"),
+        Reasoning("", "c2ln", "gemini"),
+    )
