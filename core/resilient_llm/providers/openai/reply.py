@@ -76,10 +76,11 @@ def _tool_calls(message: Any, path: str) -> tuple[ToolCall, ...]:
 
 
 def usage(holder: Any, path: str) -> Usage | None:
-    """``holder.usage`` as :class:`Usage`, with its cached and reasoning token details.
+    """``holder.usage`` as :class:`Usage`, with its cache and reasoning token details.
 
-    OpenAI's ``prompt_tokens`` already hold the cached ones and ``completion_tokens`` the
-    reasoning ones, as :class:`Usage` counts them.
+    OpenAI's ``prompt_tokens`` already hold the cached and cache-written ones (reported in
+    ``prompt_tokens_details.cache_write_tokens`` for an explicit prompt-cache breakpoint)
+    and ``completion_tokens`` the reasoning ones, as :class:`Usage` counts them.
     """
     found = optional_node(holder, "usage", path)
     if found is None:
@@ -87,14 +88,12 @@ def usage(holder: Any, path: str) -> Usage | None:
     where = f"{path}.usage"
     prompt = optional_node(found, "prompt_tokens_details", where)
     completion = optional_node(found, "completion_tokens_details", where)
+    details = f"{where}.prompt_tokens_details"
     return Usage(
         count(found, "prompt_tokens", where),
         count(found, "completion_tokens", where),
-        cached_input_tokens=(
-            0
-            if prompt is None
-            else count(prompt, "cached_tokens", f"{where}.prompt_tokens_details")
-        ),
+        cached_input_tokens=0 if prompt is None else count(prompt, "cached_tokens", details),
+        cache_write_tokens=0 if prompt is None else count(prompt, "cache_write_tokens", details),
         reasoning_tokens=(
             0
             if completion is None
