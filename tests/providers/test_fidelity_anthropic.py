@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from resilient_llm import ChatChunk, ChatResponse, Provider, ResilientLLM, RetryPolicy
-from resilient_llm.content import Audio, Document, Image, Reasoning, Text, join_reasoning
+from resilient_llm.content import Audio, Document, Image, Part, Reasoning, Text, join_reasoning
 from resilient_llm.errors import BadRequest
 from resilient_llm.messages import Message, Tool, ToolCall, Usage
 from resilient_llm.providers.anthropic.thinking import sdk_takes
@@ -93,7 +93,7 @@ class Rig:
         self.server.set_plan(name, Plan())
         self.names.append(name)
         return Provider(
-            kind,  # type: ignore[arg-type]
+            kind,
             model,
             base_url=self.server.base_url(name),
             api_key="test-key",
@@ -138,7 +138,7 @@ def rig(server: ChaosServer) -> Iterator[Rig]:
         llm.close()
 
 
-MEDIA = {
+MEDIA: dict[str, tuple[Part, tuple[str, str | None, str]]] = {
     "image-bytes": (Image(data=PNG, mime_type="image/png"), ("image", "image/png", digest(PNG))),
     "image-url": (
         Image(url="https://example.com/cat.png"),
