@@ -96,7 +96,7 @@ def test_history_checked_as_the_real_api_does(
 
 
 def test_without_thinking_a_bare_tool_turn_is_fine(ant: anthropic.Anthropic) -> None:
-    turn = [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]
+    turn: Any = [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]
     result: Any = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]}
     reply = ant.messages.create(
         model=MODEL,
