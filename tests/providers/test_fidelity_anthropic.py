@@ -308,7 +308,7 @@ def test_effort_control_on_models_that_have_one(rig: Rig) -> None:
     params = rig.log()[0].carried.params
     assert params["thinking"] == {"type": "adaptive"}
     assert params["output_config"] == {"effort": "low"}
-    assert params["max_tokens"] == 1024
+    assert params["max_tokens"] == 1024 + 1024
 
 
 def test_no_thinking_for_a_model_that_does_not_reason(rig: Rig) -> None:

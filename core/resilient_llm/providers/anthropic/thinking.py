@@ -11,7 +11,8 @@ Two forms, by model:
   (:func:`unsendable`).
 - the effort control, ``thinking: {"type": "adaptive"}`` plus ``output_config.effort``
   (``minimal`` -> ``low``; ``low``, ``medium``, ``high`` as named), for Claude 4.6 and later
-  (Opus 4.7+ and the Claude 5 models answer 400 to the budget form).
+  (Opus 4.7+ and the Claude 5 models answer 400 to the budget form); with no
+  ``max_tokens`` from the caller, ``max_tokens`` is again the effort's budget + 1024.
 
 Thinking is asked for only of a model whose capabilities do not say ``reasoning=False``
 (else ``reasoning_effort`` is not sent, as ``seed`` is not), and not for a request whose
@@ -122,16 +123,16 @@ def thinking_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
     effort = request.reasoning_effort
     if effort is None or not wants_thinking(request, provider):
         return {}
-    if adaptive(_model(request, provider)):
-        return {"thinking": {"type": "adaptive"}, "output_config": {"effort": EFFORTS[effort]}}
     budget = BUDGETS[effort]
-    if request.max_tokens is None:
-        return {
-            "thinking": {"type": "enabled", "budget_tokens": budget},
-            "max_tokens": budget + ANSWER_ROOM,
-        }
-    budget = min(budget, request.max_tokens - 1)
-    return {"thinking": {"type": "enabled", "budget_tokens": budget}}
+    # Thinking tokens count against max_tokens: with none from the caller, room for the
+    # effort's budget and an answer (in either form).
+    room = {"max_tokens": budget + ANSWER_ROOM} if request.max_tokens is None else {}
+    if adaptive(_model(request, provider)):
+        effort_control = {"effort": EFFORTS[effort]}
+        return {"thinking": {"type": "adaptive"}, "output_config": effort_control, **room}
+    if request.max_tokens is not None:
+        budget = min(budget, request.max_tokens - 1)
+    return {"thinking": {"type": "enabled", "budget_tokens": budget}, **room}
 
 
 def audio_reason(request: ChatRequest) -> str | None:
