@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from resilient_llm.content import Audio, Document, Image, Reasoning, Text, join_reasoning
-from resilient_llm.errors import BadRequest
+from resilient_llm.errors import BadRequest, ConfigurationError
 from resilient_llm.messages import ChatRequest, Message, Tool, ToolCall
 from resilient_llm.policies.capabilities import Capabilities
 from resilient_llm.providers.anthropic import convert as ac
@@ -299,3 +299,25 @@ def test_stream_reasoning_pieces_and_cache_usage() -> None:
         5,
     )
     assert (last.finish_reason, last.refusal) == ("refusal", "refused")
+
+
+@pytest.mark.parametrize(
+    ("part", "why"),
+    [
+        (Audio(data=b"x", mime_type="audio/wav"), "no audio input"),
+        (Image(data=b"BM", mime_type="image/bmp"), "not image/bmp"),
+        (Document(data=b"x", mime_type="application/msword"), "not application/msword"),
+        (Document(data=b"\xff\xfe", mime_type="text/plain"), "not"),
+    ],
+)
+def test_media_anthropic_cannot_carry_skip_the_route(part: Any, why: str) -> None:
+    request = ChatRequest((Message("user", (Text("look"), part)),))
+    assert why in str(unsendable_reason("anthropic", request))
+    fine = ChatRequest((Message("user", (Image(url="https://x/y.bmp"),)),))
+    assert unsendable_reason("anthropic", fine) is None  # a URL's type is the server's to say
+
+
+def test_per_call_options_are_not_passed_through() -> None:
+    request = ChatRequest((Message("user", "hi"),), provider_options={"anthropic": {"stream": 1}})
+    with pytest.raises(ConfigurationError, match="'stream' is set by the engine"):
+        ac.build_params(request, _provider())

@@ -24,9 +24,9 @@ def _adapter(provider: Provider) -> ChatAdapter:
 
 
 def _unsendable(request: ChatRequest) -> str | None:
-    from .thinking import audio_reason
+    from .thinking import media_reason
 
-    return invalid_call_reason("anthropic", request) or audio_reason(request)
+    return invalid_call_reason("anthropic", request) or media_reason(request)
 
 
 def _unsendable_to(request: ChatRequest, provider: Any) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import ConfigurationError
 from ...messages import ChatRequest
 from .._passthrough import passthrough
 from ..base import Provider
@@ -38,6 +39,8 @@ __all__ = [
     "structured_text",
     "wraps_schema",
 ]
+
+_PER_CALL = frozenset({"stream", "timeout"})
 
 DEFAULT_MAX_TOKENS = 1024
 """Anthropic requires ``max_tokens``; this is sent when the request sets none."""
@@ -112,6 +115,10 @@ def build_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
     if request.stop:
         params["stop_sequences"] = list(request.stop)
     extra = passthrough(provider, request)
+    for key in _PER_CALL & extra.keys():
+        raise ConfigurationError(
+            f"{provider.name}: option {key!r} is set by the engine on each call, not sent as given"
+        )
     if "thinking" not in extra:
         params.update(thinking_params(request, provider))
     params.update(extra)

@@ -5,7 +5,7 @@ Reasoning goes back only as the family issued it: an Anthropic ``Reasoning`` wit
 signature becomes a ``thinking`` block (``redacted_thinking`` when redacted), first in its
 assistant turn; reasoning of another family, or without a signature, is left out (the API
 answers 400 to a signature it did not issue). Audio has no Anthropic form: the spec skips
-the route for it (see ``thinking.audio_reason``), so it never reaches these converters.
+the route for it (see ``thinking.media_reason``), so it never reaches these converters.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...content import Audio, Reasoning
+from ...content import Audio, Document, Image, Reasoning
 from ...messages import ChatRequest, Message
 from .._passthrough import passthrough
 from .structured import structured_schema
@@ -47,7 +47,7 @@ __all__ = [
     "BUDGETS",
     "EFFORTS",
     "adaptive",
-    "audio_reason",
+    "media_reason",
     "sdk_takes",
     "thinking_params",
     "unsendable",
@@ -135,11 +135,32 @@ def thinking_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
     return {"thinking": {"type": "enabled", "budget_tokens": budget}, **room}
 
 
-def audio_reason(request: ChatRequest) -> str | None:
-    """Why the Anthropic protocol cannot carry ``request``'s audio, or None."""
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_DOCUMENT_TYPES = frozenset({"application/pdf", "text/plain"})
+
+
+def _part_reason(part: object) -> str | None:
+    if isinstance(part, Audio):
+        return "anthropic takes no audio input (the Messages API has no audio block)"
+    if isinstance(part, Image) and part.data is not None and part.mime_type not in _IMAGE_TYPES:
+        return f"anthropic takes images as jpeg, png, gif or webp, not {part.mime_type}"
+    if isinstance(part, Document) and part.mime_type not in _DOCUMENT_TYPES:
+        return f"anthropic takes documents as PDF or text/plain, not {part.mime_type}"
+    if isinstance(part, Document) and part.mime_type == "text/plain" and part.data is not None:
+        try:
+            part.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "anthropic takes a text/plain document as UTF-8 text; these bytes are not"
+    return None
+
+
+def media_reason(request: ChatRequest) -> str | None:
+    """Why the Anthropic protocol cannot carry a media part of ``request``, or None."""
     for message in request.messages:
-        if any(isinstance(p, Audio) for p in message.parts):
-            return "anthropic takes no audio input (the Messages API has no audio block)"
+        for part in message.parts:
+            reason = _part_reason(part)
+            if reason is not None:
+                return reason
     return None
 
 
