@@ -173,6 +173,23 @@ def test_media_arrive_byte_identical_with_their_type(rig: Rig, mode: str, media:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_media_arrive_intact_after_a_failover(rig: Rig, mode: str) -> None:
+    openai, anthropic = rig.route("openai"), rig.route()
+    rig.server.script(openai.name, "server_error")
+    image, pdf = Image(data=PNG, mime_type="image/png"), Document(data=PDF)
+    reply = rig.run(
+        rig.engine(openai, anthropic), mode, [Message("user", (Text("Both?"), image, pdf))]
+    )
+    assert reply.content.startswith("Echo: Both?")
+    assert [r.status for r in rig.log(openai)] == [500]
+    [record] = rig.log(anthropic)
+    assert record.carried.parts == (
+        ("image", "image/png", digest(PNG), "message"),
+        ("document", "application/pdf", digest(PDF), "message"),
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_media_inside_tool_results(rig: Rig, mode: str) -> None:
     call = ToolCall("toolu_1", "get_weather", {"city": "Paris"})
     history = [
