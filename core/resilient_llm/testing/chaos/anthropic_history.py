@@ -76,7 +76,12 @@ def _markers(value: object) -> int:
 
 
 def carried(data: Mapping[str, Any]) -> Carried:
-    """The request's media parts, parameters, history signatures and cache markers."""
+    """The request's media parts, parameters, history signatures and cache markers.
+
+    ``params`` holds every top-level key but ``model``, ``messages``, ``system``, ``tools``
+    and ``stream`` as sent (``thinking``, ``tool_choice``, passthrough keys...), with
+    ``stop_sequences`` named ``stop`` and ``parallel_tool_calls`` read from
+    ``tool_choice.disable_parallel_tool_use``."""
     parts: list[tuple[str, str | None, str, str]] = []
     signatures: list[str] = []
     for _, _, block in _blocks(data):
