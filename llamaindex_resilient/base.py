@@ -43,15 +43,9 @@ from resilient_llm.options import (
     refuse_rate_limiter,
 )
 
-from ._convert import (
-    StreamState,
-    to_chat_response,
-    to_completion_response,
-    to_messages,
-    to_tool,
-    to_tool_choice,
-    tool_selections,
-)
+from ._convert import to_messages, to_tool, to_tool_choice, tool_selections
+from ._params import call_options, split_additional
+from ._reply import StreamState, to_chat_response, to_completion_response
 from .events import dispatch_event
 
 if TYPE_CHECKING:
@@ -64,11 +58,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # Engine keyword arguments (besides ``providers``), from the engine's options so a new
 # engine option works here without a change.
 _ENGINE_OPTIONS = frozenset(OPTION_DEFAULTS) - {"providers"}
-# Per-call options the engine takes; anything else LlamaIndex passes along is ignored.
-_CALL_OPTIONS = frozenset(
-    {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
-    | {"stop", "model", "timeout"}
-)
+# The generation parameters this LLM has as fields (defaults for every call).
+_FIELD_PARAMS = ("temperature", "max_tokens", "top_p", "seed", "reasoning_effort")
 
 # For a model the engine's table does not know (LLMMetadata needs numbers).
 _DEFAULT_LIMITS = (128_000, 4_096)
@@ -119,6 +110,21 @@ class ResilientLLM(FunctionCallingLLM):
     model: str = Field(default="", description="The primary route's model.")
     temperature: float | None = Field(default=None, description="Default temperature.")
     max_tokens: int | None = Field(default=None, description="Default output token limit.")
+    top_p: float | None = Field(default=None, description="Default nucleus sampling top_p.")
+    seed: int | None = Field(
+        default=None,
+        description="The model's sampling seed, where a family takes one (the backoff "
+        "jitter's seed is jitter_seed).",
+    )
+    reasoning_effort: str | None = Field(
+        default=None,
+        description="'minimal' | 'low' | 'medium' | 'high', sent in each family's form.",
+    )
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More request parameters: generation parameters by name, a family's "
+        "own under its kind ({'anthropic': {'thinking': ...}}); anything else raises.",
+    )
     context_window: int | None = Field(
         default=None, description="Override the engine's capability table's context window."
     )
@@ -137,6 +143,8 @@ class ResilientLLM(FunctionCallingLLM):
     ) -> None:
         owner = type(self).__name__
         check_known(owner, kwargs, [*OPTION_DEFAULTS, *type(self).model_fields])
+        # Checked before anything is built, as a ConfigurationError (not pydantic's).
+        split_additional(kwargs.get("additional_kwargs") or {}, "additional_kwargs")
         engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENGINE_OPTIONS}
         if engine is not None and (providers is not None or engine_kwargs):
             raise ConfigurationError(
@@ -274,16 +282,24 @@ class ResilientLLM(FunctionCallingLLM):
         """Keep only the first tool call unless parallel calls were allowed."""
         if allow_parallel_tool_calls:
             return response
-        calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
+        message = response.message
+        calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
         if len(calls) > 1:
             first = calls[0]
-            blocks = response.message.blocks
-            response.message.blocks = [
-                b for b in blocks if not isinstance(b, ToolCallBlock) or b is first
+            keep = [
+                i
+                for i, b in enumerate(message.blocks)
+                if not isinstance(b, ToolCallBlock) or b is first
             ]
-            legacy = response.message.additional_kwargs.get("tool_calls")
+            extra = message.additional_kwargs
+            signatures = extra.get("thought_signatures")
+            if isinstance(signatures, list) and len(signatures) == len(message.blocks):
+                # Aligned with the blocks (google-genai's form): they are cut alike.
+                extra["thought_signatures"] = [signatures[i] for i in keep]
+            message.blocks = [message.blocks[i] for i in keep]
+            legacy = extra.get("tool_calls")
             if legacy:
-                response.message.additional_kwargs["tool_calls"] = legacy[:1]
+                extra["tool_calls"] = legacy[:1]
         return response
 
     def get_tool_calls_from_response(
@@ -302,13 +318,8 @@ class ResilientLLM(FunctionCallingLLM):
 
     def _options(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The engine's per-call options: this LLM's defaults, then the call's own."""
-        options: dict[str, Any] = {}
-        if self.temperature is not None:
-            options["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            options["max_tokens"] = self.max_tokens
-        options.update({k: v for k, v in kwargs.items() if k in _CALL_OPTIONS and v is not None})
-        return options
+        fields = {name: getattr(self, name) for name in _FIELD_PARAMS}
+        return call_options(fields, self.additional_kwargs, kwargs)
 
 
 def _prompt(prompt: str) -> list[Message]:
