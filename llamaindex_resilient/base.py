@@ -94,10 +94,21 @@ class ResilientLLM(FunctionCallingLLM):
     retry=..., breaker=..., timeout=...)``) or around an engine (``engine=...``). Replies
     carry the engine's account in ``raw`` (``provider``, ``model``, ``attempts``,
     ``failovers``, ``waits``, ``usage``) and token usage in ``additional_kwargs``
-    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``); streamed chunks carry
-    ``provider``, ``model`` and ``usage``. A refusal is in
-    ``message.additional_kwargs["refusal"]`` and ``raw["refusal"]``, with
-    ``raw["finish_reason"] == "refusal"``.
+    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``cached_tokens``,
+    ``cache_write_tokens``, ``reasoning_tokens``); streamed chunks carry ``provider``,
+    ``model`` and ``usage``. A refusal is in ``message.additional_kwargs["refusal"]`` and
+    ``raw["refusal"]``, with ``raw["finish_reason"] == "refusal"``.
+
+    Messages may hold ``ImageBlock``, ``DocumentBlock``, ``AudioBlock``, ``ThinkingBlock``
+    and ``CachePoint`` blocks, tool results too (:mod:`llamaindex_resilient._blocks`); a
+    route that cannot take a block's kind is skipped without a call, and a block no route
+    could send raises naming it. Replies start with their ``ThinkingBlock`` s, signatures
+    kept as llama-index-llms-anthropic / -google-genai keep them, so the message goes back
+    as history unchanged (:mod:`llamaindex_resilient._reply`).
+
+    ``temperature``, ``max_tokens``, ``top_p``, ``seed`` and ``reasoning_effort`` are
+    defaults a call's keywords override; ``additional_kwargs`` takes those by name and a
+    family's own parameters under its kind (:mod:`llamaindex_resilient._params`).
 
     Every keyword of the engine's ``ResilientLLM(...)`` is taken, checked by the engine's
     validators; an unknown keyword is an error naming close matches (as in LangChain's
