@@ -261,3 +261,15 @@ def test_the_capabilities_every_route_shares() -> None:
     unknown = Capabilities.common([gpt, Capabilities()])
     assert (unknown.context_window, unknown.images, unknown.audio) == (None, None, False)
     assert Capabilities.common([]) == Capabilities()
+
+
+def test_a_gemini_signature_piece_stays_its_own_block() -> None:
+    pieces = [
+        Reasoning("Thinking ", family="gemini"),
+        Reasoning("about it.", family="gemini"),
+        Reasoning("", "c2ln", "gemini"),  # the signature of the text part that followed
+    ]
+    assert join_reasoning(pieces) == (
+        Reasoning("Thinking about it.", family="gemini"),
+        Reasoning("", "c2ln", "gemini"),
+    )
