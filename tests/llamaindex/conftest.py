@@ -122,6 +122,15 @@ def gemini3_routes(server: ChaosServer) -> Iterator[Routes]:
 
 
 @pytest.fixture
+def claude_thinking_routes(server: ChaosServer) -> Iterator[Routes]:
+    """A Claude that thinks (given reasoning_effort) first, Gemini 3 after it (it answers
+    400 to a signature it did not issue)."""
+    yield from _routes(
+        server, "anthropic", "gemini", anthropic="claude-sonnet-4-5", gemini="gemini-3-pro-preview"
+    )
+
+
+@pytest.fixture
 def anthropic_gemini_routes(server: ChaosServer) -> Iterator[Routes]:
     """Anthropic first (no audio), Gemini after it."""
     yield from _routes(server, "anthropic", "gemini")

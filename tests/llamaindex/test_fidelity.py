@@ -1,0 +1,177 @@
+"""Media, parameters and reasoning through LlamaIndex, checked where they arrive.
+
+Every test reads the chaos server's log (``carried``: each media part's kind, mime type and
+digest; the generation parameters; the signatures in the history), so it shows what the
+provider received, not only that a reply came back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from llama_index.core.agent.workflow import AgentOutput, FunctionAgent
+from llama_index.core.base.llms.types import (
+    AudioBlock,
+    ChatMessage,
+    DocumentBlock,
+    ImageBlock,
+    TextBlock,
+)
+from llama_index.core.tools import FunctionTool
+
+from llamaindex_resilient import ResilientEngineEvent
+from resilient_llm.providers.anthropic.thinking import sdk_takes
+from resilient_llm.testing.chaos.wire import digest
+
+from .conftest import Collector, Routes, chat_records
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01" + bytes(range(256))
+PDF = b"%PDF-1.4\n\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n"
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00" + bytes(range(200, 256))
+
+pytestmark = [
+    # llama-index-workflows inspects the agent (a pydantic model) with inspect.getmembers.
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
+]
+
+
+def _image_question() -> ChatMessage:
+    return ChatMessage(
+        role="user",
+        blocks=[TextBlock(text="What is in this image?"), ImageBlock(image=PNG)],
+    )
+
+
+IMAGE_PART = ("image", "image/png", digest(PNG), "message")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+@pytest.mark.parametrize("failure", [None, "outage"])
+def test_an_image_question_arrives_byte_identical(
+    routes: Routes, failure: str | None, stream: bool
+) -> None:
+    if failure:
+        routes.fail_primary(failure)
+    llm = routes.llm()
+    if stream:
+        *_, response = llm.stream_chat([_image_question()])
+    else:
+        response = llm.chat([_image_question()])
+    assert response.message.content
+    calls = chat_records(routes)
+    answered = calls[-1]
+    assert answered.status == 200
+    assert answered.provider == (routes.fallback if failure else routes.primary)
+    assert answered.carried.parts == (IMAGE_PART,)
+    if failure:
+        assert calls[0].provider == routes.primary
+        assert calls[0].status in (503, 529)  # Anthropic's outage is its 529
+
+
+@pytest.mark.parametrize("failure", [None, "overloaded"])
+def test_a_document_question_through_a_chat_engine_style_call(
+    routes: Routes, failure: str | None
+) -> None:
+    if failure:
+        routes.fail_primary(failure)
+    message = ChatMessage(
+        role="user",
+        blocks=[TextBlock(text="Summarise the report."), DocumentBlock(data=PDF, title="r.pdf")],
+    )
+    response = routes.llm().chat([message])
+    assert response.message.content
+    answered = chat_records(routes)[-1]
+    assert answered.carried.parts == (("document", "application/pdf", digest(PDF), "message"),)
+
+
+def test_audio_skips_the_anthropic_route_without_a_call(
+    anthropic_gemini_routes: Routes, collector: Collector
+) -> None:
+    routes = anthropic_gemini_routes
+    message = ChatMessage(
+        role="user",
+        blocks=[TextBlock(text="Transcribe this."), AudioBlock(audio=WAV, format="wav")],
+    )
+    response = routes.llm().chat([message])
+    assert response.raw["provider"] == routes.fallback  # type: ignore[index]
+    (call,) = chat_records(routes)
+    assert call.provider == routes.fallback
+    assert call.carried.parts == (("audio", "audio/wav", digest(WAV), "message"),)
+    (skipped,) = [e for e in collector.of(ResilientEngineEvent) if e.kind == "route_skipped"]
+    assert skipped.route == routes.primary
+    assert "audio" in skipped.details["reason"].lower()
+
+
+def chart() -> list[Any]:
+    """Draw the sales chart and return it as an image."""
+    return [TextBlock(text="the chart:"), ImageBlock(image=PNG)]
+
+
+async def test_an_agent_sends_the_image_and_the_tools_image_back(routes: Routes) -> None:
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=chart)], llm=routes.llm())
+    result = await agent.run(user_msg=_image_question())
+    assert isinstance(result, AgentOutput)
+    first, second = chat_records(routes)
+    assert (first.provider, first.carried.parts) == (routes.primary, (IMAGE_PART,))
+    # OpenAI chat completions take no image in a tool result: that step skips its route.
+    expected = routes.fallback if routes.primary_kind == "openai" else routes.primary
+    tool_image = ("image", "image/png", digest(PNG), "tool_result")
+    assert (second.provider, second.carried.parts) == (expected, (IMAGE_PART, tool_image))
+
+
+PARAMS = {"temperature": 0.25, "top_p": 0.5, "seed": 7, "max_tokens": 300}
+
+
+def test_params_reach_the_wire(routes: Routes) -> None:
+    llm = routes.llm(**PARAMS, additional_kwargs={"stop": ["END"]})
+    llm.chat([ChatMessage(role="user", content="Say hello.")])
+    (call,) = chat_records(routes)
+    sent = dict(call.carried.params)
+    expected = {**PARAMS, "stop": ["END"]}
+    if routes.primary_kind == "anthropic":
+        # Anthropic's API has no seed; API version 2026-10-21 (its SDK 2) no sampling knobs.
+        for name in ("seed", "temperature", "top_p"):
+            if name == "seed" or not sdk_takes(name):
+                expected.pop(name)
+    assert {k: sent.get(k) for k in expected} == expected
+
+
+def test_per_call_params_and_family_options_reach_the_wire(openai_routes: Routes) -> None:
+    llm = openai_routes.llm(seed=1)
+    llm.chat(
+        [ChatMessage(role="user", content="Say hello.")],
+        seed=5,
+        top_p=0.3,
+        additional_kwargs={"openai": {"logprobs": True}, "anthropic": {"top_k": 3}},
+    )
+    (call,) = chat_records(openai_routes)
+    sent = dict(call.carried.params)
+    assert (sent.get("seed"), sent.get("top_p"), sent.get("logprobs")) == (5, 0.3, True)
+    assert "top_k" not in sent
+
+
+FAMILY_OPTIONS = {"openai": {"logprobs": True}, "anthropic": {"top_k": 5}, "gemini": {"top_k": 5}}
+
+
+def test_a_familys_own_params_reach_its_routes_only(routes: Routes) -> None:
+    routes.fail_primary("outage")
+    llm = routes.llm(additional_kwargs=FAMILY_OPTIONS)
+    llm.chat([ChatMessage(role="user", content="Say hello.")])
+    calls = chat_records(routes)
+    assert calls[-1].provider == routes.fallback
+    for call in calls:
+        kind = routes.primary_kind if call.provider == routes.primary else routes.fallback_kind
+        own = FAMILY_OPTIONS[kind]
+        assert {k: call.carried.params.get(k) for k in own} == own
+        foreign = {k for options in FAMILY_OPTIONS.values() for k in options} - set(own)
+        assert not foreign & set(call.carried.params)
+
+
+def test_reasoning_effort_reaches_gemini_as_its_thinking_config(gemini3_routes: Routes) -> None:
+    llm = gemini3_routes.llm()
+    llm.chat([ChatMessage(role="user", content="Say hello.")], reasoning_effort="high")
+    (call,) = chat_records(gemini3_routes)
+    config = call.carried.params["thinking_config"]
+    assert config == {"include_thoughts": True, "thinking_level": "HIGH"}
