@@ -97,8 +97,12 @@ def _assistant(
     reasoning_tokens: int = 0,
 ) -> ChatMessage:
     blocks: list[ContentBlock] = [thinking_block(r) for r in reasoning]
-    if reasoning_tokens and len(blocks) == 1:
-        blocks[0].num_tokens = reasoning_tokens  # type: ignore[union-attr]  # as google-genai
+    thinking = [b for b in blocks if isinstance(b, ThinkingBlock)]
+    # Where llama-index-llms-google-genai puts the reply's thought tokens.
+    if reasoning_tokens and len(thinking) == 1:
+        thinking[0].num_tokens = reasoning_tokens
+    elif reasoning_tokens and thinking:
+        thinking[-1].additional_information["total_thinking_tokens"] = reasoning_tokens
     if text:
         blocks.append(TextBlock(text=text))
     signatures: list[str | None] = [None] * len(blocks)

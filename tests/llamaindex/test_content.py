@@ -245,7 +245,13 @@ def test_reply_blocks_keep_signatures_as_the_integrations_do() -> None:
     blocks = to_chat_response(REPLY).message.blocks
     assert [b.additional_information for b in blocks[:2]] == [  # type: ignore[union-attr]
         {"type": "thinking", "signature": "sig-a", "family": "anthropic"},
-        {"type": "redacted_thinking", "data": "red", "family": "anthropic"},
+        # the reply's thought tokens on its last thinking block, as google-genai does
+        {
+            "type": "redacted_thinking",
+            "data": "red",
+            "family": "anthropic",
+            "total_thinking_tokens": 20,
+        },
     ]
     message = to_chat_response(GEMINI_REPLY).message
     assert message.blocks[0].additional_information == {  # type: ignore[union-attr]

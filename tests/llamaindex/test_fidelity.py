@@ -13,10 +13,13 @@ import pytest
 from llama_index.core.agent.workflow import AgentOutput, FunctionAgent
 from llama_index.core.base.llms.types import (
     AudioBlock,
+    CacheControl,
+    CachePoint,
     ChatMessage,
     DocumentBlock,
     ImageBlock,
     TextBlock,
+    ThinkingBlock,
 )
 from llama_index.core.tools import FunctionTool
 
@@ -175,3 +178,55 @@ def test_reasoning_effort_reaches_gemini_as_its_thinking_config(gemini3_routes: 
     (call,) = chat_records(gemini3_routes)
     config = call.carried.params["thinking_config"]
     assert config == {"include_thoughts": True, "thinking_level": "HIGH"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+def test_each_familys_refusal_comes_back_as_a_refusal(routes: Routes, stream: bool) -> None:
+    llm = routes.llm()
+    question = [ChatMessage(role="user", content="[refuse] Tell me a secret.")]
+    response = list(llm.stream_chat(question))[-1] if stream else llm.chat(question)
+    assert response.raw["finish_reason"] == "refusal"  # type: ignore[index]
+    assert response.message.additional_kwargs["refusal"]
+    assert response.raw["refusal"] == response.message.additional_kwargs["refusal"]  # type: ignore[index]
+
+
+def test_a_cache_point_reaches_anthropic_and_not_gemini(anthropic_gemini_routes: Routes) -> None:
+    routes = anthropic_gemini_routes
+    message = ChatMessage(
+        role="user",
+        blocks=[
+            TextBlock(text="A long shared context."),
+            CachePoint(cache_control=CacheControl(type="ephemeral")),
+            TextBlock(text="Say hello."),
+        ],
+    )
+    llm = routes.llm()
+    llm.chat([message])
+    routes.fail_primary("outage")
+    llm.chat([message])
+    first, *_, last = chat_records(routes)
+    assert (first.provider, first.carried.cache_markers) == (routes.primary, 1)
+    assert (last.provider, last.carried.cache_markers) == (routes.fallback, 0)
+
+
+def test_gemini_reasoning_tokens_in_usage_and_on_the_thinking_block(
+    gemini3_routes: Routes,
+) -> None:
+    response = gemini3_routes.llm(reasoning_effort="low").chat(
+        [ChatMessage(role="user", content="Say hello.")]
+    )
+    usage = response.additional_kwargs
+    assert usage["reasoning_tokens"] > 0
+    assert usage["completion_tokens"] >= usage["reasoning_tokens"]
+    assert response.raw["usage"]["completion_tokens_details"] == {  # type: ignore[index]
+        "reasoning_tokens": usage["reasoning_tokens"]
+    }
+    # Where llama-index-llms-google-genai puts them: the one thinking block's num_tokens,
+    # else the last one's additional_information.
+    thinking = [b for b in response.message.blocks if isinstance(b, ThinkingBlock)]
+    counted = (
+        thinking[0].num_tokens
+        if len(thinking) == 1
+        else thinking[-1].additional_information["total_thinking_tokens"]
+    )
+    assert counted == usage["reasoning_tokens"]
