@@ -24,7 +24,9 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.tools import FunctionTool
 
 from llamaindex_resilient import ResilientEngineEvent
+from resilient_llm import BadRequest
 from resilient_llm.providers.anthropic.thinking import sdk_takes
+from resilient_llm.testing.chaos import ChaosServer
 from resilient_llm.testing.chaos.wire import digest
 
 from .conftest import Collector, Routes, chat_records
@@ -230,3 +232,26 @@ def test_gemini_reasoning_tokens_in_usage_and_on_the_thinking_block(
         else thinking[-1].additional_information["total_thinking_tokens"]
     )
     assert counted == usage["reasoning_tokens"]
+
+
+def test_an_image_url_travels_as_a_url(routes: Routes) -> None:
+    url = "https://example.org/cat.png"
+    message = ChatMessage(role="user", blocks=[TextBlock(text="What is it?"), ImageBlock(url=url)])
+    routes.llm().chat([message])
+    (call,) = chat_records(routes)
+    ((kind, _, where, role),) = call.carried.parts
+    assert (call.provider, kind, where, role) == (routes.primary, "image", f"url:{url}", "message")
+
+
+def test_when_no_route_takes_the_audio_it_is_refused_before_any_call(server: ChaosServer) -> None:
+    routes = Routes(server, "openai", "anthropic")
+    message = ChatMessage(
+        role="user", blocks=[TextBlock(text="Transcribe."), AudioBlock(audio=WAV, format="wav")]
+    )
+    llm = routes.llm()
+    try:
+        with pytest.raises(BadRequest, match="no route can take this request"):
+            llm.chat([message])
+    finally:
+        llm.engine.close()
+    assert chat_records(routes) == []
