@@ -1,43 +1,35 @@
-"""Pure converters between LlamaIndex's types and the engine's neutral ones.
+"""LlamaIndex messages and tools -> the engine's neutral ones (pure).
 
-Nothing here calls anything: ``base.py`` hands LlamaIndex messages in and gets neutral
-ones out, and turns neutral replies and chunks into LlamaIndex responses. Tool calls
-travel as :class:`~llama_index.core.base.llms.types.ToolCallBlock` s in the message blocks
-(what current LlamaIndex reads) and, OpenAI-shaped, in ``additional_kwargs["tool_calls"]``
-(what ``program.utils.process_streaming_objects`` and older code still read).
+Content blocks become parts (:mod:`._blocks`); tool calls travel as
+:class:`~llama_index.core.base.llms.types.ToolCallBlock` s in the message blocks (what
+current LlamaIndex reads) or, in older code, in ``additional_kwargs["tool_calls"]``.
+Replies go the other way in :mod:`._reply`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
-    CompletionResponse,
     MessageRole,
     TextBlock,
-    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.tools.types import BaseTool
 
-from resilient_llm import ChatChunk, ConfigurationError, Message, Tool, ToolCall, Usage
-from resilient_llm import ChatResponse as NeutralResponse
+from resilient_llm import ConfigurationError, Message, Reasoning, Text, Tool, ToolCall
+from resilient_llm.content import Part
 from resilient_llm.messages import Role
 
-__all__ = [
-    "StreamState",
-    "to_chat_response",
-    "to_completion_response",
-    "to_messages",
-    "to_tool",
-    "to_tool_choice",
-    "tool_selections",
-]
+from ._blocks import ANTHROPIC, GEMINI, block_parts, gemini_signature, thought_signatures
+
+__all__ = ["to_messages", "to_tool", "to_tool_choice", "tool_selections"]
 
 _ROLES: Mapping[str, Role] = {
     MessageRole.SYSTEM.value: "system",
@@ -51,57 +43,86 @@ _ROLES: Mapping[str, Role] = {
 }
 
 
-# -- LlamaIndex -> neutral ---------------------------------------------------------------
-
-
 def to_messages(messages: Sequence[ChatMessage]) -> list[Message]:
-    """Neutral messages for LlamaIndex ``ChatMessage`` s (text and tool calls/results).
+    """Neutral messages for LlamaIndex ``ChatMessage`` s.
 
-    Text blocks are joined; thinking blocks are dropped (providers do not take them back
-    as input here); any other block (image, audio, document...) raises, since the engine
-    carries text only and silently losing part of a prompt would be worse.
+    Text, media, thinking blocks and cache points become content parts (see
+    :mod:`._blocks`); a message of text blocks only stays one string, joined as
+    ``ChatMessage.content`` joins it. Tool calls and their signatures become
+    ``ToolCall`` s. A block the engine cannot send raises naming it: nothing is dropped.
     """
     return [_message(m, i) for i, m in enumerate(messages)]
 
 
 def _message(message: ChatMessage, index: int) -> Message:
     role = _ROLES.get(str(getattr(message.role, "value", message.role)))
+    where = f"messages[{index}]"
     if role is None:
-        raise ConfigurationError(f"messages[{index}].role {message.role!r} is not supported")
-    texts: list[str] = []
-    calls: list[ToolCall] = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            texts.append(block.text)
-        elif isinstance(block, ToolCallBlock):
-            calls.append(_call(block.tool_call_id, block.tool_name, block.tool_kwargs))
-        elif not isinstance(block, ThinkingBlock):
-            raise ConfigurationError(
-                f"messages[{index}] holds a {type(block).__name__}; resilient-llm sends text, "
-                "tool calls and tool results only"
-            )
+        raise ConfigurationError(f"{where}.role {message.role!r} is not supported")
     extra = message.additional_kwargs
-    if not calls:
-        raw_calls = extra.get("tool_calls") or () if role == "assistant" else ()
-        if not isinstance(raw_calls, list | tuple):
-            raise ConfigurationError(
-                f"messages[{index}] additional_kwargs['tool_calls'] must be a list"
-            )
-        try:
-            calls = [_legacy_call(c) for c in raw_calls]
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"messages[{index}]: {exc}") from None
+    found = block_parts(message.blocks, extra, where)
+    parts = [p for _, p in found if p is not None]
+    legacy = _legacy_thinking(extra.get("thinking")) if role == "assistant" else None
+    if legacy is not None:
+        parts.insert(0, legacy)
     if role != "assistant":
-        calls = []
+        for i, part in found:
+            if isinstance(part, Reasoning):
+                raise ConfigurationError(
+                    f"{where}.blocks[{i}]: a ThinkingBlock belongs in an assistant message"
+                )
+    content: str | tuple[Part, ...]
+    if all(isinstance(p, Text) and p.cache_control is None for p in parts):
+        content = "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock))
+    else:
+        content = tuple(parts)
+    calls = _calls(message, role, where) if role == "assistant" else []
     tool_call_id = extra.get("tool_call_id") if role == "tool" else None
     name = extra.get("name")
     return Message(
         role=role,
-        content="\n".join(texts),
+        content=content,
         tool_calls=tuple(calls),
         tool_call_id=str(tool_call_id) if tool_call_id is not None else None,
         name=name if isinstance(name, str) else None,
     )
+
+
+def _calls(message: ChatMessage, role: str, where: str) -> list[ToolCall]:
+    """The assistant's tool calls: its ``ToolCallBlock`` s (signed by position from
+    ``thought_signatures``), else the legacy ``additional_kwargs["tool_calls"]``."""
+    extra = message.additional_kwargs
+    signatures = thought_signatures(extra, where)
+    calls = [
+        _signed(_call(b.tool_call_id, b.tool_name, b.tool_kwargs), signatures.get(i))
+        for i, b in enumerate(message.blocks)
+        if isinstance(b, ToolCallBlock)
+    ]
+    if calls:
+        return calls
+    raw_calls = extra.get("tool_calls") or ()
+    if not isinstance(raw_calls, list | tuple):
+        raise ConfigurationError(f"{where} additional_kwargs['tool_calls'] must be a list")
+    try:
+        return [_legacy_call(c) for c in raw_calls]
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+
+
+def _signed(call: ToolCall, signature: str | None) -> ToolCall:
+    if signature is None:
+        return call
+    return replace(call, signature=signature, family=GEMINI)
+
+
+def _legacy_thinking(raw: object) -> Reasoning | None:
+    """The thinking older llama-index-llms-anthropic kept in ``additional_kwargs["thinking"]``."""
+    if not isinstance(raw, Mapping) or not raw.get("signature"):
+        return None
+    text, signature = raw.get("thinking") or "", raw["signature"]
+    if not isinstance(text, str) or not isinstance(signature, str):
+        raise ConfigurationError("additional_kwargs['thinking'] must hold text and a signature")
+    return Reasoning(text, signature, ANTHROPIC)
 
 
 def _call(call_id: str | None, name: str, arguments: Mapping[str, Any] | str) -> ToolCall:
@@ -123,7 +144,9 @@ def _call(call_id: str | None, name: str, arguments: Mapping[str, Any] | str) ->
 
 
 def _legacy_call(raw: Any) -> ToolCall:
-    """A tool call kept in ``additional_kwargs["tool_calls"]`` by older integrations."""
+    """A tool call kept in ``additional_kwargs["tool_calls"]`` by older integrations:
+    OpenAI's ``{"id", "function": {"name", "arguments"}}``, Anthropic's ``{"id", "name",
+    "input"}``, google-genai's ``{"name", "args", "thought_signature"}``."""
     if isinstance(raw, ToolCallBlock):
         return _call(raw.tool_call_id, raw.tool_name, raw.tool_kwargs)
     if isinstance(raw, ToolSelection):
@@ -134,7 +157,9 @@ def _legacy_call(raw: Any) -> ToolCall:
     fn = raw.get("function", raw)
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise ConfigurationError(f"a tool call needs a function name, got {raw!r}"[:200])
-    return _call(raw.get("id"), fn["name"], fn.get("arguments") or {})
+    arguments: Any = next((fn[k] for k in ("arguments", "input", "args") if fn.get(k)), {})
+    call = _call(raw.get("id"), fn["name"], arguments)
+    return _signed(call, gemini_signature(raw.get("thought_signature")))
 
 
 def to_tool(tool: BaseTool) -> Tool:
@@ -166,141 +191,6 @@ def to_tool_choice(
     if not any(True for _ in tools):
         return None
     return "required" if tool_required else "auto"
-
-
-# -- neutral -> LlamaIndex ---------------------------------------------------------------
-
-
-def _blocks(text: str, calls: Sequence[ToolCall]) -> list[TextBlock | ToolCallBlock]:
-    blocks: list[TextBlock | ToolCallBlock] = [TextBlock(text=text)] if text else []
-    blocks += [
-        ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=_kwargs(c)) for c in calls
-    ]
-    return blocks
-
-
-def _kwargs(call: ToolCall) -> dict[str, Any] | str:
-    # LlamaIndex keeps arguments it could not parse as their text (``tool_kwargs: str``),
-    # and reads them as no arguments when it selects the tool.
-    if call.invalid and call.raw_arguments is not None:
-        return call.raw_arguments
-    return dict(call.arguments)
-
-
-def _openai_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": c.id,
-            "type": "function",
-            "function": {
-                "name": c.name,
-                "arguments": (
-                    c.raw_arguments
-                    if c.invalid and c.raw_arguments is not None
-                    else json.dumps(dict(c.arguments))
-                ),
-            },
-        }
-        for c in calls
-    ]
-
-
-def _assistant(text: str, calls: Sequence[ToolCall], refusal: str | None = None) -> ChatMessage:
-    extra: dict[str, Any] = {"tool_calls": _openai_calls(calls)} if calls else {}
-    if refusal is not None:
-        extra["refusal"] = refusal  # where llama-index-llms-openai keeps OpenAI's refusal
-    return ChatMessage(
-        role=MessageRole.ASSISTANT,
-        blocks=list(_blocks(text, calls)),
-        additional_kwargs=extra,
-    )
-
-
-def _usage(usage: Usage | None) -> dict[str, int]:
-    if usage is None:
-        return {}
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def _raw(reply: NeutralResponse) -> dict[str, Any]:
-    return {
-        **reply.metadata,
-        "provider": reply.provider,
-        "model": reply.model,
-        "finish_reason": reply.finish_reason,
-        "refusal": reply.refusal,
-        "usage": _usage(reply.usage),
-    }
-
-
-def to_chat_response(reply: NeutralResponse) -> ChatResponse:
-    """A LlamaIndex chat response; ``raw`` holds the engine's account of the call, and a
-    refusal is in ``message.additional_kwargs["refusal"]``."""
-    return ChatResponse(
-        message=_assistant(reply.content, reply.tool_calls, reply.refusal),
-        raw=_raw(reply),
-        additional_kwargs=_usage(reply.usage),
-    )
-
-
-def to_completion_response(reply: NeutralResponse) -> CompletionResponse:
-    return CompletionResponse(
-        text=reply.content, raw=_raw(reply), additional_kwargs=_usage(reply.usage)
-    )
-
-
-class StreamState:
-    """What a stream has said so far; each chunk becomes a cumulative LlamaIndex response."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self.calls: list[ToolCall] = []
-        self.usage: Usage | None = None
-        self.provider = ""
-        self.model = ""
-        self.finish_reason: str | None = None
-        self.refusal: str | None = None
-
-    def add(self, chunk: ChatChunk) -> None:
-        self.text += chunk.delta
-        if chunk.refusal is not None:
-            self.refusal = (self.refusal or "") + chunk.refusal
-        self.calls += chunk.tool_calls
-        self.usage = chunk.usage or self.usage
-        self.provider = chunk.provider or self.provider
-        self.model = chunk.model or self.model
-        self.finish_reason = chunk.finish_reason or self.finish_reason
-
-    def _raw(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-            "refusal": self.refusal,
-            "usage": _usage(self.usage),
-        }
-
-    def chat(self, chunk: ChatChunk) -> ChatResponse:
-        self.add(chunk)
-        return ChatResponse(
-            message=_assistant(self.text, self.calls, self.refusal),
-            delta=chunk.delta,
-            raw=self._raw(),
-            additional_kwargs=_usage(self.usage),
-        )
-
-    def completion(self, chunk: ChatChunk) -> CompletionResponse:
-        self.add(chunk)
-        return CompletionResponse(
-            text=self.text,
-            delta=chunk.delta,
-            raw=self._raw(),
-            additional_kwargs=_usage(self.usage),
-        )
 
 
 def tool_selections(response: ChatResponse) -> list[ToolSelection]:

@@ -43,15 +43,9 @@ from resilient_llm.options import (
     refuse_rate_limiter,
 )
 
-from ._convert import (
-    StreamState,
-    to_chat_response,
-    to_completion_response,
-    to_messages,
-    to_tool,
-    to_tool_choice,
-    tool_selections,
-)
+from ._convert import to_messages, to_tool, to_tool_choice, tool_selections
+from ._params import call_options, split_additional
+from ._reply import StreamState, to_chat_response, to_completion_response
 from .events import dispatch_event
 
 if TYPE_CHECKING:
@@ -64,11 +58,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # Engine keyword arguments (besides ``providers``), from the engine's options so a new
 # engine option works here without a change.
 _ENGINE_OPTIONS = frozenset(OPTION_DEFAULTS) - {"providers"}
-# Per-call options the engine takes; anything else LlamaIndex passes along is ignored.
-_CALL_OPTIONS = frozenset(
-    {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
-    | {"stop", "model", "timeout"}
-)
+# The generation parameters this LLM has as fields (defaults for every call).
+_FIELD_PARAMS = ("temperature", "max_tokens", "top_p", "seed", "reasoning_effort")
 
 # For a model the engine's table does not know (LLMMetadata needs numbers).
 _DEFAULT_LIMITS = (128_000, 4_096)
@@ -103,10 +94,21 @@ class ResilientLLM(FunctionCallingLLM):
     retry=..., breaker=..., timeout=...)``) or around an engine (``engine=...``). Replies
     carry the engine's account in ``raw`` (``provider``, ``model``, ``attempts``,
     ``failovers``, ``waits``, ``usage``) and token usage in ``additional_kwargs``
-    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``); streamed chunks carry
-    ``provider``, ``model`` and ``usage``. A refusal is in
-    ``message.additional_kwargs["refusal"]`` and ``raw["refusal"]``, with
-    ``raw["finish_reason"] == "refusal"``.
+    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``cached_tokens``,
+    ``cache_write_tokens``, ``reasoning_tokens``); streamed chunks carry ``provider``,
+    ``model`` and ``usage``. A refusal is in ``message.additional_kwargs["refusal"]`` and
+    ``raw["refusal"]``, with ``raw["finish_reason"] == "refusal"``.
+
+    Messages may hold ``ImageBlock``, ``DocumentBlock``, ``AudioBlock``, ``ThinkingBlock``
+    and ``CachePoint`` blocks, tool results too (:mod:`llamaindex_resilient._blocks`); a
+    route that cannot take a block's kind is skipped without a call, and a block no route
+    could send raises naming it. Replies start with their ``ThinkingBlock`` s, signatures
+    kept as llama-index-llms-anthropic / -google-genai keep them, so the message goes back
+    as history unchanged (:mod:`llamaindex_resilient._reply`).
+
+    ``temperature``, ``max_tokens``, ``top_p``, ``seed`` and ``reasoning_effort`` are
+    defaults a call's keywords override; ``additional_kwargs`` takes those by name and a
+    family's own parameters under its kind (:mod:`llamaindex_resilient._params`).
 
     Every keyword of the engine's ``ResilientLLM(...)`` is taken, checked by the engine's
     validators; an unknown keyword is an error naming close matches (as in LangChain's
@@ -119,6 +121,21 @@ class ResilientLLM(FunctionCallingLLM):
     model: str = Field(default="", description="The primary route's model.")
     temperature: float | None = Field(default=None, description="Default temperature.")
     max_tokens: int | None = Field(default=None, description="Default output token limit.")
+    top_p: float | None = Field(default=None, description="Default nucleus sampling top_p.")
+    seed: int | None = Field(
+        default=None,
+        description="The model's sampling seed, where a family takes one (the backoff "
+        "jitter's seed is jitter_seed).",
+    )
+    reasoning_effort: str | None = Field(
+        default=None,
+        description="'minimal' | 'low' | 'medium' | 'high', sent in each family's form.",
+    )
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More request parameters: generation parameters by name, a family's "
+        "own under its kind ({'anthropic': {'thinking': ...}}); anything else raises.",
+    )
     context_window: int | None = Field(
         default=None, description="Override the engine's capability table's context window."
     )
@@ -137,6 +154,8 @@ class ResilientLLM(FunctionCallingLLM):
     ) -> None:
         owner = type(self).__name__
         check_known(owner, kwargs, [*OPTION_DEFAULTS, *type(self).model_fields])
+        # Checked before anything is built, as a ConfigurationError (not pydantic's).
+        split_additional(kwargs.get("additional_kwargs") or {}, "additional_kwargs")
         engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENGINE_OPTIONS}
         if engine is not None and (providers is not None or engine_kwargs):
             raise ConfigurationError(
@@ -274,16 +293,24 @@ class ResilientLLM(FunctionCallingLLM):
         """Keep only the first tool call unless parallel calls were allowed."""
         if allow_parallel_tool_calls:
             return response
-        calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
+        message = response.message
+        calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
         if len(calls) > 1:
             first = calls[0]
-            blocks = response.message.blocks
-            response.message.blocks = [
-                b for b in blocks if not isinstance(b, ToolCallBlock) or b is first
+            keep = [
+                i
+                for i, b in enumerate(message.blocks)
+                if not isinstance(b, ToolCallBlock) or b is first
             ]
-            legacy = response.message.additional_kwargs.get("tool_calls")
+            extra = message.additional_kwargs
+            signatures = extra.get("thought_signatures")
+            if isinstance(signatures, list) and len(signatures) == len(message.blocks):
+                # Aligned with the blocks (google-genai's form): they are cut alike.
+                extra["thought_signatures"] = [signatures[i] for i in keep]
+            message.blocks = [message.blocks[i] for i in keep]
+            legacy = extra.get("tool_calls")
             if legacy:
-                response.message.additional_kwargs["tool_calls"] = legacy[:1]
+                extra["tool_calls"] = legacy[:1]
         return response
 
     def get_tool_calls_from_response(
@@ -302,13 +329,8 @@ class ResilientLLM(FunctionCallingLLM):
 
     def _options(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The engine's per-call options: this LLM's defaults, then the call's own."""
-        options: dict[str, Any] = {}
-        if self.temperature is not None:
-            options["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            options["max_tokens"] = self.max_tokens
-        options.update({k: v for k, v in kwargs.items() if k in _CALL_OPTIONS and v is not None})
-        return options
+        fields = {name: getattr(self, name) for name in _FIELD_PARAMS}
+        return call_options(fields, self.additional_kwargs, kwargs)
 
 
 def _prompt(prompt: str) -> list[Message]:

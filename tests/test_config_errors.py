@@ -160,7 +160,18 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("name int", lambda: _provider(name=3), CE, "Provider.name"),
     # -- ResilientLLM ---------------------------------------------------------------------
     ("providers empty", lambda: ResilientLLM([]), CE, "ResilientLLM.providers"),
-    ("providers str", lambda: ResilientLLM("openai"), CE, "ResilientLLM.providers must be a list"),  # type: ignore[arg-type]
+    (
+        "providers str",
+        lambda: ResilientLLM("openai"),
+        CE,
+        "ResilientLLM.providers[0]: cannot tell the provider of model string 'openai'",
+    ),
+    (
+        "providers bytes",
+        lambda: ResilientLLM(b"openai"),
+        CE,
+        "ResilientLLM.providers must be a list",
+    ),  # type: ignore[arg-type]
     (
         "providers non-Provider",
         lambda: ResilientLLM([_provider(), {"kind": "openai"}]),

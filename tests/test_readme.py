@@ -91,3 +91,24 @@ def test_llamaindex_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(block, str(README), "exec"), namespace)
     assert str(namespace["answer"]) == "The capital of France is Paris."
+
+
+def test_media_and_reasoning_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = python_blocks("## Images, documents, audio and reasoning")
+    with ChaosServer() as server:
+        server.script("openai", "server_error", "server_error", "server_error", "server_error")
+        server.script("openai", "rate_limit", "rate_limit")
+        _point_sdks_at(server, monkeypatch)
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        reply, step, final = (namespace[name] for name in ("reply", "step", "final"))
+        # The image question failed over and reached Anthropic as sent.
+        assert reply.provider == "anthropic"  # type: ignore[attr-defined]
+        image = ("image", None, "url:https://example.com/eiffel.png", "message")
+        answered = [r for r in server.log if r.status == 200]
+        assert answered[0].carried.parts == (image,)
+        # The thinking tool loop sent the signature back exactly as issued.
+        (signed,) = step.reasoning  # type: ignore[attr-defined]
+        assert signed.family == "anthropic"
+        assert answered[-1].carried.signatures == (signed.signature,)
+        assert final.content  # type: ignore[attr-defined]

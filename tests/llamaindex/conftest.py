@@ -21,6 +21,7 @@ from pydantic import Field
 from llamaindex_resilient import ResilientLLM
 from resilient_llm import BreakerPolicy, FakeClock, Provider, RetryPolicy
 from resilient_llm.testing.chaos import ChaosServer, Fault, Plan
+from resilient_llm.testing.chaos.server import RequestRecord
 
 KINDS = ("openai", "anthropic", "gemini")
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
@@ -45,6 +46,8 @@ class Routes:
     primary: str = ""
     fallback: str = ""
     llms: list[ResilientLLM] = field(default_factory=list)
+    # A model per kind other than MODELS' (a Gemini 3 model, a thinking Claude).
+    models: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = next(_COUNTER)
@@ -54,7 +57,7 @@ class Routes:
     def provider(self, kind: str, prefix: str) -> Provider:
         return Provider(
             kind,  # type: ignore[arg-type]
-            MODELS[kind],
+            self.models.get(kind, MODELS[kind]),
             name=prefix,
             base_url=self.server.base_url(prefix),
             api_key="chaos-test",
@@ -88,12 +91,14 @@ class Routes:
         return [
             (r.provider, r.status)
             for r in self.server.log
-            if r.provider in mine and r.path.lower().endswith(_CHAT_PATHS)
+            if r.provider in mine and _is_chat(r.path)
         ]
 
 
-def _routes(server: ChaosServer, primary: str) -> Iterator[Routes]:
-    routes = Routes(server, primary, FALLBACK[primary])
+def _routes(
+    server: ChaosServer, primary: str, fallback: str | None = None, **models: str
+) -> Iterator[Routes]:
+    routes = Routes(server, primary, fallback or FALLBACK[primary], models=models)
     yield routes
     for llm in routes.llms:
         llm.engine.close()
@@ -108,6 +113,37 @@ def routes(request: pytest.FixtureRequest, server: ChaosServer) -> Iterator[Rout
 @pytest.fixture
 def openai_routes(server: ChaosServer) -> Iterator[Routes]:
     yield from _routes(server, "openai")
+
+
+@pytest.fixture
+def gemini3_routes(server: ChaosServer) -> Iterator[Routes]:
+    """A Gemini 3 model (strict about thought signatures) first, OpenAI after it."""
+    yield from _routes(server, "gemini", "openai", gemini="gemini-3-pro-preview")
+
+
+@pytest.fixture
+def claude_thinking_routes(server: ChaosServer) -> Iterator[Routes]:
+    """A Claude that thinks (given reasoning_effort) first, Gemini 3 after it (it answers
+    400 to a signature it did not issue)."""
+    yield from _routes(
+        server, "anthropic", "gemini", anthropic="claude-sonnet-4-5", gemini="gemini-3-pro-preview"
+    )
+
+
+@pytest.fixture
+def anthropic_gemini_routes(server: ChaosServer) -> Iterator[Routes]:
+    """Anthropic first (no audio), Gemini after it."""
+    yield from _routes(server, "anthropic", "gemini")
+
+
+def chat_records(routes: Routes) -> list[RequestRecord]:
+    """The test's chat calls as the chaos server logged them (with what they carried)."""
+    mine = (routes.primary, routes.fallback)
+    return [r for r in routes.server.log if r.provider in mine and _is_chat(r.path)]
+
+
+def _is_chat(path: str) -> bool:
+    return path.lower().endswith(_CHAT_PATHS)
 
 
 class Collector(BaseEventHandler):

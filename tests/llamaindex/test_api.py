@@ -6,10 +6,10 @@ import pytest
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
-    ImageBlock,
     MessageRole,
     TextBlock,
     ToolCallBlock,
+    VideoBlock,
 )
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
@@ -119,10 +119,10 @@ def test_messages_convert_with_tool_calls_and_results() -> None:
     ]
 
 
-def test_non_text_blocks_are_refused() -> None:
-    image = ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="http://x/y.png")])
-    with pytest.raises(ConfigurationError, match="ImageBlock"):
-        to_messages([image])
+def test_blocks_the_engine_cannot_send_are_refused_by_name() -> None:
+    video = ChatMessage(role=MessageRole.USER, blocks=[VideoBlock(url="http://x/y.mp4")])
+    with pytest.raises(ConfigurationError, match=r"messages\[0\]\.blocks\[0\] is a VideoBlock"):
+        to_messages([video])
 
 
 def test_tool_selections_from_legacy_additional_kwargs() -> None:
