@@ -22,13 +22,19 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages import InvalidToolCall as LCInvalidToolCall
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCall as LCToolCall
 
-from resilient_llm import ChatChunk, ChatResponse, Message, ToolCall, Usage
+from resilient_llm import ChatChunk, ChatResponse, ConfigurationError, Message, ToolCall, Usage
+from resilient_llm.content import Part, Text
+
+from . import _content as _content_parts
+from . import _reasoning
 
 __all__ = [
     "call_metadata",
+    "family_metadata",
+    "reply_content",
     "to_ai_message",
     "to_chunk",
     "to_messages",
@@ -37,53 +43,75 @@ __all__ = [
     "usage_metadata",
 ]
 
-# Content blocks that carry no text the engine could send: the engine speaks text only.
-_MEDIA_BLOCKS = frozenset({"image", "image_url", "audio", "input_audio", "file", "video"})
-# Blocks that are dropped on purpose: tool calls travel in ``tool_calls``; reasoning traces
-# belong to the provider that produced them and cannot be replayed to another family.
-_SKIPPED_BLOCKS = frozenset(
-    {"tool_use", "tool_call", "function_call", "thinking", "redacted_thinking", "reasoning"}
+# Blocks of an assistant message that travel elsewhere: its tool calls in ``tool_calls``.
+_CALL_BLOCKS = frozenset(
+    {"tool_use", "tool_call", "function_call", "tool_call_chunk", "invalid_tool_call"}
 )
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
 _ROLES |= {"system": "system", "developer": "system", "tool": "tool"}
 
 
 def to_messages(messages: Sequence[BaseMessage]) -> list[Message]:
-    """LangChain messages as neutral messages; unsupported content raises ``ValueError``."""
+    """LangChain messages as neutral messages; content no route can take raises
+    ``ValueError`` naming the message and the block."""
     return [_message(m, i) for i, m in enumerate(messages)]
 
 
 def _message(message: BaseMessage, index: int) -> Message:
-    text = _text(message.content, index)
-    if isinstance(message, SystemMessage):
-        return Message("system", text)
-    if isinstance(message, HumanMessage):
-        return Message("user", text, name=message.name)
+    where = f"messages[{index}]"
+    try:
+        return _neutral(message, where)
+    except ConfigurationError as exc:  # what Message refuses (media in a system message...)
+        text = str(exc)
+        raise ValueError(text if text.startswith(where) else f"{where}: {text}") from None
+
+
+def _neutral(message: BaseMessage, where: str) -> Message:
     if isinstance(message, AIMessage):
-        calls = tuple(
-            ToolCall(id=c.get("id") or "", name=c["name"], arguments=dict(c["args"]))
-            for c in message.tool_calls
-        ) + tuple(_invalid_call(c, index) for c in message.invalid_tool_calls)
-        return Message("assistant", text, tool_calls=calls, name=message.name)
+        return _assistant(message, where)
+    content = _content(message.content, where, None)
+    if isinstance(message, SystemMessage):
+        return Message("system", content)
+    if isinstance(message, HumanMessage):
+        return Message("user", content, name=message.name)
     if isinstance(message, ToolMessage):
-        return Message("tool", text, tool_call_id=message.tool_call_id, name=message.name)
+        return Message("tool", content, tool_call_id=message.tool_call_id, name=message.name)
     if isinstance(message, ChatMessage) and message.role in _ROLES:
         role = _ROLES[message.role]
         if role == "tool":
-            raise ValueError(f"messages[{index}]: use ToolMessage for tool results")
-        return Message(role, text, name=message.name)  # type: ignore[arg-type]
+            raise ValueError(f"{where}: use ToolMessage for tool results")
+        if role == "assistant":
+            return _assistant(AIMessage(message.content, name=message.name), where)
+        return Message(role, content, name=message.name)  # type: ignore[arg-type]
     raise ValueError(
-        f"messages[{index}]: ChatResilientLLM cannot send a {type(message).__name__}"
+        f"{where}: ChatResilientLLM cannot send a {type(message).__name__}"
         + (f" with role {message.role!r}" if isinstance(message, ChatMessage) else "")
     )
 
 
-def _invalid_call(call: LCInvalidToolCall, index: int) -> ToolCall:
+def _assistant(message: AIMessage, where: str) -> Message:
+    family = _reasoning.family_of(message)
+    signed = _reasoning.call_signatures(message, family)
+    calls = tuple(
+        ToolCall(
+            id=c.get("id") or "",
+            name=c["name"],
+            arguments=dict(c["args"]),
+            signature=signed.get(c.get("id") or "", (None, None))[0],
+            family=signed.get(c.get("id") or "", (None, None))[1],
+        )
+        for c in message.tool_calls
+    ) + tuple(_invalid_call(c, where) for c in message.invalid_tool_calls)
+    content = _content(message.content, where, family)
+    return Message("assistant", content, tool_calls=calls, name=message.name)
+
+
+def _invalid_call(call: LCInvalidToolCall, where: str) -> ToolCall:
     """An ``invalid_tool_calls`` entry, kept invalid: the engine decides per route whether
     its text can be sent back (see ``ToolCall``)."""
     name = call.get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"messages[{index}]: an invalid tool call without a name cannot be sent")
+        raise ValueError(f"{where}: an invalid tool call without a name cannot be sent")
     raw = call.get("args")
     return ToolCall(
         id=call.get("id") or "",
@@ -93,29 +121,49 @@ def _invalid_call(call: LCInvalidToolCall, index: int) -> ToolCall:
     )
 
 
-def _text(content: str | list[str | dict[Any, Any]], index: int) -> str:
+def _content(
+    content: str | list[str | dict[Any, Any]], where: str, family: str | None
+) -> str | tuple[Part, ...]:
+    """A message's content: a str when it is plain text, else its parts in order.
+
+    ``family`` is set for an assistant message: the family its reasoning blocks and
+    signatures came from (see ``_reasoning``); elsewhere a reasoning block is an error.
+    """
     if isinstance(content, str):
         return content
-    parts: list[str] = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-            continue
-        kind = block.get("type")
-        if not isinstance(kind, str):
-            raise ValueError(
-                f"messages[{index}]: a content block's type must be a str, got {kind!r}"
-            )
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif kind in _MEDIA_BLOCKS:
-            raise ValueError(
-                f"messages[{index}]: {kind!r} content is not supported: "
-                "resilient-llm routes text, tool calls and structured output only"
-            )
-        elif kind not in _SKIPPED_BLOCKS:
-            raise ValueError(f"messages[{index}]: unknown content block type {kind!r}")
-    return "".join(parts)
+    parts: list[Part] = []
+    for k, block in enumerate(content):
+        parts.extend(_block(block, f"{where}.content[{k}]", family))
+    if all(isinstance(p, Text) and p.cache_control is None for p in parts):
+        return "".join(p.text for p in parts if isinstance(p, Text))
+    # An empty text carries nothing, and some families refuse one.
+    return tuple(
+        p for p in parts if not (isinstance(p, Text) and not p.text and not p.cache_control)
+    )
+
+
+def _block(block: object, where: str, family: str | None) -> list[Part]:
+    if isinstance(block, str):
+        return [Text(block)]
+    if not isinstance(block, Mapping):
+        raise ValueError(f"{where}: a content block must be a str or a dict, got {block!r}")
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise ValueError(f"{where}: a content block's type must be a str, got {kind!r}")
+    if kind == "non_standard" and isinstance(block.get("value"), Mapping):
+        return _block(block["value"], where, family)
+    if kind == "text":
+        text = _content_parts.text_part(block, where)
+        signed = None if family is None else _reasoning.text_signature(block, family)
+        return [text] if signed is None else [signed, text]
+    if kind in _reasoning.REASONING_TYPES:
+        if family is None:
+            raise ValueError(f"{where}: a {kind!r} block belongs in an assistant message only")
+        part = _reasoning.reasoning_part(block, family, where)
+        return [] if part is None else [part]
+    if kind in _CALL_BLOCKS and family is not None:
+        return []
+    return [_content_parts.media_part(kind, block, where)]
 
 
 def tool_choice(choice: object, tool_names: Sequence[str]) -> str | None:
@@ -141,12 +189,20 @@ def tool_choice(choice: object, tool_names: Sequence[str]) -> str | None:
 
 
 def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
+    """Usage as LangChain's ``usage_metadata``: ``input_tokens`` the whole prompt, of which
+    ``input_token_details`` ``cache_read`` / ``cache_creation`` were read from / written to
+    the provider's prompt cache; ``output_tokens`` with ``output_token_details``
+    ``reasoning`` among them (as ``ChatAnthropic`` and ``ChatGoogleGenerativeAI`` count)."""
     if usage is None:
         return None
     return UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
+        input_token_details=InputTokenDetails(
+            cache_read=usage.cached_input_tokens, cache_creation=usage.cache_write_tokens
+        ),
+        output_token_details=OutputTokenDetails(reasoning=usage.reasoning_tokens),
     )
 
 
@@ -190,10 +246,28 @@ def _refusal(text: str | None) -> dict[str, Any]:
     return {} if text is None else {"refusal": text}
 
 
-def to_ai_message(reply: ChatResponse) -> AIMessage:
+def reply_content(reply: ChatResponse) -> str | list[str | dict[Any, Any]]:
+    """A reply's content: a str, or (when it has reasoning) ``ChatAnthropic``'s list of
+    blocks, the reasoning first with its signatures, then the text."""
+    if not reply.reasoning:
+        return reply.content
+    blocks: list[str | dict[Any, Any]] = list(_reasoning.reasoning_blocks(reply.reasoning))
+    if reply.content:
+        blocks.append({"type": "text", "text": reply.content})
+    return blocks
+
+
+def family_metadata(kind: str) -> dict[str, Any]:
+    """``model_provider``: the answering family in LangChain's terms (see ``_reasoning``)."""
+    name = _reasoning.model_provider(kind) if kind else None
+    return {} if name is None else {"model_provider": name}
+
+
+def to_ai_message(reply: ChatResponse, kind: str = "") -> AIMessage:
+    """The reply of a route of provider kind ``kind``."""
     return AIMessage(
-        content=reply.content,
-        additional_kwargs=_refusal(reply.refusal),
+        content=reply_content(reply),
+        additional_kwargs=_refusal(reply.refusal) | _reasoning.signature_kwargs(reply.tool_calls),
         tool_calls=_tool_calls(reply.tool_calls),
         invalid_tool_calls=_invalid_tool_calls(reply.tool_calls),
         usage_metadata=usage_metadata(reply.usage),
@@ -201,6 +275,7 @@ def to_ai_message(reply: ChatResponse) -> AIMessage:
             "model_name": reply.model,
             "provider": reply.provider,
             "finish_reason": reply.finish_reason,
+            **family_metadata(kind),
             **call_metadata(reply.metadata),
         },
     )
@@ -223,17 +298,21 @@ def tool_call_chunks(calls: Iterable[ToolCall], first_index: int) -> list[ToolCa
     ]
 
 
-def to_chunk(chunk: ChatChunk, first_index: int) -> AIMessageChunk:
-    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones.
+def to_chunk(
+    chunk: ChatChunk, first_index: int, blocks: _reasoning.StreamBlocks | None = None
+) -> AIMessageChunk:
+    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones,
+    ``blocks`` its content blocks after earlier ones (see ``StreamBlocks``).
 
     LangChain derives a chunk's calls from its ``tool_call_chunks`` by a lenient partial
     parse, which would take some broken arguments for valid ones; each call arrives whole
     here, so the chunk states its calls as the engine judged them, invalid ones with their
     ``error``. Chunks added together are parsed again by LangChain, as for any model.
     """
+    blocks = blocks or _reasoning.StreamBlocks()
     message = AIMessageChunk(
-        content=chunk.delta,
-        additional_kwargs=_refusal(chunk.refusal),
+        content=blocks.content(chunk.delta, chunk.reasoning),
+        additional_kwargs=_refusal(chunk.refusal) | _reasoning.signature_kwargs(chunk.tool_calls),
         tool_call_chunks=tool_call_chunks(chunk.tool_calls, first_index),
         usage_metadata=usage_metadata(chunk.usage),
     )
