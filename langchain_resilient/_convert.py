@@ -47,6 +47,8 @@ __all__ = [
 _CALL_BLOCKS = frozenset(
     {"tool_use", "tool_call", "function_call", "tool_call_chunk", "invalid_tool_call"}
 )
+# Families whose replies name themselves in ``response_metadata["model_provider"]``.
+_NAMED_FAMILIES = frozenset({"gemini"})
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
 _ROLES |= {"system": "system", "developer": "system", "tool": "tool"}
 
@@ -258,8 +260,11 @@ def reply_content(reply: ChatResponse) -> str | list[str | dict[Any, Any]]:
 
 
 def family_metadata(kind: str) -> dict[str, Any]:
-    """``model_provider``: the answering family in LangChain's terms (see ``_reasoning``)."""
-    name = _reasoning.model_provider(kind) if kind else None
+    """``model_provider`` for a Gemini route's reply (see ``_reasoning``): LangChain's
+    ``content_blocks`` then read its thinking blocks as Gemini's. Other families' replies
+    go without it: a message without it is read as ``ChatAnthropic``'s, and LangChain's
+    Anthropic translator would look for tool calls in ``tool_use`` content blocks."""
+    name = _reasoning.model_provider(kind) if kind in _NAMED_FAMILIES else None
     return {} if name is None else {"model_provider": name}
 
 

@@ -1,21 +1,64 @@
 """LangChain's standard chat-model suites, once per provider family as the primary route.
 
 The integration suites run against the local chaos server (no network): each class's
-primary route is one family, with a fallback of another family behind it.
+primary route is one family, with a fallback of another family behind it. The media the
+suite downloads (an image, a PDF, a recording) are served from ``_media`` by patching the
+suite module's ``httpx`` here, and each media test then checks in the chaos server's log
+that those very bytes arrived at a provider.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.integration_tests import chat_models as suite
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_resilient import ChatResilientLLM
-from resilient_llm import RetryPolicy
+from resilient_llm import Provider, RetryPolicy
+from resilient_llm.testing.chaos.wire import digest
 
-from ._chaos import provider
+from . import _media
+from ._chaos import MODELS, server
+
+
+class _LocalDownloads:
+    """The suite module's ``httpx``, with ``get`` answered from ``_media``."""
+
+    def get(self, url: str, **_: Any) -> httpx.Response:
+        if url not in _media.BY_URL:
+            raise AssertionError(f"the standard suite downloads {url}: serve it in _media")
+        return httpx.Response(200, content=_media.BY_URL[url], request=httpx.Request("GET", url))
+
+
+# Media tests and the downloads they send as bytes (image URLs travel as URLs).
+_SENT = {
+    "test_image_inputs": (_media.IMAGE_URL,),
+    "test_image_tool_message": (_media.IMAGE_URL,),
+    "test_pdf_inputs": (_media.PDF_URL,),
+    "test_pdf_tool_message": (_media.PDF_URL,),
+    "test_audio_inputs": (_media.WAV_URL,),
+    "test_anthropic_inputs": (_media.IMAGE_URL,),
+}
+
+
+@pytest.fixture(autouse=True)
+def _local_media(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(suite, "httpx", _LocalDownloads())
+    # The suite asks for a user agent before downloading from Wikimedia; nothing is.
+    monkeypatch.setenv("LANGCHAIN_TESTS_USER_AGENT", "resilient-llm tests (local files)")
+    before = len(server().log)
+    yield
+    name = request.node.originalname
+    if name in _SENT:
+        arrived = {p[2] for r in server().log[before:] for p in r.carried.parts}
+        for url in _SENT[name]:
+            assert digest(_media.BY_URL[url]) in arrived, f"{url}'s bytes never reached a provider"
 
 # A per-call ``model=`` names a model of the first route (the engine gives other routes
 # their own model), so each family gets a model of its own as the override.
@@ -26,9 +69,23 @@ _OVERRIDES = {
 }
 
 
+# OpenAI routes take audio through its audio models only (see the capabilities table).
+_SUITE_MODELS = MODELS | {"openai": "gpt-4o-audio-preview"}
+
+
+def _route(kind: str) -> Provider:
+    return Provider(
+        kind,  # type: ignore[arg-type]
+        _SUITE_MODELS[kind],
+        name=kind,
+        base_url=server().base_url(kind),
+        api_key="chaos",
+    )
+
+
 def _params(primary: str, fallback: str) -> dict[str, Any]:
     return {
-        "providers": [provider(primary), provider(fallback)],
+        "providers": [_route(primary), _route(fallback)],
         "retry": RetryPolicy(max_retries=2, base=0.01, cap=0.05),
     }
 
@@ -105,19 +162,27 @@ class _Integration(ChatModelIntegrationTests):
 
     @property
     def supports_image_inputs(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_image_urls(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_pdf_inputs(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_audio_inputs(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
 
     @property
     def supports_model_override(self) -> bool:
