@@ -60,6 +60,7 @@ def _local_media(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         for url in _SENT[name]:
             assert digest(_media.BY_URL[url]) in arrived, f"{url}'s bytes never reached a provider"
 
+
 # A per-call ``model=`` names a model of the first route (the engine gives other routes
 # their own model), so each family gets a model of its own as the override.
 _OVERRIDES = {
