@@ -157,10 +157,20 @@ class StreamBlocks:
         self._text: int | None = None
 
     def content(self, delta: str, pieces: Sequence[Reasoning]) -> str | list[Any]:
+        """A chunk's content: ``delta`` and its reasoning ``pieces`` (in that order in
+        the reply: reasoning first)."""
         if not pieces and not self.blocks:
             return delta
         self.blocks = True
-        out: list[Any] = [self._piece(p) for p in pieces]
+        out: list[dict[str, Any]] = []
+        for piece in pieces:
+            made = self._piece(piece)
+            if out and out[-1]["index"] == made["index"]:
+                # One block's pieces in one chunk: LangChain joins blocks across chunks only.
+                made["thinking"] = out[-1]["thinking"] + made["thinking"]
+                out[-1] = made
+            else:
+                out.append(made)
         if delta:
             if self._text is None:
                 self._text = self._take()

@@ -328,7 +328,8 @@ class ChatResilientLLM(EngineFields):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """The neutral messages and the engine's keyword options for one call."""
-        defaults = self._flat | {name: getattr(self, name) for name in _params.PARAMS}
+        fields = {name: getattr(self, name) for name in _params.PARAMS}
+        defaults = self._flat | {k: v for k, v in fields.items() if v is not None}
         defaults["model"] = self.model
         options = _params.call_options(defaults, self.provider_options, kwargs)
         options["stop"] = stop if stop is not None else self.stop or self._flat.get("stop")
