@@ -91,7 +91,7 @@ class ResilientLLM:
 
     def __init__(
         self,
-        providers: Sequence[Provider],
+        providers: Sequence[Provider | str] | Provider | str,
         *,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
@@ -142,7 +142,7 @@ class ResilientLLM:
 
     def _configure(self, options: EngineOptions) -> None:
         self.options = options
-        self.providers: tuple[Provider, ...] = tuple(options.providers)
+        self.providers: tuple[Provider, ...] = cast("tuple[Provider, ...]", options.providers)
         self.retry = options.retry or RetryPolicy()
         self.breaker_policy = options.breaker or BreakerPolicy()
         self.timeout = options.timeout

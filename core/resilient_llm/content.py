@@ -272,11 +272,18 @@ def data_url(part: Image | Document | Audio) -> str:
     return f"data:{part.mime_type};base64,{part.base64}"
 
 
+# Families whose stream sends a block's text in deltas and its signature last, in a piece
+# of its own (Anthropic's signature_delta). Elsewhere (Gemini) a piece with a signature and
+# no text is the signature of the part it came with, a block of its own.
+_SIGNATURE_ENDS_BLOCK = frozenset({"anthropic"})
+
+
 def join_reasoning(pieces: Iterable[Reasoning]) -> tuple[Reasoning, ...]:
     """Streamed reasoning pieces joined into whole blocks.
 
-    A block ends with the piece that carries its signature; a redacted block is whole in
-    one piece; pieces of another family start a new block.
+    Text pieces of one family join; for Anthropic the piece carrying the signature ends
+    the block, for other families a signed piece is a block of its own. A redacted block
+    is whole in one piece; pieces of another family start a new block.
     """
     blocks: list[Reasoning] = []
     text: list[str] = []
@@ -285,7 +292,8 @@ def join_reasoning(pieces: Iterable[Reasoning]) -> tuple[Reasoning, ...]:
         if text and piece.family != family:
             blocks.append(Reasoning("".join(text), family=family))
             text = []
-        if piece.redacted:
+        own = piece.signature is not None and piece.family not in _SIGNATURE_ENDS_BLOCK
+        if piece.redacted or own:
             if text:
                 blocks.append(Reasoning("".join(text), family=family))
                 text = []

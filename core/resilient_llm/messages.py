@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from ._checks import check_json, check_text
-from .content import Part, Reasoning, Text, check_part, is_part, parts_from_openai
+from .content import (
+    Audio,
+    Document,
+    Image,
+    Part,
+    Reasoning,
+    Text,
+    check_part,
+    is_part,
+    parts_from_openai,
+)
 from .errors import ConfigurationError
 from .policies.hints import RateLimitHints
 
@@ -119,6 +129,7 @@ class Message:
                         f"Audio, Reasoning), got {type(part).__name__}"
                     )
             object.__setattr__(self, "content", parts)
+            _check_roles(self.role, parts)
         if not isinstance(self.tool_calls, tuple):
             object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
         if self.role == "tool" and not self.tool_call_id:
@@ -137,6 +148,28 @@ class Message:
         if isinstance(self.content, str):
             return (Text(self.content),) if self.content else ()
         return self.content
+
+
+# What each role's content may hold. No family takes media from the model or in the
+# system prompt, and reasoning is the model's own: refused here, named, rather than lost
+# in a converter.
+_ROLE_PARTS = {
+    "system": (Text,),
+    "user": (Text, Image, Document, Audio),
+    "tool": (Text, Image, Document, Audio),
+    "assistant": (Text, Reasoning),
+}
+
+
+def _check_roles(role: str, parts: tuple[Part, ...]) -> None:
+    allowed = _ROLE_PARTS[role]
+    for index, part in enumerate(parts):
+        if not isinstance(part, allowed):
+            names = ", ".join(kind.__name__ for kind in allowed)
+            raise ConfigurationError(
+                f"Message.content[{index}]: a {role!r} message takes {names} parts, "
+                f"not {type(part).__name__}"
+            )
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class EngineOptions:
     messages (``ChatResilientLLM.timeout must be ...``); it is not an option.
     """
 
-    providers: Sequence[Provider]
+    providers: Sequence[Provider | str] | Provider | str
     retry: RetryPolicy | None = None
     breaker: BreakerPolicy | None = None
     timeout: float = 60.0
@@ -180,20 +180,27 @@ def refuse_rate_limiter(owner: str, framework: str, value: object) -> None:
 
 
 def _providers(owner: str, providers: object) -> tuple[Provider, ...]:
-    if isinstance(providers, Provider):
+    if isinstance(providers, Provider | str):
         providers = [providers]
-    if isinstance(providers, str | bytes | Mapping) or not isinstance(providers, Iterable):
+    if isinstance(providers, bytes | Mapping) or not isinstance(providers, Iterable):
         raise ConfigurationError(
-            f"{owner}.providers must be a list of Provider, got {type(providers).__name__}"
+            f"{owner}.providers must be a list of Provider or model strings, "
+            f"got {type(providers).__name__}"
         )
     listed: Sequence[object] = list(providers)
     if not listed:
         raise ConfigurationError(f"{owner}.providers must name at least one Provider")
     checked: list[Provider] = []
     for index, provider in enumerate(listed):
+        if isinstance(provider, str):
+            try:
+                provider = Provider.parse(provider)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{owner}.providers[{index}]: {exc.message}") from None
         if not isinstance(provider, Provider):
             raise ConfigurationError(
-                f"{owner}.providers[{index}] must be a Provider, got {type(provider).__name__}"
+                f"{owner}.providers[{index}] must be a Provider or a model string "
+                f"('openai:gpt-4o-mini'), got {type(provider).__name__}"
             )
         checked.append(provider)
     return tuple(distinct_names(checked, f"{owner}.providers"))

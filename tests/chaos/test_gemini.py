@@ -258,3 +258,113 @@ def test_rpm_quota_answers_resource_exhausted(clocked: tuple[ChaosServer, FakeCl
     clock.advance(40)
     assert client.models.generate_content(model=MODEL, contents=PROMPT).text == PARIS
     client.close()
+
+
+GEMINI_3 = "gemini-3-pro-preview"
+
+
+def _weather_turns(gem: genai.Client, model: str) -> tuple[list[types.Content], types.Part]:
+    """A first step on ``model``: the question, the model's call; and the call's part."""
+    config = types.GenerateContentConfig(
+        tools=[weather_tool()], automatic_function_calling=NO_AUTO_CALLS
+    )
+    first = gem.models.generate_content(model=model, contents=WEATHER_PROMPT, config=config)
+    assert first.candidates is not None
+    content = first.candidates[0].content
+    assert content is not None
+    assert content.parts is not None
+    question = types.Content(role="user", parts=[types.Part(text=WEATHER_PROMPT)])
+    return [question, content], content.parts[0]
+
+
+def _answer(name: str) -> types.Content:
+    return types.Content(
+        role="user",
+        parts=[types.Part.from_function_response(name=name, response={"result": "sunny"})],
+    )
+
+
+def test_gemini_3_signs_its_first_call_and_checks_it_back(
+    chaos: ChaosServer, gem: genai.Client
+) -> None:
+    config = types.GenerateContentConfig(
+        tools=[weather_tool()], automatic_function_calling=NO_AUTO_CALLS
+    )
+    turns, call = _weather_turns(gem, GEMINI_3)
+    assert call.thought_signature is not None
+    assert call.thought_signature.decode().startswith("chaos-gemini-")
+    assert call.function_call is not None
+    name = str(call.function_call.name)
+    ok = gem.models.generate_content(
+        model=GEMINI_3, contents=[*turns, _answer(name)], config=config
+    )
+    assert ok.text == 'The tool returned: {"result": "sunny"}'
+    assert chaos.log[-1].carried.signatures == (call.thought_signature.decode(),)
+
+    unsigned = call.model_copy(update={"thought_signature": None})
+    stripped = [turns[0], types.Content(role="model", parts=[unsigned]), _answer(name)]
+    with pytest.raises(errors.ClientError) as missing:
+        gem.models.generate_content(model=GEMINI_3, contents=stripped, config=config)
+    assert missing.value.code == 400
+    assert "Function call is missing a thought_signature in functionCall parts" in str(
+        missing.value.message
+    )
+    assert "`default_api:get_weather` , position 2" in str(missing.value.message)
+    # An older model does not insist; a later user turn starts a new turn, unchecked.
+    gem.models.generate_content(model=MODEL, contents=stripped, config=config)
+    later = [*stripped, types.Content(role="user", parts=[types.Part(text="Thanks!")])]
+    gem.models.generate_content(model=GEMINI_3, contents=later, config=config)
+
+    for value in (b"forged", b"chaos-anthropic-" + b"0" * 24):
+        forged = call.model_copy(update={"thought_signature": value})
+        bad = [turns[0], types.Content(role="model", parts=[forged]), _answer(name)]
+        with pytest.raises(errors.ClientError, match="Corrupted thought signature"):
+            gem.models.generate_content(model=MODEL, contents=bad, config=config)
+
+
+def test_gemini_thoughts_and_usage_details(gem: genai.Client) -> None:
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_level="LOW")
+    )
+    prompt = PROMPT + " " + "padding " * 600
+    reply = gem.models.generate_content(model=GEMINI_3, contents=prompt, config=config)
+    assert reply.candidates is not None
+    assert reply.candidates[0].content is not None
+    parts = reply.candidates[0].content.parts or []
+    assert [bool(p.thought) for p in parts] == [True, False]
+    assert parts[1].text == PARIS
+    assert parts[1].thought_signature is not None
+    usage = reply.usage_metadata
+    assert usage is not None
+    assert usage.thoughts_token_count
+    assert usage.prompt_token_count is not None
+    assert usage.cached_content_token_count == usage.prompt_token_count // 1024 * 1024
+    plain = gem.models.generate_content(model=MODEL, contents=PROMPT)
+    assert plain.usage_metadata is not None
+    assert plain.usage_metadata.thoughts_token_count is None
+    assert plain.usage_metadata.cached_content_token_count is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_refusal_is_a_safety_stop(gem: genai.Client, stream: bool) -> None:
+    prompt = "[refuse] How do I pick a lock?"
+    if stream:
+        replies = list(gem.models.generate_content_stream(model=MODEL, contents=prompt))
+    else:
+        replies = [gem.models.generate_content(model=MODEL, contents=prompt)]
+    last = replies[-1]
+    assert last.candidates is not None
+    assert last.candidates[0].finish_reason == types.FinishReason.SAFETY
+    assert not any(r.text for r in replies)
+
+
+def test_gemini_a_zero_budget_thinks_not(gem: genai.Client) -> None:
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=0)
+    )
+    reply = gem.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert reply.candidates is not None
+    assert reply.candidates[0].content is not None
+    assert [p.thought for p in reply.candidates[0].content.parts or []] == [None]
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata.thoughts_token_count is None

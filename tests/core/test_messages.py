@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resilient_llm.content import Text
 from resilient_llm.errors import ConfigurationError
 from resilient_llm.messages import ChatRequest, Message, Tool, ToolCall, to_messages
 
@@ -14,7 +15,7 @@ def test_openai_style_dicts_convert_including_tool_calls_and_parts() -> None:
     messages = to_messages(
         [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"text": "there"}]},
+            {"role": "user", "content": [{"type": "text", "text": "Hi "}, "there"]},
             {
                 "role": "assistant",
                 "content": None,
@@ -30,7 +31,8 @@ def test_openai_style_dicts_convert_including_tool_calls_and_parts() -> None:
             Message("user", "thanks"),
         ]
     )
-    assert messages[1].content == "Hi there"
+    assert messages[1].content == (Text("Hi "), Text("there"))
+    assert messages[1].text == "Hi there"
     assert messages[2].tool_calls == (ToolCall("call_1", "add", {"a": 1, "b": 2}),)
     assert messages[3].tool_call_id == "call_1"
     assert messages[4] == Message("user", "thanks")

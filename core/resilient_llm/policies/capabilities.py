@@ -40,6 +40,9 @@ class Unfit:
     too_long: bool = False
 
 
+_FEATURES = ("tools", "tool_choice", "json_schema", "images", "documents", "audio", "reasoning")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """A model's limits and features; ``None`` means unknown (never a reason to skip)."""
@@ -63,15 +66,7 @@ class Capabilities:
                 raise ConfigurationError(
                     f"Capabilities.{name} must be a positive int or None, got {value!r}"
                 )
-        for name in (
-            "tools",
-            "tool_choice",
-            "json_schema",
-            "images",
-            "documents",
-            "audio",
-            "reasoning",
-        ):
+        for name in _FEATURES:
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ConfigurationError(
@@ -84,6 +79,25 @@ class Capabilities:
         (longest matching name prefix; a router's ``"openai/gpt-4o"`` is ``gpt-4o``), then
         every field ``override`` sets, as ``Provider(capabilities=)`` does for a route."""
         return capabilities_for(model, override)
+
+    @classmethod
+    def common(cls, each: Sequence[Capabilities]) -> Capabilities:
+        """What every one of ``each`` can take (what a call is sure of whichever route
+        answers it): the smallest window and output limit, and a feature only where all
+        have it (False if one lacks it, None if one is unknown and none lacks it)."""
+        if not each:
+            return cls()
+        known_windows = [c.context_window for c in each if c.context_window is not None]
+        known_outputs = [c.max_output for c in each if c.max_output is not None]
+        flags = {}
+        for name in _FEATURES:
+            values = [getattr(c, name) for c in each]
+            flags[name] = False if False in values else (None if None in values else True)
+        return cls(
+            min(known_windows) if len(known_windows) == len(each) else None,
+            min(known_outputs) if len(known_outputs) == len(each) else None,
+            **flags,
+        )
 
     def merged(self, override: Capabilities | None) -> Capabilities:
         """These capabilities with every field ``override`` sets (not None) replaced."""

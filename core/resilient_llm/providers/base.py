@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from .._arguments import timeout_setting
@@ -21,6 +21,7 @@ from ..messages import ChatRequest
 from ..policies.capabilities import Capabilities
 from ..policies.limiter import RateLimit
 from ..secrets import Secret
+from ._model_strings import parse_model
 from ._protocol import ChatAdapter
 from ._spec import ProviderSpec
 from .registry import SPECS, provider_spec
@@ -173,6 +174,18 @@ class Provider:
         object.__setattr__(self, "max_concurrency", max_concurrency)
         # Not a field: whether the caller chose the name, so an engine may derive another.
         object.__setattr__(self, "_named", name is not None)
+
+    @classmethod
+    def parse(cls, model: str, **options: Any) -> Provider:
+        """The route a model string names: ``"openai:gpt-4o-mini"``,
+        ``"anthropic:claude-haiku-4-5"``, ``"google_genai:gemini-2.5-flash"`` (LangChain's
+        ``init_chat_model`` prefixes), ``"gemini/gemini-2.5-flash"`` (LiteLLM's form), a
+        registered kind, or a bare model name whose family is plain (``"gpt-4o"``).
+        ``options`` are ``Provider``'s other keywords. An unknown prefix raises
+        ``ConfigurationError`` listing the known ones.
+        """
+        kind, name = parse_model(model)
+        return cls(kind, name, **options)
 
     @property
     def named(self) -> bool:

@@ -5,11 +5,10 @@ This module is the kind's spec only; ``adapter`` imports the SDK, when a route i
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 from .._spec import ProviderSpec
-from .._tool_calls import invalid_call_reason
+from .parts import unsendable_reason
 
 if TYPE_CHECKING:
     from ..base import ChatAdapter, Provider
@@ -32,7 +31,8 @@ SPEC = ProviderSpec(
     env_base_url="GOOGLE_GEMINI_BASE_URL",
     # google-genai raises ValueError before sending a request with no turn in it.
     needs_a_turn=True,
-    unsendable=functools.partial(invalid_call_reason, "gemini"),
+    # An invalid tool call, a media URL of unknown type, a gemini signature not in base64.
+    unsendable=unsendable_reason,
     # google-genai picks its own async transport (aiohttp when installed).
     async_transport=False,
     telemetry_name="gcp.gemini",

@@ -12,27 +12,26 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import certifi
+import pydantic
 from google import genai
 from google.genai import types
 
-from ...errors import ResilientLLMError
+from ...errors import ConfigurationError, ResilientLLMError
 from ...messages import ChatRequest, ChatResponse
+from ...policies.capabilities import capabilities_for
 from ...secrets import Secret
 from .._adapter import SDKAdapter
+from .._passthrough import passthrough
 from ..base import Provider
-from .convert import (
-    GeminiStreamState,
-    build_config,
-    build_contents,
-    model_name,
-    response_from_generate,
-)
+from .convert import build_config, build_contents, model_name
 from .errors import map_gemini_error, sdk_errors
+from .reply import GeminiStreamState, response_from_generate
 
 __all__ = ["API_VERSION", "GeminiAdapter", "map_gemini_error"]
 
@@ -103,12 +102,18 @@ class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _
         return map_gemini_error(exc, route, secret)
 
     def prepare(self, request: ChatRequest, timeout: float, *, stream: bool) -> _Arguments:
-        system, contents = build_contents(request.messages)
-        return {
-            "model": model_name(request, self.provider),
-            "contents": contents,
-            "config": build_config(request, system, _http_options(timeout)),
-        }
+        model = model_name(request, self.provider)
+        system, contents = build_contents(request.messages, model)
+        caps = capabilities_for(model, self.provider.capabilities)
+        config = build_config(
+            request,
+            system,
+            _http_options(timeout),
+            model=model,
+            reasoning=caps.reasoning,
+            passthrough=config_fields(passthrough(self.provider, request)),
+        )
+        return {"model": model, "contents": contents, "config": config}
 
     def call(
         self, client: genai.Client, prepared: _Arguments, timeout: float
@@ -147,6 +152,42 @@ class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _
     def stream_headers(self, events: object, first: _Reply) -> object:
         # google-genai puts the response's headers on each chunk it yields.
         return _headers(first)
+
+
+# Config fields that steer the SDK or the adapter, not the request: never passed through.
+_NOT_PASSED = frozenset(
+    {"http_options", "should_return_http_response", "automatic_function_calling"}
+)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name)
+
+
+def config_fields(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A route's passthrough parameters as ``GenerateContentConfig`` fields (snake_case,
+    or the API's camelCase). A name that is no field of the installed SDK's config, or
+    one the adapter owns, or a value the SDK's model refuses, is a ``ConfigurationError``
+    naming it: never silently dropped, never a failed call.
+    """
+    known = types.GenerateContentConfig.model_fields
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        name = _snake(key)
+        if name in _NOT_PASSED:
+            raise ConfigurationError(f"gemini option {key!r} is set by resilient-llm itself")
+        if name not in known:
+            raise ConfigurationError(
+                f"gemini option {key!r} is not a GenerateContentConfig field of google-genai "
+                f"{genai.__version__} (such as thinking_config, safety_settings, top_k, "
+                "response_modalities, cached_content, labels)"
+            )
+        out[name] = value
+    try:
+        types.GenerateContentConfig.model_validate(out)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(f"gemini options do not validate: {exc}") from None
+    return out
 
 
 def _headers(reply: object) -> object:

@@ -1,66 +1,39 @@
-"""Neutral request/response <-> Gemini ``generateContent`` (google-genai), as pure functions.
+"""Neutral requests as Gemini ``generateContent`` arguments (google-genai), as pure functions.
 
 Contents and config are plain dicts in the SDK's snake_case field names, which its
 pydantic models validate at call time; that keeps these functions free of SDK imports
-and of the differences between google-genai 2.x and 3.x. Responses are read by attribute.
+and of the differences between google-genai 2.x and 3.x. Replies: :mod:`.reply`.
+
+What a Gemini route receives (the README's table): ``temperature``, ``top_p``, ``seed``,
+``stop`` (``stop_sequences``), ``max_tokens`` (``max_output_tokens``) as they are;
+``reasoning_effort`` as a ``thinking_config`` with ``include_thoughts`` (see
+:func:`thinking_config`), to models whose capabilities do not say they cannot reason;
+``parallel_tool_calls`` is not sent (Gemini has no such switch and may call several
+functions in one reply); the route's passthrough parameters last, over all of these.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ...errors import ProviderUnavailable
-from ...messages import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
-from .._shape import Malformed, count, get, items, node, optional_node, reading, text
-from .._tool_calls import object_arguments, tool_call
-from ..base import Provider, rate_limit_headers
+from ...content import Audio, Document, Image, Reasoning, Text
+from ...messages import ChatRequest, Message, ReasoningEffort
+from .._tool_calls import object_arguments
+from ..base import Provider
+from .parts import (
+    FAMILY,
+    SKIP_SIGNATURE,
+    function_response_media,
+    is_gemini_3,
+    media_part,
+    signature_bytes,
+)
 
-__all__ = [
-    "GeminiStreamState",
-    "build_config",
-    "build_contents",
-    "finish_reason",
-    "refusal_reason",
-    "response_from_generate",
-]
+__all__ = ["build_config", "build_contents", "model_name", "thinking_config"]
 
-# Every reason by which Gemini withholds or cuts a reply for its content is a refusal: the
-# model's answer is that it will not answer.
-_FINISH = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "refusal",
-    "RECITATION": "refusal",
-    "BLOCKLIST": "refusal",
-    "PROHIBITED_CONTENT": "refusal",
-    "SPII": "refusal",
-    "IMAGE_SAFETY": "refusal",
-    "IMAGE_PROHIBITED_CONTENT": "refusal",
-    "IMAGE_RECITATION": "refusal",
-    "MODEL_ARMOR": "refusal",
-    "LANGUAGE": "refusal",
-}
-# Reasons that do not end a reply: the stream must go on to a real one.
-_NOT_TERMINAL = frozenset({"FINISH_REASON_UNSPECIFIED", "CONTINUATION"})
-
-
-def _raw_reason(value: object) -> str | None:
-    """The finish reason's name: the SDK gives an enum (a str subclass) or a str."""
-    if value is None:
-        return None
-    name = getattr(value, "value", value)
-    return str(name) if name else None
-
-
-def finish_reason(raw: str | None, has_calls: bool = False) -> str | None:
-    """Gemini's finish reason, normalised; ``STOP`` with function calls is ``tool_calls``."""
-    if raw is None:
-        return None
-    normal = _FINISH.get(raw, "stop")
-    return "tool_calls" if has_calls and normal == "stop" else normal
+_Part = dict[str, Any]
 
 
 def _response_object(content: str) -> dict[str, Any]:
@@ -72,52 +45,151 @@ def _response_object(content: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {"result": value}
 
 
-def build_contents(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str, Any]]]:
+def _signed(part: _Part, signature: str | None) -> _Part:
+    raw = None if signature is None else signature_bytes(signature)
+    if raw:
+        part["thought_signature"] = raw
+    return part
+
+
+def _assistant_parts(message: Message, names: dict[str, str]) -> list[_Part]:
+    """Thought parts, text and function calls, with Gemini's own signatures where they
+    came: a thought's on its part, a signature-only reasoning's on the text after it, a
+    call's on its ``function_call``. Reasoning of other families is left out."""
+    parts: list[_Part] = []
+    pending: str | None = None
+    for part in message.parts:
+        if isinstance(part, Reasoning):
+            if part.family != FAMILY:
+                continue
+            if part.text:
+                parts.append(_signed({"text": part.text, "thought": True}, part.signature))
+            elif part.signature is not None:
+                if pending is not None:
+                    parts.append(_signed({"text": ""}, pending))
+                pending = part.signature
+        elif isinstance(part, Text):
+            parts.append(_signed({"text": part.text}, pending))
+            pending = None
+    if pending is not None:
+        parts.append(_signed({"text": ""}, pending))
+    if not parts and not message.tool_calls:
+        parts.append({"text": ""})
+    for call in message.tool_calls:
+        names[call.id] = call.name
+        fc = {"id": call.id, "name": call.name, "args": object_arguments(call, FAMILY)}
+        mine = call.signature if call.family == FAMILY else None
+        parts.append(_signed({"function_call": fc}, mine))
+    return parts
+
+
+def _user_parts(message: Message) -> list[_Part]:
+    parts: list[_Part] = []
+    for part in message.parts:
+        if isinstance(part, Text):
+            parts.append({"text": part.text})
+        elif isinstance(part, Image | Document | Audio):
+            parts.append(media_part(part))
+    return parts or [{"text": ""}]
+
+
+def _tool_parts(message: Message, names: dict[str, str], gemini_3: bool) -> list[_Part]:
+    """A tool result: its ``function_response`` (named after the call it answers, as
+    Gemini matches them by name), then any media it held. A Gemini 3 model takes image,
+    PDF and text bytes in the response's own ``parts``; the rest follows it in the same
+    user turn."""
+    call_id = message.tool_call_id or ""
+    response: dict[str, Any] = {
+        "id": call_id,
+        "name": names.get(call_id) or message.name or call_id,
+        "response": _response_object(message.text),
+    }
+    inner: list[_Part] = []
+    beside: list[_Part] = []
+    for part in message.parts:
+        if isinstance(part, Image | Document | Audio):
+            held = function_response_media(part) if gemini_3 else None
+            if held is not None:
+                inner.append(held)
+            else:
+                beside.append(media_part(part))
+    if inner:
+        response["parts"] = inner
+    return [{"function_response": response}, *beside]
+
+
+def _skip_unsigned_calls(contents: list[dict[str, Any]]) -> None:
+    """Gemini 3 answers 400 when the first function call of a model turn has no
+    signature; history it did not write (another family's turns) gets Google's
+    documented placeholder there, so a failover mid-conversation goes through."""
+    for content in contents:
+        if content["role"] != "model":
+            continue
+        first = next((p for p in content["parts"] if "function_call" in p), None)
+        if first is not None and "thought_signature" not in first:
+            first["thought_signature"] = SKIP_SIGNATURE
+
+
+def build_contents(
+    messages: tuple[Message, ...], model: str = ""
+) -> tuple[str | None, list[dict[str, Any]]]:
     """``(system_instruction, contents)``; roles ``user``/``model``.
 
-    A tool result becomes a ``function_response`` part of a user turn, named after the
-    assistant's earlier call with the same id (Gemini matches responses by name);
-    consecutive turns of one role merge, so parallel results answer their calls together.
+    Consecutive turns of one role merge, so parallel results answer their calls
+    together. ``model`` decides the Gemini 3 forms (media inside function responses,
+    placeholder signatures on calls it did not make).
     """
+    gemini_3 = is_gemini_3(model)
     system = "\n\n".join(m.text for m in messages if m.role == "system" and m.text)
     names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
     for message in messages:
-        parts: list[dict[str, Any]] = []
         if message.role == "system":
             continue
         if message.role == "tool":
-            call_id = message.tool_call_id or ""
-            name = names.get(call_id) or message.name or call_id
-            parts.append(
-                {
-                    "function_response": {
-                        "id": call_id,
-                        "name": name,
-                        "response": _response_object(message.text),
-                    }
-                }
-            )
+            parts = _tool_parts(message, names, gemini_3)
+        elif message.role == "assistant":
+            parts = _assistant_parts(message, names)
         else:
-            if message.text or not message.tool_calls:
-                parts.append({"text": message.text})
-            for call in message.tool_calls if message.role == "assistant" else ():
-                names[call.id] = call.name
-                parts.append(
-                    {
-                        "function_call": {
-                            "id": call.id,
-                            "name": call.name,
-                            "args": object_arguments(call, "gemini"),
-                        }
-                    }
-                )
+            parts = _user_parts(message)
         role = "model" if message.role == "assistant" else "user"
         if out and out[-1]["role"] == role:
             out[-1]["parts"].extend(parts)
         else:
             out.append({"role": role, "parts": parts})
+    if gemini_3:
+        _skip_unsigned_calls(out)
     return (system or None), out
+
+
+# Gemini 2.5's thinking budgets (tokens) for each effort; "minimal" turns thinking off
+# where the model allows it (Flash, Flash-Lite) and is Pro's floor (128) there.
+_BUDGETS: dict[str, int] = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+_PRO_FLOOR = 128
+
+
+def thinking_config(effort: ReasoningEffort, model: str) -> dict[str, Any]:
+    """``reasoning_effort`` as Gemini's ``thinking_config``, thoughts summarised back.
+
+    Gemini 3: ``thinking_level`` of the same name, except that Pro models have no
+    ``MINIMAL`` (sent as ``LOW``) and ``gemini-3-pro`` no ``MEDIUM`` (sent as ``HIGH``).
+    Other models: ``thinking_budget`` 0 / 1024 / 8192 / 24576 tokens for minimal / low /
+    medium / high (128 for minimal on Pro, which cannot stop thinking).
+    """
+    name = model.lower().rsplit("/", 1)[-1]
+    pro = "-pro" in name
+    config: dict[str, Any] = {"include_thoughts": True}
+    if is_gemini_3(name):
+        level = effort.upper()
+        if pro and level == "MINIMAL":
+            level = "LOW"
+        if name.startswith("gemini-3-pro") and level == "MEDIUM":
+            level = "HIGH"
+        config["thinking_level"] = level
+    else:
+        budget = _BUDGETS[effort]
+        config["thinking_budget"] = max(budget, _PRO_FLOOR) if pro else budget
+    return config
 
 
 def _tool_config(choice: str | None) -> dict[str, Any] | None:
@@ -130,12 +202,19 @@ def _tool_config(choice: str | None) -> dict[str, Any] | None:
 
 
 def build_config(
-    request: ChatRequest, system: str | None, http_options: Mapping[str, Any]
+    request: ChatRequest,
+    system: str | None,
+    http_options: Mapping[str, Any],
+    *,
+    model: str = "",
+    reasoning: bool | None = None,
+    passthrough: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``GenerateContentConfig`` (as a dict) for ``request``.
 
     The SDK's automatic function calling is off: tools are only declared, and the
-    caller runs them.
+    caller runs them. ``reasoning`` is the model's capability (False: no thinking
+    config is sent); ``passthrough`` (GenerateContentConfig fields) goes over the rest.
     """
     config: dict[str, Any] = {
         "http_options": dict(http_options),
@@ -164,185 +243,20 @@ def build_config(
         config["response_json_schema"] = dict(request.response_schema)
     elif request.json_mode:
         config["response_mime_type"] = "application/json"
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        config["max_output_tokens"] = request.max_tokens
+    sampling = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+        "max_output_tokens": request.max_tokens,
+    }
+    config.update({k: v for k, v in sampling.items() if v is not None})
     if request.stop:
         config["stop_sequences"] = list(request.stop)
+    if request.reasoning_effort is not None and reasoning is not False:
+        config["thinking_config"] = thinking_config(request.reasoning_effort, model)
+    config.update(passthrough or {})
     return config
 
 
 def model_name(request: ChatRequest, provider: Provider) -> str:
     return request.model or provider.model
-
-
-def _usage(metadata: Any) -> Usage | None:
-    if metadata is None:
-        return None
-    path = "usageMetadata"
-    node(metadata, path)
-    output = count(metadata, "candidates_token_count", path) + count(
-        metadata, "thoughts_token_count", path
-    )
-    return Usage(count(metadata, "prompt_token_count", path), output)
-
-
-def _parts(response: Any) -> tuple[list[str], list[ToolCall], str | None, bool]:
-    """Text pieces, function calls and the raw finish reason of the first candidate, and
-    whether there was a candidate at all."""
-    candidates = items(response, "candidates", "body")
-    if not candidates:
-        return [], [], None, False
-    candidate = node(candidates[0], "candidates[0]")
-    texts: list[str] = []
-    calls: list[ToolCall] = []
-    content = optional_node(candidate, "content", "candidates[0]")
-    for index, part in enumerate(items(content, "parts", "candidates[0].content")):
-        path = f"candidates[0].content.parts[{index}]"
-        node(part, path)
-        if get(part, "thought"):
-            continue  # the model's reasoning summary is not the reply
-        call = optional_node(part, "function_call", path)
-        if call is not None:
-            calls.append(_call(call, f"{path}.functionCall"))
-        else:
-            piece = text(part, "text", path)
-            if piece:
-                texts.append(piece)
-    return texts, calls, _raw_reason(get(candidate, "finish_reason")), True
-
-
-def _call(call: Any, path: str) -> ToolCall:
-    name = text(call, "name", path, required=True)
-    if not name:
-        raise Malformed(f"{path}.name is empty")
-    call_id = text(call, "id", path) or f"call_{name}"
-    return tool_call(call_id, name, get(call, "args"), decoded=True)
-
-
-def _block_reason(response: Any) -> str | None:
-    """Why the prompt itself was blocked (``promptFeedback.blockReason``), if it was."""
-    feedback = optional_node(response, "prompt_feedback", "body")
-    return None if feedback is None else _raw_reason(get(feedback, "block_reason"))
-
-
-def refusal_reason(raw: str | None, blocked: str | None) -> str | None:
-    """``"blocked: SAFETY"`` for a withheld reply or a blocked prompt; None otherwise."""
-    if raw is not None and _FINISH.get(raw) == "refusal":
-        return f"blocked: {raw}"
-    if raw is None and blocked is not None:
-        return f"blocked: {blocked}"
-    return None
-
-
-def response_from_generate(
-    response: Any, route: str, fallback_model: str, headers: Mapping[str, str] | None
-) -> ChatResponse:
-    """A ``GenerateContentResponse`` as a neutral reply (first candidate only).
-
-    A reply withheld by the safety filters (``finishReason: SAFETY`` and the like) or a
-    prompt blocked before any candidate (``promptFeedback.blockReason``, also kept as
-    ``metadata["block_reason"]``) is a refusal. Any other reply without a candidate, or
-    whose candidate has no finish reason, is not a reply: ``ProviderUnavailable`` naming
-    what is missing (a failed attempt).
-    """
-    with reading(route):
-        return _response(response, route, fallback_model, headers)
-
-
-def _response(
-    response: Any, route: str, fallback_model: str, headers: Mapping[str, str] | None
-) -> ChatResponse:
-    node(response, "body")
-    texts, calls, raw, found = _parts(response)
-    blocked = _block_reason(response)
-    metadata: dict[str, Any] = {"raw_finish_reason": raw}
-    if not found and blocked is None:
-        raise Malformed("the reply had no candidates")
-    if found and raw is None:
-        raise Malformed("candidates[0].finishReason is missing")
-    if not found:
-        metadata["block_reason"] = blocked
-    refusal = refusal_reason(raw, blocked)
-    finish = "refusal" if refusal is not None else finish_reason(raw, bool(calls))
-    return ChatResponse(
-        content="".join(texts),
-        provider=route,
-        model=text(response, "model_version", "body") or fallback_model,
-        tool_calls=_unique_ids(calls),
-        usage=_usage(get(response, "usage_metadata")),
-        finish_reason=finish,
-        metadata=metadata,
-        rate_limit_headers=rate_limit_headers(headers),
-        refusal=refusal,
-    )
-
-
-def _unique_ids(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
-    """Calls with ids unique in the reply (Gemini may omit ids; we derive them)."""
-    seen: set[str] = set()
-    out: list[ToolCall] = []
-    for index, call in enumerate(calls):
-        call_id = call.id
-        if call_id in seen:
-            call_id = f"{call_id}_{index}"
-        seen.add(call_id)
-        out.append(replace(call, id=call_id))
-    return tuple(out)
-
-
-@dataclass
-class GeminiStreamState:
-    """Turns streamed ``GenerateContentResponse``s into neutral chunks.
-
-    Text passes on as it arrives; function calls (which Gemini sends whole) are emitted
-    once at the end with the usage. A stream in which no candidate reported a terminal
-    finish reason was cut: :meth:`finish` raises.
-    """
-
-    route: str
-    model: str
-    _raw: str | None = None
-    _blocked: str | None = None
-    _usage: Usage | None = None
-    _calls: list[ToolCall] = field(default_factory=list)
-
-    def feed(self, event: Any) -> list[ChatChunk]:
-        with reading(self.route):
-            return self._feed(node(event, "event"))
-
-    def _feed(self, event: Any) -> list[ChatChunk]:
-        self.model = text(event, "model_version", "event") or self.model
-        usage = _usage(get(event, "usage_metadata"))
-        self._usage = usage or self._usage
-        texts, calls, raw, _ = _parts(event)
-        self._calls.extend(calls)
-        if raw is not None and raw not in _NOT_TERMINAL:
-            self._raw = raw
-        blocked = _block_reason(event)
-        if blocked is not None:
-            self._blocked = blocked
-        piece = "".join(texts)
-        return [ChatChunk(delta=piece, provider=self.route, model=self.model)] if piece else []
-
-    def finish(self) -> list[ChatChunk]:
-        if self._raw is None and self._blocked is None:
-            raise ProviderUnavailable(
-                f"{self.route}: stream ended without its terminal event", provider=self.route
-            )
-        calls = _unique_ids(self._calls)
-        refusal = refusal_reason(self._raw, self._blocked)
-        finish = "refusal" if refusal is not None else finish_reason(self._raw, bool(calls))
-        blocked = {"block_reason": self._blocked} if self._raw is None else {}
-        return [
-            ChatChunk(
-                provider=self.route,
-                model=self.model,
-                tool_calls=calls,
-                usage=self._usage,
-                finish_reason=finish,
-                refusal=refusal,
-                metadata=blocked,
-            )
-        ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._spec import ProviderSpec
+from .parts import unsendable
 
 if TYPE_CHECKING:
     from ..base import ChatAdapter, Provider
@@ -30,6 +31,9 @@ SPEC = ProviderSpec(
     env_base_url="OPENAI_BASE_URL",
     # OpenAI counts max_tokens against its token quota as the request arrives.
     charges_reserved_output=True,
+    # Media chat completions cannot carry (a document URL, audio that is not wav/mp3, media
+    # in a tool result) skips the route; an invalid tool call goes back as its raw text.
+    unsendable=unsendable,
     async_transport=True,
     telemetry_name="openai",
     langsmith_name="openai",

@@ -6,6 +6,8 @@ clients ride the SDK's aiohttp transport unless the route's options ask for http
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -17,12 +19,23 @@ from ...secrets import Secret
 from .._adapter import SDKAdapter
 from .._common import async_http_client, parsed, warm_transport
 from ..base import Provider
-from .convert import OpenAIStreamState, build_params, response_from_completion
+from .convert import build_params
 from .errors import map_openai_error, sdk_errors
+from .reply import OpenAIStreamState, response_from_completion
 
 __all__ = ["OpenAIAdapter", "map_openai_error"]
 
 _Params = dict[str, Any]
+
+
+@functools.cache
+def create_params() -> frozenset[str]:
+    """The keyword arguments the installed SDK's ``chat.completions.create`` takes: a
+    passthrough key among them is sent as one, any other in ``extra_body``."""
+    signature = inspect.signature(openai.resources.chat.Completions.create)
+    return frozenset(
+        name for name, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY
+    ) - {"extra_body", "timeout", "stream", "messages", "model"}
 
 
 class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, Any]):
@@ -50,7 +63,7 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, 
         return map_openai_error(exc, route, secret)
 
     def prepare(self, request: ChatRequest, timeout: float, *, stream: bool) -> _Params:
-        params = build_params(request, self.provider)
+        params = build_params(request, self.provider, create_params())
         if stream:
             params["stream_options"] = {"include_usage": True}
         return params

@@ -3,17 +3,30 @@
 
 The real service sends no rate-limit headers; its 429 carries a ``google.rpc.RetryInfo``
 detail, and so does every error here that has a ``retry_after``.
+
+Thinking, as the real API shows it: with ``thinkingConfig.includeThoughts`` the reply
+starts with a thought part (``thought: true``); a Gemini 3 model (its name starts
+``gemini-3``) signs the first function call and the last text part of each reply
+(``thoughtSignature``: base64 of :func:`~.signing.sign` text), and its history is checked
+(:func:`~.gemini_history.check_signatures`). Usage: ``thoughtsTokenCount`` is the thought's
+tokens whenever a ``thinkingConfig`` is sent without ``thinkingBudget: 0``;
+``cachedContentTokenCount`` is the prompt's tokens rounded down to whole 1024-token blocks,
+once the prompt reaches 1024 (implicit caching's minimum). A refused prompt ends with
+``finishReason: SAFETY`` and no parts, as a reply withheld by the safety filters.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .brain import Answer, Ask, ToolSpec, Turn, split_words
+from .brain import Answer, Ask, ToolSpec, Turn, count_tokens, split_words
+from .gemini_history import carried, check_signatures, get, is_gemini_3
+from .signing import sign
 from .wire import (
     ErrorKind,
     Exchange,
@@ -31,28 +44,20 @@ __all__ = ["GeminiWire"]
 _PATH_RE = re.compile(
     r"(v1|v1beta|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)"
 )
-_FINISH = {"stop": "STOP", "tool": "STOP", "length": "MAX_TOKENS"}
+_FINISH = {"stop": "STOP", "tool": "STOP", "length": "MAX_TOKENS", "refusal": "SAFETY"}
+_CACHE_BLOCK = 1024
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
-def _get(obj: object, name: str) -> Any:
-    """Field ``name`` (lowerCamelCase) of a proto-JSON object, also under its snake_case
-    name: protobuf's JSON parser accepts both, and google-genai sends some fields snake_case
-    (``parameters_json_schema``)."""
-    if not isinstance(obj, dict):
-        return None
-    if name in obj:
-        return obj[name]
-    return obj.get(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name))
-
-
 def _part_turn(role: str, part: object) -> Turn:
-    if (response := _get(part, "functionResponse")) is not None:
+    if get(part, "thought"):
+        return Turn("assistant", "")
+    if (response := get(part, "functionResponse")) is not None:
         result = response.get("response") if isinstance(response, dict) else response
         return Turn("tool", json.dumps(result))
-    if (call := _get(part, "functionCall")) is not None:
+    if (call := get(part, "functionCall")) is not None:
         return Turn("assistant", json.dumps(call))
-    text = str(_get(part, "text") or "")
+    text = str(get(part, "text") or "")
     return Turn("assistant", text) if role == "model" else Turn("user", text)
 
 
@@ -61,7 +66,7 @@ def _turns(data: Mapping[str, Any]) -> tuple[Turn, ...]:
     if not isinstance(contents, list) or not contents:
         raise WireError("* GenerateContentRequest.contents: contents is not specified")
     turns: list[Turn] = []
-    system = _get(data, "systemInstruction")
+    system = get(data, "systemInstruction")
     if isinstance(system, dict):
         turns.append(Turn("system", "".join(_part_turn("", p).text for p in _list(system))))
     for content in contents:
@@ -69,6 +74,7 @@ def _turns(data: Mapping[str, Any]) -> tuple[Turn, ...]:
             raise WireError("* GenerateContentRequest.contents: invalid content")
         role = str(content.get("role") or "user")
         parts = [_part_turn(role, p) for p in _list(content)]
+        parts = [p for p in parts if p.text or p.role == "tool"] or parts[:1]
         tools = [p for p in parts if p.role == "tool"]
         rest = [p for p in parts if p.role != "tool"]
         if rest or not tools:
@@ -79,7 +85,7 @@ def _turns(data: Mapping[str, Any]) -> tuple[Turn, ...]:
 
 
 def _list(content: Mapping[str, Any], name: str = "parts") -> list[Any]:
-    items = _get(content, name)
+    items = get(content, name)
     return items if isinstance(items, list) else []
 
 
@@ -88,16 +94,27 @@ def _tools(data: Mapping[str, Any]) -> tuple[tuple[ToolSpec, ...], str | None]:
     for tool in _list(data, "tools"):
         for fn in _list(tool, "functionDeclarations") if isinstance(tool, dict) else ():
             if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-                schema = _get(fn, "parametersJsonSchema") or fn.get("parameters") or {}
+                schema = get(fn, "parametersJsonSchema") or fn.get("parameters") or {}
                 specs.append(ToolSpec(fn["name"], schema))
-    config = _get(_get(data, "toolConfig"), "functionCallingConfig") or {}
-    mode = str(_get(config, "mode") or "AUTO").upper()
-    allowed = _get(config, "allowedFunctionNames") or []
+    config = get(get(data, "toolConfig"), "functionCallingConfig") or {}
+    mode = str(get(config, "mode") or "AUTO").upper()
+    allowed = get(config, "allowedFunctionNames") or []
     if mode == "NONE":
         return tuple(specs), "none"
     if mode == "ANY" and len(allowed) == 1:
         return tuple(specs), str(allowed[0])
     return tuple(specs), "required" if mode == "ANY" else None
+
+
+def _thought(ex: Exchange) -> str:
+    """The thought summary the chaos model shows: what it was asked, in brief."""
+    last = next((t.text for t in reversed(ex.ask.turns) if t.role != "system"), "")
+    return f"Thinking about: {last[:60]}"
+
+
+def _signature(text: str) -> str:
+    """A thought signature as the API sends it: base64 of the signature's bytes."""
+    return base64.b64encode(sign("gemini", text).encode()).decode("ascii")
 
 
 class GeminiWire:
@@ -109,12 +126,12 @@ class GeminiWire:
             raise WireError(f"The requested URL /{tail} was not found on this server.", "not_found")
         _, model, method = match.groups()
         data = json_body(body)
-        inner = _get(data, "generateContentRequest")
+        inner = get(data, "generateContentRequest")
         if method == "countTokens" and isinstance(inner, dict):
             data = inner
-        config = _get(data, "generationConfig") or {}
-        json_out = _get(config, "responseMimeType") == "application/json"
-        schema = _get(config, "responseJsonSchema") or _get(config, "responseSchema")
+        config = get(data, "generationConfig") or {}
+        json_out = get(config, "responseMimeType") == "application/json"
+        schema = get(config, "responseJsonSchema") or get(config, "responseSchema")
         tools, choice = _tools(data)
         ask = Ask(
             turns=_turns(data),
@@ -122,12 +139,20 @@ class GeminiWire:
             tool_choice=choice,
             schema=schema if json_out and isinstance(schema, dict) else None,
             json_mode=json_out,
-            max_tokens=positive_int(_get(config, "maxOutputTokens"), "maxOutputTokens"),
+            max_tokens=positive_int(get(config, "maxOutputTokens"), "maxOutputTokens"),
         )
         stream = method == "streamGenerateContent"
         if method == "countTokens":
             return Exchange(ask, model, stream, "count")
-        return Exchange(ask, model, stream, "chat")
+        check_signatures(data["contents"], model)
+        thinking = get(config, "thinkingConfig")
+        thinks = isinstance(thinking, dict) and get(thinking, "thinkingBudget") != 0
+        # A budget of 0 turns thinking off: no thoughts to count or to show.
+        options = {
+            "thinking": thinks,
+            "thoughts": thinks and bool(get(thinking, "includeThoughts")),
+        }
+        return Exchange(ask, model, stream, "chat", options, carried(data))
 
     def _response(
         self, ex: Exchange, parts: list[dict[str, Any]], answer: Answer | None
@@ -136,27 +161,60 @@ class GeminiWire:
         out: dict[str, Any] = {"candidates": [candidate]}
         if answer is not None:
             candidate["finishReason"] = _FINISH[answer.stop]
-            out["usageMetadata"] = {
-                "promptTokenCount": answer.input_tokens,
-                "candidatesTokenCount": answer.output_tokens,
-                "totalTokenCount": answer.input_tokens + answer.output_tokens,
-            }
+            if answer.stop == "refusal":
+                candidate["safetyRatings"] = [
+                    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+                ]
+            out["usageMetadata"] = self._usage(ex, answer)
         out["modelVersion"] = ex.model
         out["responseId"] = uuid.uuid4().hex[:22]
         return out
 
-    def _calls(self, answer: Answer) -> list[dict[str, Any]]:
-        return [{"functionCall": {"name": c.name, "args": c.arguments}} for c in answer.calls]
+    def _usage(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
+        thoughts = count_tokens(_thought(ex)) if ex.options.get("thinking") else 0
+        usage = {
+            "promptTokenCount": answer.input_tokens,
+            "candidatesTokenCount": answer.output_tokens,
+            "totalTokenCount": answer.input_tokens + answer.output_tokens + thoughts,
+        }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        if answer.input_tokens >= _CACHE_BLOCK:
+            usage["cachedContentTokenCount"] = answer.input_tokens // _CACHE_BLOCK * _CACHE_BLOCK
+        return usage
+
+    def _calls(self, ex: Exchange, answer: Answer) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = [
+            {"functionCall": {"name": c.name, "args": c.arguments}} for c in answer.calls
+        ]
+        if calls and is_gemini_3(ex.model):
+            calls[0]["thoughtSignature"] = _signature(json.dumps(calls[0]["functionCall"]))
+        return calls
+
+    def _thoughts(self, ex: Exchange, answer: Answer) -> list[dict[str, Any]]:
+        if not ex.options.get("thoughts") or answer.stop == "refusal":
+            return []
+        return [{"text": _thought(ex), "thought": True}]
+
+    def _texts(self, ex: Exchange, pieces: list[str]) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = [{"text": p} for p in pieces]
+        if parts and is_gemini_3(ex.model):
+            parts[-1]["thoughtSignature"] = _signature("".join(pieces))
+        return parts
 
     def reply(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
-        parts = [{"text": answer.text}] if answer.text else []
-        return self._response(ex, parts + self._calls(answer), answer)
+        texts = self._texts(ex, [answer.text] if answer.text else [])
+        parts = self._thoughts(ex, answer) + texts + self._calls(ex, answer)
+        return self._response(ex, parts, answer)
 
     def frames(self, ex: Exchange, answer: Answer) -> Frames:
-        body = [sse(self._response(ex, [{"text": p}], None)) for p in split_words(answer.text)]
+        texts = self._texts(ex, split_words(answer.text))
+        body = [sse(self._response(ex, [part], None)) for part in self._thoughts(ex, answer)]
+        body += [sse(self._response(ex, [part], None)) for part in texts]
         if answer.calls:
-            body.append(sse(self._response(ex, self._calls(answer), None)))
-        tail = [sse(self._response(ex, [{"text": ""}], answer))]
+            body.append(sse(self._response(ex, self._calls(ex, answer), None)))
+        tail_parts = [] if answer.stop == "refusal" else [{"text": ""}]
+        tail = [sse(self._response(ex, tail_parts, answer))]
         return Frames([], body, tail)
 
     def count(self, ex: Exchange) -> dict[str, Any]:

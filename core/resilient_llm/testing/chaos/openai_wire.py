@@ -1,4 +1,21 @@
-"""The OpenAI Chat Completions wire protocol: ``POST {prefix}/v1/chat/completions``."""
+"""The OpenAI Chat Completions wire protocol: ``POST {prefix}/v1/chat/completions``.
+
+Beyond text and tool calls, replies show what the real API adds, by deterministic rules:
+
+- usage details: a prompt of at least 1024 tokens reports its leading multiple of 128
+  tokens as ``prompt_tokens_details.cached_tokens`` (as if its prefix had been sent
+  before; OpenAI caches in 128-token steps from 1024), and a request that sent
+  ``reasoning_effort`` reports ``completion_tokens_details.reasoning_tokens`` of
+  :data:`REASONING_TOKENS` for that effort (counted in ``completion_tokens`` too);
+- a model whose name holds ``"reasoner"`` (DeepSeek's ``deepseek-reasoner``, as vLLM serves
+  reasoning models) shows its reasoning as ``reasoning_content`` before the answer;
+- the brain's refusal is ``message.refusal`` with ``content: null`` (``refusal`` deltas in
+  a stream), with ``finish_reason: "stop"``, as OpenAI sends it.
+
+A content part of an unknown type, or ``reasoning_effort`` to gpt-4o, gpt-4.1, gpt-3.5
+models, or ``reasoning_content`` sent back in an assistant message, is answered 400 as the
+real APIs answer it (see ``openai_carried``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .brain import Answer, Ask, ToolSpec, Turn, split_words
+from .openai_carried import carried, check_request
 from .wire import (
     ErrorKind,
     Exchange,
@@ -23,9 +41,12 @@ from .wire import (
     text_of,
 )
 
-__all__ = ["OpenAIWire", "go_duration"]
+__all__ = ["REASONING_TOKENS", "OpenAIWire", "go_duration"]
 
-_FINISH = {"stop": "stop", "tool": "tool_calls", "length": "length"}
+_FINISH = {"stop": "stop", "tool": "tool_calls", "length": "length", "refusal": "stop"}
+REASONING_TOKENS = {"minimal": 8, "low": 32, "medium": 128, "high": 512}
+"""The reasoning tokens a reply reports for the ``reasoning_effort`` its request sent."""
+_CACHE_FLOOR, _CACHE_STEP = 1024, 128
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -99,16 +120,42 @@ class OpenAIWire:
             json_mode=fmt.get("type") == "json_object",
             max_tokens=positive_int(max_tokens, "max_tokens"),
         )
+        check_request(data, model)
         options = data.get("stream_options")
         usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return Exchange(ask, model, bool(data.get("stream")), options={"include_usage": usage})
+        effort = data.get("reasoning_effort")
+        return Exchange(
+            ask,
+            model,
+            bool(data.get("stream")),
+            options={"include_usage": usage, "reasoning_effort": effort},
+            carried=carried(data),
+        )
 
-    def _usage(self, answer: Answer) -> dict[str, int]:
+    def _usage(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
+        prompt = answer.input_tokens
+        cached = prompt - prompt % _CACHE_STEP if prompt >= _CACHE_FLOOR else 0
+        thinking = REASONING_TOKENS.get(str(ex.options.get("reasoning_effort")), 0)
+        completion = answer.output_tokens + thinking
         return {
-            "prompt_tokens": answer.input_tokens,
-            "completion_tokens": answer.output_tokens,
-            "total_tokens": answer.input_tokens + answer.output_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": thinking,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
+
+    def _reasoning(self, ex: Exchange) -> str:
+        """What a reasoning model of an OpenAI-compatible server shows of its thinking."""
+        if ex.model is None or "reasoner" not in ex.model.lower():
+            return ""
+        asked = next((t.text for t in reversed(ex.ask.turns) if t.role == "user"), "")
+        return f"The user asks: {asked[:80]}. I answer briefly."
 
     def _calls(self, answer: Answer) -> list[dict[str, Any]]:
         return [
@@ -121,12 +168,16 @@ class OpenAIWire:
         ]
 
     def reply(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
+        refused = answer.stop == "refusal"
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": answer.text if answer.text or not answer.calls else None,
-            "refusal": None,
+            "content": answer.text if (answer.text or not answer.calls) and not refused else None,
+            "refusal": answer.refusal if refused else None,
             "annotations": [],
         }
+        thinking = self._reasoning(ex)
+        if thinking:
+            message["reasoning_content"] = thinking
         if answer.calls:
             message["tool_calls"] = self._calls(answer)
         return {
@@ -142,7 +193,7 @@ class OpenAIWire:
                     "finish_reason": _FINISH[answer.stop],
                 }
             ],
-            "usage": self._usage(answer),
+            "usage": self._usage(ex, answer),
             "service_tier": "default",
             "system_fingerprint": "fp_chaos",
         }
@@ -160,8 +211,15 @@ class OpenAIWire:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return sse({**base, "choices": [choice]})
 
-        head = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        body = [chunk({"content": piece}) for piece in split_words(answer.text)]
+        body: list[bytes] = []
+        if answer.stop == "refusal":
+            head = [chunk({"role": "assistant", "content": None, "refusal": ""})]
+            body = [chunk({"refusal": piece}) for piece in split_words(answer.refusal or "")]
+        else:
+            head = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        thinking = self._reasoning(ex)
+        body += [chunk({"reasoning_content": piece}) for piece in split_words(thinking, 2)]
+        body += [chunk({"content": piece}) for piece in split_words(answer.text)]
         for index, call in enumerate(self._calls(answer)):
             fn = call["function"]
             start = {**call, "index": index, "function": {"name": fn["name"], "arguments": ""}}
@@ -171,7 +229,7 @@ class OpenAIWire:
                 body.append(chunk({"tool_calls": [args]}))
         tail = [chunk({}, _FINISH[answer.stop])]
         if ex.options.get("include_usage"):
-            tail.append(sse({**base, "choices": [], "usage": self._usage(answer)}))
+            tail.append(sse({**base, "choices": [], "usage": self._usage(ex, answer)}))
         tail.append(b"data: [DONE]\n\n")
         return Frames(head, body, tail)
 

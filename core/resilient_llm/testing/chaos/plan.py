@@ -34,6 +34,9 @@ FaultKind = Literal[
     "stream_error",
     "slow_first_token",
     "stall",
+    "blackhole",
+    "hang_after_headers",
+    "trickle",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 _RETRY_AFTER_KINDS = frozenset({"rate_limit", "overloaded", "unavailable"})
@@ -56,7 +59,9 @@ class Fault:
     (OpenAI, Anthropic) or a ``google.rpc.RetryInfo`` ``retryDelay`` (Gemini). ``delay`` is
     extra latency before answering; for ``hang`` it is how long to hang (default 3600 s, or
     until the client goes away), for ``slow_first_token`` the wait before the first stream
-    chunk (default 1 s), for ``stall`` the silence after the first chunk (default 3600 s).
+    chunk (default 1 s), for ``stall`` the silence after the first chunk (default 3600 s),
+    for ``blackhole`` and ``hang_after_headers`` how long to say nothing (default 3600 s),
+    and for ``trickle`` the wait between two bytes (default 1 s).
     """
 
     kind: FaultKind

@@ -10,6 +10,13 @@ error (without a stream it answers ``overloaded``); ``slow_first_token`` sends t
 headers at once and its first frame after ``delay`` (default 1 s); ``stall`` sends the
 stream's start and first content, then nothing for ``delay`` (default 3600 s, or until the
 server stops), then the rest (without a stream it answers after ``delay``).
+
+Hung providers, as clients meet them: ``blackhole`` accepts the request and never answers
+(no status, no reset: the connection stays open until the client leaves or the server
+stops); ``hang_after_headers`` sends the status and headers at once (a non-stream reply
+with its ``Content-Length``), then nothing; ``trickle`` sends the status and headers, then
+the body one byte every ``delay`` (default 1 s), so no read ever waits long enough for a
+per-read timeout.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ _ERRORS: frozenset[str] = frozenset(
 )
 _HANG = 3600.0
 _SLOW_FIRST_TOKEN = 1.0
+_TRICKLE = 1.0
+_SILENT = frozenset({"hang", "slow_first_token", "blackhole", "hang_after_headers", "trickle"})
 
 
 async def respond(
@@ -51,11 +60,14 @@ async def respond(
 ) -> web.StreamResponse:
     """Answer ``ex`` as decided; ``sent[0]`` gets the HTTP status once one is sent."""
     fault, kind = d.fault, d.fault.kind
-    quiet = kind in ("hang", "slow_first_token") or (kind == "stall" and ex.stream)
+    quiet = kind in _SILENT or (kind == "stall" and ex.stream)
     await pause(d.latency + (0.0 if quiet else fault.delay))
     if kind == "hang":
         await pause(fault.delay or _HANG)
         return _abort(request)
+    if kind == "blackhole":
+        await pause(fault.delay or _HANG)
+        return _close(request, web.StreamResponse())
     if kind == "reset":
         return _abort(request)
     if kind in _ERRORS or (kind == "stream_error" and not ex.stream):
@@ -68,6 +80,8 @@ async def respond(
         return web.json_response(payload, status=status, headers=headers)
     reply = answer(ex.ask)
     headers = wire.headers(d.quota, None)
+    if kind in ("hang_after_headers", "trickle"):
+        return await _slow_body(request, wire, ex, fault, reply, headers, sent, pause)
     if not ex.stream:
         data = json.dumps(wire.reply(ex, reply)).encode()
         sent[0] = 200
@@ -124,6 +138,44 @@ async def _stream(
         # The client left mid-stream (e.g. closed it after the first chunk): not an error
         # of ours. aiohttp's own final write then fails quietly too.
         pass
+    return response
+
+
+async def _slow_body(
+    request: web.Request,
+    wire: Wire,
+    ex: Exchange,
+    fault: Fault,
+    reply: Answer,
+    headers: dict[str, str],
+    sent: list[int],
+    pause: Pause,
+) -> web.StreamResponse:
+    """The status and headers now; then nothing (``hang_after_headers``) or the body a
+    byte at a time (``trickle``)."""
+    if ex.stream:
+        frames = wire.frames(ex, reply)
+        data = b"".join([*frames.head, *frames.body, *frames.tail])
+        response = web.StreamResponse(headers={**headers, "Cache-Control": "no-cache"})
+        response.content_type = "text/event-stream"
+    else:
+        data = json.dumps(wire.reply(ex, reply)).encode()
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "application/json"
+        response.content_length = len(data)
+    try:
+        await response.prepare(request)
+        sent[0] = 200
+        if fault.kind == "hang_after_headers":
+            await pause(fault.delay or _HANG)
+            return _close(request, response)
+        for index in range(len(data)):
+            if index:
+                await pause(fault.delay or _TRICKLE)
+            await response.write(data[index : index + 1])
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client gave up first, as it should
     return response
 
 
