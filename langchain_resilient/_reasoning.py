@@ -42,6 +42,9 @@ REASONING_TYPES = frozenset({"thinking", "redacted_thinking", "reasoning"})
 # LangChain's names of a family that are not a kind's LangSmith name.
 _ALIASES = {"google_vertexai": "gemini", "google": "gemini"}
 _DEFAULT_FAMILY = "anthropic"
+# As ``join_reasoning`` joins streamed pieces: Anthropic's signature piece ends the block
+# whose text came before it; elsewhere (Gemini) a signed piece is a block of its own.
+_SIGNATURE_ENDS = frozenset({"anthropic"})
 
 
 def model_provider(kind: str) -> str | None:
@@ -146,8 +149,8 @@ class StreamBlocks:
 
     Until a reasoning piece arrives, text deltas are plain strings (a reply without
     reasoning is a str, as from ``invoke``); after one, each piece is a block: a
-    reasoning block's text deltas and then its signature share one index, and the text
-    that follows takes the next.
+    reasoning block's text deltas (and Anthropic's signature after them) share one index,
+    a Gemini signature takes one of its own, and the text that follows takes the next.
     """
 
     def __init__(self) -> None:
@@ -179,7 +182,7 @@ class StreamBlocks:
 
     def _piece(self, piece: Reasoning) -> dict[str, Any]:
         self._text = None
-        if piece.redacted:
+        if piece.redacted or (piece.signature is not None and piece.family not in _SIGNATURE_ENDS):
             self._reasoning = None
             return block(piece, self._take())
         if self._reasoning is None or self._reasoning[1] != piece.family:

@@ -12,6 +12,7 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
+    SystemMessage,
     ToolMessage,
 )
 
@@ -173,6 +174,7 @@ def test_media_in_a_tool_result_and_plain_text_stays_a_str() -> None:
         (HumanMessage([{"type": "image", "base64": PNG64}]), "mime_type"),
         (HumanMessage([{"type": "image", "base64": "%%%", "mime_type": "image/png"}]), "base64"),
         (HumanMessage([{"type": "thinking", "thinking": "x"}]), "assistant message only"),
+        (SystemMessage([{"type": "image", "url": URL}]), r"messages\[0\]: .*image"),
     ],
 )
 def test_content_no_route_can_take_raises_naming_it(message: BaseMessage, error: str) -> None:
@@ -341,7 +343,8 @@ def test_streamed_blocks_merge_into_the_invoke_blocks(kind: str) -> None:
     invoked = to_ai_message(reply, kind)
     strip = [{k: v for k, v in b.items() if k != "index"} for b in merged.content]  # type: ignore[union-attr]
     assert strip == invoked.content
-    assert [b["index"] for b in merged.content] == [0, 1, 2]  # type: ignore[index]
+    indices = [b["index"] for b in merged.content]  # type: ignore[index]
+    assert indices == ([0, 1, 2] if kind == "anthropic" else [0, 1, 2, 3])
     assert merged.additional_kwargs == invoked.additional_kwargs
     assert merged.usage_metadata == invoked.usage_metadata
     assert to_messages([merged]) == [reply.message]
