@@ -174,7 +174,7 @@ def test_media_in_a_tool_result_and_plain_text_stays_a_str() -> None:
         (HumanMessage([{"type": "image", "base64": PNG64}]), "mime_type"),
         (HumanMessage([{"type": "image", "base64": "%%%", "mime_type": "image/png"}]), "base64"),
         (HumanMessage([{"type": "thinking", "thinking": "x"}]), "assistant message only"),
-        (SystemMessage([{"type": "image", "url": URL}]), r"messages\[0\]: .*image"),
+        (SystemMessage([{"type": "image", "url": URL}]), r"messages\[0\]: .*Image"),
     ],
 )
 def test_content_no_route_can_take_raises_naming_it(message: BaseMessage, error: str) -> None:
