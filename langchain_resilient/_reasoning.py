@@ -5,11 +5,13 @@ A reply's reasoning becomes content blocks the way ``ChatAnthropic`` and
 (and Anthropic's ``{"type": "redacted_thinking", "data"}``) before the text; a Gemini
 function call's thought signature goes in
 ``additional_kwargs["__gemini_function_call_thought_signatures__"]`` keyed by the call's
-id, where ``ChatGoogleGenerativeAI`` keeps it. ``response_metadata["model_provider"]``
-names the answering family in LangChain's terms (``"anthropic"``, ``"google_genai"``), as
-the partner packages set it: LangChain's ``content_blocks`` translators read it, and so
-does :func:`family_of` when the message comes back as history, since both families write
-the same ``thinking`` shape. A message without it is taken as ``ChatAnthropic``'s.
+id, where ``ChatGoogleGenerativeAI`` keeps it.
+
+Both families write the same ``thinking`` shape, so a message coming back as history is
+told apart by :func:`family_of`: ``response_metadata["model_provider"]`` as the partner
+packages set it (a Gemini route's reply here says ``"google_genai"``, which LangChain's
+``content_blocks`` translators read too), else Gemini's own signature forms, else it is
+taken as ``ChatAnthropic``'s.
 """
 
 from __future__ import annotations

@@ -59,6 +59,28 @@ class ChatResilientLLM(EngineFields):
     ``additional_kwargs["refusal"]``, as ``ChatOpenAI`` puts it, with
     ``finish_reason == "refusal"``.
 
+    Content: text and media blocks in every form the partner models take (LangChain's
+    standard ``image`` / ``file`` / ``audio`` blocks, v1 and v0; OpenAI's ``image_url``,
+    ``input_audio`` and ``file``; Anthropic's ``image`` / ``document`` with a ``source``;
+    ``cache_control`` on blocks and tools), in human and tool messages. A route that
+    cannot take a part is skipped without a call; a ``file_id``, a ``video`` block or an
+    unknown block raises ``ValueError`` naming it. A reply with reasoning is a list of
+    blocks as ``ChatAnthropic`` / ``ChatGoogleGenerativeAI`` return it (thinking blocks
+    with their signatures, then the text; Gemini function-call signatures in
+    ``additional_kwargs``), so the ``AIMessage`` sent back as history carries them to the
+    family that issued them, and to no other; otherwise the content is a str.
+    ``usage_metadata`` has ``input_token_details`` (``cache_read``, ``cache_creation``)
+    and ``output_token_details`` (``reasoning``).
+
+    Parameters: ``temperature``, ``max_tokens``, ``stop``, ``top_p``, ``seed`` and
+    ``reasoning_effort`` are fields and call keywords (``invoke(..., seed=1)``, ``bind``),
+    as is ``parallel_tool_calls``; each family receives them in its own form, and a value
+    it cannot take is left out. ``model_kwargs`` takes more of those under their names or
+    the partner packages' (``max_completion_tokens``...), and refuses anything else;
+    ``provider_options={"anthropic": {"top_k": 5}}`` sends a family's own parameters to
+    its routes only (also per call, merged per family over the field). The backoff
+    jitter's seed is ``jitter_seed``.
+
     Every keyword of ``ResilientLLM(...)`` is a field of the same name (derived from the
     engine's options, checked by the engine's validators), except that ``cache=`` is
     LangChain's cache: the engine's response cache is ``response_cache=``. An unknown

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.integration_tests import chat_models as suite
 from langchain_tests.unit_tests import ChatModelUnitTests
@@ -125,9 +126,62 @@ class TestChatResilientLLMUnit(ChatModelUnitTests):
         return True
 
 
+# Each family's thinking model, for the reasoning-token detail.
+_THINKERS = {"openai": "o3-mini", "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
+# Over 1024 tokens, so every family caches it; the marker is Anthropic's.
+_LONG = "Summarise this: " + "the quick brown fox jumps over the lazy dog " * 200
+_CACHED = HumanMessage([{"type": "text", "text": _LONG, "cache_control": {"type": "ephemeral"}}])
+
+
+def _invoke(model: ChatResilientLLM, prompt: Any, stream: bool) -> AIMessage:
+    if not stream:
+        out = model.invoke(prompt)
+    else:
+        chunks = list(model.stream(prompt))
+        out = chunks[0]
+        for chunk in chunks[1:]:
+            out += chunk
+    assert isinstance(out, AIMessage)
+    return out
+
+
 class _Integration(ChatModelIntegrationTests):
     primary = "openai"
     fallback = "anthropic"
+    details: tuple[Any, ...] = ("reasoning_output", "cache_read_input")
+
+    @property
+    def supported_usage_metadata_details(self) -> dict[Any, list[Any]]:
+        return {"invoke": list(self.details), "stream": list(self.details)}
+
+    def _alone(self, model: str | None = None) -> ChatResilientLLM:
+        route = _route(self.primary)
+        if model is not None:
+            route = Provider(
+                self.primary, model, name=route.name, base_url=route.base_url, api_key="chaos"
+            )  # type: ignore[arg-type]
+        return ChatResilientLLM(providers=[route])
+
+    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
+        model = self._alone(_THINKERS[self.primary])
+        out = _invoke(model.bind(reasoning_effort="high"), "Why is the sky blue?", stream)
+        assert out.usage_metadata is not None
+        assert out.usage_metadata["output_token_details"]["reasoning"] > 0
+        return out
+
+    def invoke_with_cache_read_input(self, *, stream: bool = False) -> AIMessage:
+        model = self._alone()
+        _invoke(model, [_CACHED], stream)  # the first call writes the cache
+        out = _invoke(model, [_CACHED], stream)
+        assert out.usage_metadata is not None
+        assert out.usage_metadata["input_token_details"]["cache_read"] > 0
+        return out
+
+    def invoke_with_cache_creation_input(self, *, stream: bool = False) -> AIMessage:
+        out = _invoke(self._alone(), [_CACHED], stream)
+        assert out.usage_metadata is not None
+        assert out.usage_metadata["input_token_details"]["cache_creation"] > 0
+        return out
 
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -200,6 +254,8 @@ class TestOpenAIPrimary(_Integration):
 
 class TestAnthropicPrimary(_Integration):
     primary, fallback = "anthropic", "gemini"
+    # Only Anthropic reports the prompt-cache writes apart.
+    details = (*_Integration.details, "cache_creation_input")
 
 
 class TestGeminiPrimary(_Integration):
