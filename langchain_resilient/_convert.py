@@ -105,6 +105,10 @@ def _assistant(message: AIMessage, where: str) -> Message:
         for c in message.tool_calls
     ) + tuple(_invalid_call(c, where) for c in message.invalid_tool_calls)
     content = _content(message.content, where, family)
+    shown = _reasoning.text_only_part(message)
+    if shown is not None:  # first, as in the reply it came from
+        rest = content if isinstance(content, tuple) else (Text(content),) if content else ()
+        content = (shown, *rest)
     return Message("assistant", content, tool_calls=calls, name=message.name)
 
 
@@ -251,9 +255,10 @@ def _refusal(text: str | None) -> dict[str, Any]:
 def reply_content(reply: ChatResponse) -> str | list[str | dict[Any, Any]]:
     """A reply's content: a str, or (when it has reasoning) ``ChatAnthropic``'s list of
     blocks, the reasoning first with its signatures, then the text."""
-    if not reply.reasoning:
+    reasoning, _ = _reasoning.split_text_only(reply.reasoning)
+    if not reasoning:
         return reply.content
-    blocks: list[str | dict[Any, Any]] = list(_reasoning.reasoning_blocks(reply.reasoning))
+    blocks: list[str | dict[Any, Any]] = list(_reasoning.reasoning_blocks(reasoning))
     if reply.content:
         blocks.append({"type": "text", "text": reply.content})
     return blocks
@@ -272,7 +277,9 @@ def to_ai_message(reply: ChatResponse, kind: str = "") -> AIMessage:
     """The reply of a route of provider kind ``kind``."""
     return AIMessage(
         content=reply_content(reply),
-        additional_kwargs=_refusal(reply.refusal) | _reasoning.signature_kwargs(reply.tool_calls),
+        additional_kwargs=_refusal(reply.refusal)
+        | _reasoning.split_text_only(reply.reasoning)[1]
+        | _reasoning.signature_kwargs(reply.tool_calls),
         tool_calls=_tool_calls(reply.tool_calls),
         invalid_tool_calls=_invalid_tool_calls(reply.tool_calls),
         usage_metadata=usage_metadata(reply.usage),
@@ -317,7 +324,9 @@ def to_chunk(
     blocks = blocks or _reasoning.StreamBlocks()
     message = AIMessageChunk(
         content=blocks.content(chunk.delta, chunk.reasoning),
-        additional_kwargs=_refusal(chunk.refusal) | _reasoning.signature_kwargs(chunk.tool_calls),
+        additional_kwargs=_refusal(chunk.refusal)
+        | _reasoning.split_text_only(chunk.reasoning)[1]
+        | _reasoning.signature_kwargs(chunk.tool_calls),
         tool_call_chunks=tool_call_chunks(chunk.tool_calls, first_index),
         usage_metadata=usage_metadata(chunk.usage),
     )

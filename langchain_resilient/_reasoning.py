@@ -33,6 +33,8 @@ __all__ = [
     "reasoning_blocks",
     "reasoning_part",
     "signature_kwargs",
+    "split_text_only",
+    "text_only_part",
     "text_signature",
 ]
 
@@ -47,6 +49,9 @@ _DEFAULT_FAMILY = "anthropic"
 # As ``join_reasoning`` joins streamed pieces: Anthropic's signature piece ends the block
 # whose text came before it; elsewhere (Gemini) a signed piece is a block of its own.
 _SIGNATURE_ENDS = frozenset({"anthropic"})
+# Families whose reasoning is text only, kept in ``additional_kwargs`` (see split_text_only).
+_TEXT_ONLY = frozenset({"openai"})
+REASONING_CONTENT = "reasoning_content"
 
 
 def model_provider(kind: str) -> str | None:
@@ -126,6 +131,22 @@ def signature_kwargs(calls: Iterable[ToolCall]) -> dict[str, Any]:
     return {GEMINI_SIGNATURES: signed} if signed else {}
 
 
+def split_text_only(reasoning: Sequence[Reasoning]) -> tuple[list[Reasoning], dict[str, Any]]:
+    """The reasoning that becomes content blocks, and ``additional_kwargs`` holding the
+    rest: an OpenAI-protocol route's ``reasoning_content`` (DeepSeek-style reasoners), as
+    ``ChatDeepSeek`` keeps it and LangChain's ``content_blocks`` reads it; it has no
+    signature and no route takes it back."""
+    blocks = [r for r in reasoning if r.family not in _TEXT_ONLY]
+    text = "".join(r.text for r in reasoning if r.family in _TEXT_ONLY)
+    return blocks, ({REASONING_CONTENT: text} if text else {})
+
+
+def text_only_part(message: AIMessage) -> Reasoning | None:
+    """``additional_kwargs["reasoning_content"]`` as the part it came from."""
+    text = message.additional_kwargs.get(REASONING_CONTENT)
+    return Reasoning(text, family="openai") if isinstance(text, str) and text else None
+
+
 def reasoning_blocks(reasoning: Sequence[Reasoning]) -> list[dict[str, Any]]:
     """Reasoning parts as ``thinking`` / ``redacted_thinking`` blocks, in order."""
     return [block(r) for r in reasoning]
@@ -163,7 +184,8 @@ class StreamBlocks:
 
     def content(self, delta: str, pieces: Sequence[Reasoning]) -> str | list[Any]:
         """A chunk's content: ``delta`` and its reasoning ``pieces`` (in that order in
-        the reply: reasoning first)."""
+        the reply: reasoning first), text-only reasoning left to ``split_text_only``."""
+        pieces = [p for p in pieces if p.family not in _TEXT_ONLY]
         if not pieces and not self.blocks:
             return delta
         self.blocks = True

@@ -353,3 +353,17 @@ def test_streamed_blocks_merge_into_the_invoke_blocks(kind: str) -> None:
 def test_a_stream_without_reasoning_stays_a_str() -> None:
     merged = _streamed("openai", [ChatChunk(), ChatChunk(delta="a"), ChatChunk(delta="b")])
     assert merged.content == "ab"
+
+
+def test_openai_protocol_reasoning_content_is_kept_as_chat_deepseek_keeps_it() -> None:
+    reply = _reply("openai", content="42.", reasoning=(Reasoning("Adding up.", family="openai"),))
+    message = to_ai_message(reply, "openai")
+    assert message.content == "42."
+    assert message.additional_kwargs == {"reasoning_content": "Adding up."}
+    assert message.content_blocks[0] == {"type": "reasoning", "reasoning": "Adding up."}
+    assert to_messages([message]) == [reply.message]
+    pieces = (Reasoning("Adding ", family="openai"), Reasoning("up.", family="openai"))
+    merged = _streamed(
+        "openai", [ChatChunk(reasoning=pieces[:1]), ChatChunk(reasoning=pieces[1:], delta="42.")]
+    )
+    assert (merged.content, merged.additional_kwargs) == ("42.", message.additional_kwargs)
