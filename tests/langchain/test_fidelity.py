@@ -295,3 +295,18 @@ def test_a_mid_conversation_failover_carries_no_signatures(server: ChaosServer) 
     assert second.response_metadata["provider"] == "openai"
     (record,) = _sent(server, "openai")
     assert record.carried.signatures == ()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_reasoners_reasoning_content_shows_and_is_not_sent_back(
+    server: ChaosServer, mode: str
+) -> None:
+    model = _model(_route(server, "openai", "deepseek-reasoner"))
+    history: list[BaseMessage] = [HumanMessage("Hello")]
+    first = _run(model, mode, history)
+    assert first.additional_kwargs["reasoning_content"]
+    assert isinstance(first.content, str)
+    assert first.content_blocks[0]["type"] == "reasoning"
+    # The wire answers 400 to reasoning_content sent back: the history must leave it out.
+    _run(model, mode, [*history, first, HumanMessage("And then?")])
+    assert [r.status for r in server.log] == [200, 200]
