@@ -42,6 +42,10 @@ class StreamTally:
             return None
         self.said = True
         message = _convert.to_chunk(chunk, self.tool_calls, self.blocks)
+        # On every chunk, as ChatGoogleGenerativeAI sets it (equal values merge as one):
+        # v1 output translates each chunk's blocks by it.
+        kind = _trace.answered_by(self.providers, self.provider, self.model).kind
+        message.response_metadata |= _convert.family_metadata(kind)
         self.tool_calls += len(chunk.tool_calls)
         return ChatGenerationChunk(message=message)
 

@@ -310,3 +310,18 @@ def test_a_reasoners_reasoning_content_shows_and_is_not_sent_back(
     # The wire answers 400 to reasoning_content sent back: the history must leave it out.
     _run(model, mode, [*history, first, HumanMessage("And then?")])
     assert [r.status for r in server.log] == [200, 200]
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_gemini_3_tool_loop_in_langchains_v1_output(server: ChaosServer, mode: str) -> None:
+    model = _model(_route(server, "gemini", GEMINI_3), reasoning_effort="low", output_version="v1")
+    bound = model.bind_tools([get_weather])
+    history: list[BaseMessage] = [HumanMessage("What's the weather in 'Lyon'?")]
+    first = _run(bound, mode, history)
+    assert isinstance(first.content, list)
+    assert first.content[0]["type"] == "reasoning"
+    (call,) = first.tool_calls
+    history += [first, ToolMessage("Sunny.", tool_call_id=call["id"])]
+    _run(bound, mode, history)
+    assert [r.status for r in server.log] == [200, 200]
+    assert _sent(server, "gemini")[1].carried.signatures
