@@ -39,16 +39,45 @@ _ROLES |= {"system": "system", "developer": "system", "tool": "tool"}
 def to_messages(messages: Sequence[BaseMessage]) -> list[Message]:
     """LangChain messages as neutral messages; content no route can take raises
     ``ValueError`` naming the message and the block."""
-    return [_message(m, i) for i, m in enumerate(messages)]
+    return [out for i, m in enumerate(messages) for out in _message(m, i)]
 
 
-def _message(message: BaseMessage, index: int) -> Message:
+def _message(message: BaseMessage, index: int) -> list[Message]:
     where = f"messages[{index}]"
     try:
-        return _neutral(message, where)
+        if isinstance(message, HumanMessage) and _has_results(message.content):
+            return _results_then_user(message, where)
+        return [_neutral(message, where)]
     except ConfigurationError as exc:  # what Message refuses (media in a system message...)
         text = str(exc)
         raise ValueError(text if text.startswith(where) else f"{where}: {text}") from None
+
+
+def _has_results(content: str | list[str | dict[Any, Any]]) -> bool:
+    return not isinstance(content, str) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
+
+
+def _results_then_user(message: HumanMessage, where: str) -> list[Message]:
+    """A user turn holding Anthropic ``tool_result`` blocks (as ``ChatAnthropic`` takes
+    them): a tool message per result, in order, then the rest of the turn."""
+    out: list[Message] = []
+    rest: list[str | dict[Any, Any]] = []
+    for k, block in enumerate(message.content):
+        if not (isinstance(block, dict) and block.get("type") == "tool_result"):
+            rest.append(block)
+            continue
+        here = f"{where}.content[{k}]"
+        call_id = block.get("tool_use_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise ValueError(f"{here}: a tool_result block needs its tool_use_id")
+        result = block.get("content", "")
+        content = _content(result if isinstance(result, str | list) else str(result), here, None)
+        out.append(Message("tool", content, tool_call_id=call_id))
+    if rest:
+        out.append(Message("user", _content(rest, where, None), name=message.name))
+    return out
 
 
 def _neutral(message: BaseMessage, where: str) -> Message:
@@ -77,22 +106,45 @@ def _neutral(message: BaseMessage, where: str) -> Message:
 def _assistant(message: AIMessage, where: str) -> Message:
     family = _reasoning.family_of(message)
     signed = _reasoning.call_signatures(message, family)
-    calls = tuple(
-        ToolCall(
-            id=c.get("id") or "",
-            name=c["name"],
-            arguments=dict(c["args"]),
-            signature=signed.get(c.get("id") or "", (None, None))[0],
-            family=signed.get(c.get("id") or "", (None, None))[1],
+    listed = {c.get("id") for c in message.tool_calls} | {
+        c.get("id") for c in message.invalid_tool_calls
+    }
+    calls = (
+        _unlisted_uses(message, listed)
+        + tuple(
+            ToolCall(
+                id=c.get("id") or "",
+                name=c["name"],
+                arguments=dict(c["args"]),
+                signature=signed.get(c.get("id") or "", (None, None))[0],
+                family=signed.get(c.get("id") or "", (None, None))[1],
+            )
+            for c in message.tool_calls
         )
-        for c in message.tool_calls
-    ) + tuple(_invalid_call(c, where) for c in message.invalid_tool_calls)
+        + tuple(_invalid_call(c, where) for c in message.invalid_tool_calls)
+    )
     content = _content(message.content, where, family)
     shown = _reasoning.text_only_part(message)
     if shown is not None:  # first, as in the reply it came from
         rest = content if isinstance(content, tuple) else (Text(content),) if content else ()
         content = (shown, *rest)
     return Message("assistant", content, tool_calls=calls, name=message.name)
+
+
+def _unlisted_uses(message: AIMessage, listed: set[str | None]) -> tuple[ToolCall, ...]:
+    """Anthropic ``tool_use`` content blocks that ``tool_calls`` does not list (a history
+    written by hand in ``ChatAnthropic``'s form), as tool calls."""
+    if isinstance(message.content, str):
+        return ()
+    return tuple(
+        ToolCall(id=b["id"], name=b["name"], arguments=dict(b.get("input") or {}))
+        for b in message.content
+        if isinstance(b, dict)
+        and b.get("type") == "tool_use"
+        and isinstance(b.get("id"), str)
+        and isinstance(b.get("name"), str)
+        and b["id"] not in listed
+    )
 
 
 def _invalid_call(call: LCInvalidToolCall, where: str) -> ToolCall:

@@ -26,6 +26,7 @@ from . import _media
 PNG, PDF, WAV = _media.png(), _media.pdf(), _media.wav()
 PNG64, PDF64, WAV64 = (base64.b64encode(b).decode() for b in (PNG, PDF, WAV))
 URL = "https://example.com/cat.png"
+IMAGE_BLOCK = {"type": "image", "base64": PNG64, "mime_type": "image/png"}
 
 
 def _one(block: dict[str, Any] | str, message: type[BaseMessage] = HumanMessage) -> Any:
@@ -367,3 +368,31 @@ def test_openai_protocol_reasoning_content_is_kept_as_chat_deepseek_keeps_it() -
         "openai", [ChatChunk(reasoning=pieces[:1]), ChatChunk(reasoning=pieces[1:], delta="42.")]
     )
     assert (merged.content, merged.additional_kwargs) == ("42.", message.additional_kwargs)
+
+
+def test_chat_anthropic_native_tool_use_and_tool_result_blocks() -> None:
+    out = to_messages(
+        [
+            AIMessage(
+                [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "u1", "name": "pick", "input": {"c": "red"}},
+                ]
+            ),
+            HumanMessage(
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "u1",
+                        "content": [{"type": "text", "text": "red it is"}, IMAGE_BLOCK],
+                    },
+                    {"type": "text", "text": "And now?"},
+                ]
+            ),
+        ]
+    )
+    assert out == [
+        Message("assistant", "Let me check.", tool_calls=(ToolCall("u1", "pick", {"c": "red"}),)),
+        Message("tool", (Text("red it is"), Image(PNG, "image/png")), tool_call_id="u1"),
+        Message("user", "And now?"),
+    ]
