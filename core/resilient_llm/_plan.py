@@ -41,7 +41,7 @@ class RouteFacts:
                     providers[i].kind, request, provider_spec(providers[i].kind).needs_a_turn
                 )
                 or unfit_reason(caps[i], request, self.estimates[i])
-                or _unsendable(providers[i].kind, request)
+                or _unsendable(providers[i], request)
             ),
         )
         self.ceilings = _PerRoute(
@@ -82,6 +82,6 @@ class _PerRoute(Sequence[_T]):
         return self._known[index]
 
 
-def _unsendable(kind: str, request: ChatRequest) -> Unfit | None:
-    reason = unsendable_reason(kind, request)
+def _unsendable(provider: Provider, request: ChatRequest) -> Unfit | None:
+    reason = unsendable_reason(provider.kind, request, provider)
     return None if reason is None else Unfit(reason)

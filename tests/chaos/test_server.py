@@ -22,6 +22,7 @@ import resilient_llm.testing.chaos
 from resilient_llm import ConfigurationError, FakeClock
 from resilient_llm.testing.chaos import ChaosServer, Fault, Plan, RequestRecord, serve
 from resilient_llm.testing.chaos.server import protocol_of
+from resilient_llm.testing.chaos.wire import Carried
 
 from .sdk import PROMPT, anthropic_client, eventually, openai_client
 
@@ -245,6 +246,7 @@ def test_request_log(chaos: ChaosServer, oai: openai.OpenAI, ant: anthropic.Anth
             fault="overloaded",
             at=log[1].at,
             tokens=18,
+            carried=Carried(params={"max_tokens": 10}),
         ),
     ]
     assert 0 <= log[0].at <= log[1].at

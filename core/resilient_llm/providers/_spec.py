@@ -32,8 +32,9 @@ class ProviderSpec:
     token quota as the request arrives (OpenAI), so a reservation is not given back when the
     reply is shorter. ``needs_a_turn``: the family refuses a request of system messages
     only. ``unsendable`` says why a request cannot be carried faithfully (or None), so the
-    engine skips the route for it without a call. ``async_transport`` says whether the
-    route takes ``options["async_transport"]``.
+    engine skips the route for it without a call; ``unsendable_to`` is the same check given
+    the route's ``Provider`` too (its model, options, capabilities). ``async_transport``
+    says whether the route takes ``options["async_transport"]``.
 
     ``telemetry_name`` is OpenTelemetry's ``gen_ai.provider.name``; ``langsmith_name`` the
     ``ls_provider`` LangSmith shows.
@@ -49,6 +50,7 @@ class ProviderSpec:
     charges_reserved_output: bool = False
     needs_a_turn: bool = False
     unsendable: Callable[[ChatRequest], str | None] | None = None
+    unsendable_to: Callable[[ChatRequest, Any], str | None] | None = None
     async_transport: bool = False
     telemetry_name: str | None = None
     langsmith_name: str | None = None

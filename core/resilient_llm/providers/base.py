@@ -345,12 +345,17 @@ def rate_limit_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_HINT_HEADERS)}
 
 
-def unsendable_reason(kind: str, request: ChatRequest) -> str | None:
+def unsendable_reason(
+    kind: str, request: ChatRequest, provider: Provider | None = None
+) -> str | None:
     """Why a route of family ``kind`` cannot carry ``request`` faithfully, or None.
 
     Each kind's spec says (``ProviderSpec.unsendable``): the Anthropic and Gemini
     protocols take only an object as a tool call's arguments, so a history holding an
     invalid call skips them. Such a route is skipped for the request, with this reason.
     """
-    check = provider_spec(kind).unsendable
-    return None if check is None else check(request)
+    spec = provider_spec(kind)
+    reason = None if spec.unsendable is None else spec.unsendable(request)
+    if reason is None and provider is not None and spec.unsendable_to is not None:
+        reason = spec.unsendable_to(request, provider)
+    return reason

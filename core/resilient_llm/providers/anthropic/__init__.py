@@ -5,9 +5,9 @@ This module is the kind's spec only; ``adapter`` imports the SDK, when a route i
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ...messages import ChatRequest
 from .._spec import ProviderSpec
 from .._tool_calls import invalid_call_reason
 
@@ -23,6 +23,18 @@ def _adapter(provider: Provider) -> ChatAdapter:
     return AnthropicAdapter(provider)
 
 
+def _unsendable(request: ChatRequest) -> str | None:
+    from .thinking import media_reason
+
+    return invalid_call_reason("anthropic", request) or media_reason(request)
+
+
+def _unsendable_to(request: ChatRequest, provider: Any) -> str | None:
+    from .thinking import unsendable
+
+    return unsendable(request, provider)
+
+
 SPEC = ProviderSpec(
     adapter=_adapter,
     sdk="anthropic",
@@ -32,7 +44,8 @@ SPEC = ProviderSpec(
     env_base_url="ANTHROPIC_BASE_URL",
     # The Messages API takes the system prompt apart and answers 400 without a turn.
     needs_a_turn=True,
-    unsendable=functools.partial(invalid_call_reason, "anthropic"),
+    unsendable=_unsendable,
+    unsendable_to=_unsendable_to,
     async_transport=True,
     telemetry_name="anthropic",
     langsmith_name="anthropic",

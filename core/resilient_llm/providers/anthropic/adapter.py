@@ -6,8 +6,6 @@ clients ride the SDK's aiohttp transport unless the route's options ask for http
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -19,17 +17,19 @@ from ...secrets import Secret
 from .._adapter import SDKAdapter
 from .._common import async_http_client, parsed, warm_transport
 from ..base import Provider
-from .convert import AnthropicStreamState, build_params, response_from_message, wraps_schema
+from .convert import (
+    AnthropicStreamState,
+    build_params,
+    response_from_message,
+    sdk_kwargs,
+    wraps_schema,
+)
 from .errors import map_anthropic_error, sdk_errors
+from .thinking import sdk_takes
 
 __all__ = ["AnthropicAdapter", "map_anthropic_error"]
 
 _Params = dict[str, Any]
-
-
-@functools.cache
-def _sdk_takes(name: str) -> bool:
-    return name in inspect.signature(anthropic.resources.messages.Messages.create).parameters
 
 
 class AnthropicAdapter(
@@ -40,7 +40,7 @@ class AnthropicAdapter(
     def __init__(self, provider: Provider) -> None:
         super().__init__(provider)
         warm_transport()
-        _sdk_takes("temperature")
+        sdk_takes("temperature")
 
     def sync_client(self, key: str) -> anthropic.Anthropic:
         return anthropic.Anthropic(api_key=key, base_url=self.provider.base_url, max_retries=0)
@@ -60,16 +60,9 @@ class AnthropicAdapter(
         return map_anthropic_error(exc, route, secret)
 
     def prepare(self, request: ChatRequest, timeout: float, *, stream: bool) -> _Params:
-        """The SDK's keyword arguments, leaving out sampling options this SDK no longer takes.
-
-        Recent ``anthropic`` releases dropped ``temperature`` from ``messages.create`` (the
-        newest models fix their own sampling); passing it would be a ``TypeError``, so it is
-        sent only to an SDK that still accepts it.
-        """
-        params = build_params(request, self.provider)
-        if "temperature" in params and not _sdk_takes("temperature"):
-            del params["temperature"]
-        return params
+        """The SDK's keyword arguments: ``build_params``, with any key this SDK's ``create``
+        does not take (a passthrough key) sent in ``extra_body``."""
+        return sdk_kwargs(build_params(request, self.provider))
 
     def call(
         self, client: anthropic.Anthropic, prepared: _Params, timeout: float

@@ -1,4 +1,16 @@
-"""The Anthropic Messages wire protocol: ``POST {prefix}/v1/messages`` and ``/count_tokens``."""
+"""The Anthropic Messages wire protocol: ``POST {prefix}/v1/messages`` and ``/count_tokens``.
+
+With thinking on (``thinking.type`` ``enabled`` or ``adaptive``) a reply starts with a
+thinking block, its text ``"Considering: <the last user text>"`` (first 80 characters) and
+its signature ``sign("anthropic", text)``, streamed as ``thinking_delta`` pieces then one
+``signature_delta``. A history is checked as the real API checks it (see
+``anthropic_history``). The brain's refusal is ``stop_reason: "refusal"`` with
+``stop_details`` holding its text and no content.
+
+Usage when the request holds ``cache_control`` markers, of a prompt of ``P`` tokens:
+``cache_read_input_tokens = P // 2``, ``cache_creation_input_tokens = P // 4``,
+``input_tokens`` the rest; without markers both cache counts are 0.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +20,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from .brain import Answer, Ask, ToolSpec, Turn, split_words
+from .anthropic_history import carried, check_history, thinking_on
+from .brain import Answer, Ask, ToolSpec, Turn, count_tokens, split_words
+from .signing import sign
 from .wire import (
     ErrorKind,
     Exchange,
@@ -26,7 +40,7 @@ from .wire import (
 
 __all__ = ["AnthropicWire", "rfc3339_in"]
 
-_STOP = {"stop": "end_turn", "tool": "tool_use", "length": "max_tokens"}
+_STOP = {"stop": "end_turn", "tool": "tool_use", "length": "max_tokens", "refusal": "refusal"}
 
 
 def rfc3339_in(seconds: float) -> str:
@@ -114,43 +128,78 @@ class AnthropicWire:
             schema=_structured(data),
             max_tokens=max_tokens,
         )
-        return Exchange(ask, model, bool(data.get("stream")), "count" if count else "chat")
+        check_history(data)
+        held = carried(data)
+        options = {"thinking": thinking_on(data), "cache_markers": held.cache_markers}
+        op: Literal["chat", "count"] = "count" if count else "chat"
+        return Exchange(ask, model, bool(data.get("stream")), op, options, held)
 
-    def _content(self, answer: Answer) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = (
-            [{"type": "text", "text": answer.text}] if answer.text else []
-        )
+    def _thought(self, ex: Exchange) -> dict[str, Any] | None:
+        if not ex.options.get("thinking"):
+            return None
+        prompt = next((t.text for t in reversed(ex.ask.turns) if t.role == "user"), "")
+        text = f"Considering: {prompt[:80]}"
+        return {"type": "thinking", "thinking": text, "signature": sign("anthropic", text)}
+
+    def _content(self, ex: Exchange, answer: Answer) -> list[dict[str, Any]]:
+        if answer.stop == "refusal":
+            return []
+        thought = self._thought(ex)
+        blocks: list[dict[str, Any]] = [thought] if thought else []
+        if answer.text:
+            blocks.append({"type": "text", "text": answer.text})
         blocks += [
             {"type": "tool_use", "id": f"toolu_{c.id}", "name": c.name, "input": c.arguments}
             for c in answer.calls
         ]
         return blocks
 
-    def _message(self, ex: Exchange, answer: Answer, content: list[Any]) -> dict[str, Any]:
+    def _usage(self, ex: Exchange, answer: Answer, output: int) -> dict[str, int]:
+        prompt = answer.input_tokens
+        reads, writes = (prompt // 2, prompt // 4) if ex.options.get("cache_markers") else (0, 0)
+        return {
+            "input_tokens": prompt - reads - writes,
+            "output_tokens": output,
+            "cache_creation_input_tokens": writes,
+            "cache_read_input_tokens": reads,
+        }
+
+    def _output_tokens(self, ex: Exchange, answer: Answer) -> int:
+        thought = self._thought(ex)
+        extra = count_tokens(thought["thinking"]) if thought and answer.stop != "refusal" else 0
+        return answer.output_tokens + extra
+
+    def _stop_details(self, answer: Answer) -> dict[str, Any] | None:
+        if answer.stop != "refusal":
+            return None
+        return {"type": "refusal", "category": None, "explanation": answer.refusal}
+
+    def _message(
+        self, ex: Exchange, answer: Answer, content: list[Any], *, start: bool = False
+    ) -> dict[str, Any]:
         return {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
             "model": ex.model,
             "content": content,
-            "stop_reason": _STOP[answer.stop] if content else None,
+            "stop_reason": None if start else _STOP[answer.stop],
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens if content else 1,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
+            "stop_details": None if start else self._stop_details(answer),
+            "usage": self._usage(ex, answer, 1 if start else self._output_tokens(ex, answer)),
         }
 
     def reply(self, ex: Exchange, answer: Answer) -> dict[str, Any]:
-        return self._message(ex, answer, self._content(answer))
+        return self._message(ex, answer, self._content(ex, answer))
 
     def frames(self, ex: Exchange, answer: Answer) -> Frames:
-        start = self._message(ex, answer, [])
+        start = self._message(ex, answer, [], start=True)
         head = [sse({"type": "message_start", "message": start}, "message_start")]
         body: list[bytes] = []
-        for index, block in enumerate(self._content(answer)):
+        for index, block in enumerate(self._content(ex, answer)):
+            if block["type"] == "thinking":
+                body += _thinking_frames(index, block)
+                continue
             if block["type"] == "text":
                 empty, kind, pieces = (
                     {**block, "text": ""},
@@ -175,8 +224,12 @@ class AnthropicWire:
             body.append(sse(stop, "content_block_stop"))
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _STOP[answer.stop], "stop_sequence": None},
-            "usage": {"output_tokens": answer.output_tokens},
+            "delta": {
+                "stop_reason": _STOP[answer.stop],
+                "stop_sequence": None,
+                "stop_details": self._stop_details(answer),
+            },
+            "usage": {"output_tokens": self._output_tokens(ex, answer)},
         }
         tail = [sse(delta, "message_delta"), sse({"type": "message_stop"}, "message_stop")]
         return Frames(head, body, tail)
@@ -231,6 +284,28 @@ class AnthropicWire:
             out[f"{prefix}-remaining"] = str(getattr(quota, f"remaining_{what}"))
             out[f"{prefix}-reset"] = rfc3339_in(getattr(quota, f"reset_{what}"))
         return out
+
+
+def _thinking_frames(index: int, block: dict[str, Any]) -> list[bytes]:
+    """A thinking block as a stream: its start, ``thinking_delta`` pieces, one
+    ``signature_delta``, its stop (the start and first ping ride with the first piece)."""
+    empty = {"type": "thinking", "thinking": "", "signature": ""}
+    opening = sse(
+        {"type": "content_block_start", "index": index, "content_block": empty},
+        "content_block_start",
+    )
+    if index == 0:
+        opening += sse({"type": "ping"}, "ping")
+    frames: list[bytes] = []
+    for n, piece in enumerate(split_words(block["thinking"]) or [""]):
+        delta = {"type": "thinking_delta", "thinking": piece}
+        event = {"type": "content_block_delta", "index": index, "delta": delta}
+        frames.append((opening if n == 0 else b"") + sse(event, "content_block_delta"))
+    signature = {"type": "signature_delta", "signature": block["signature"]}
+    event = {"type": "content_block_delta", "index": index, "delta": signature}
+    frames.append(sse(event, "content_block_delta"))
+    frames.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    return frames
 
 
 def _request_id() -> str:
