@@ -22,6 +22,7 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_resilient import ChatResilientLLM
 from resilient_llm import Provider, RetryPolicy
+from resilient_llm.testing.chaos import anthropic_history
 from resilient_llm.testing.chaos.wire import digest
 
 from . import _media
@@ -48,9 +49,40 @@ _SENT = {
 }
 
 
+# The thinking block test_anthropic_inputs sends back: a signature Anthropic really issued
+# for that text, which the real API accepts. The chaos Anthropic checks every signature
+# against its own (a 400 otherwise), so it is told this one pair is genuine too.
+_SUITE_THINKING = (
+    "This is a simple greeting. I should respond warmly and professionally, and perhaps "
+    "ask how I can help the person today."
+)
+_SUITE_SIGNATURE = (
+    "ErUBCkYICBgCIkDCTQUXPc3O7nHXd302Zercaz8WrrpddpOqHITxBih5zeFPoJkwKBvkvZ8ID1aAfJftji6+ZI5gBY"
+    "Do7XmNBIkzEgzVDHKopedAn/scG80aDFDXVZrDOWgla7lEBiIwLq5kfFjQjvF/CyuL8J5V7dRwsJN5gQIXaMB6xXTs"
+    "6T+2Zp0VdiyiMb/hcdrHt+7aKh0z2E1UnjiOCoTlofNFHzOnKk0qPIoPmfGgpPgGNRgC"
+)
+
+
+def _accept_the_suites_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    sign, signed_by = anthropic_history.sign, anthropic_history.signed_by
+
+    def genuine_sign(family: str, text: str) -> str:
+        genuine = family == "anthropic" and text == _SUITE_THINKING
+        return _SUITE_SIGNATURE if genuine else sign(family, text)
+
+    def genuine_signed_by(family: str, signature: str) -> bool:
+        genuine = family == "anthropic" and signature == _SUITE_SIGNATURE
+        return genuine or signed_by(family, signature)
+
+    monkeypatch.setattr(anthropic_history, "sign", genuine_sign)
+    monkeypatch.setattr(anthropic_history, "signed_by", genuine_signed_by)
+
+
 @pytest.fixture(autouse=True)
 def _local_media(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(suite, "httpx", _LocalDownloads())
+    if request.node.originalname == "test_anthropic_inputs":
+        _accept_the_suites_signature(monkeypatch)
     # The suite asks for a user agent before downloading from Wikimedia; nothing is.
     monkeypatch.setenv("LANGCHAIN_TESTS_USER_AGENT", "resilient-llm tests (local files)")
     before = len(server().log)
@@ -60,6 +92,10 @@ def _local_media(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         arrived = {p[2] for r in server().log[before:] for p in r.carried.parts}
         for url in _SENT[name]:
             assert digest(_media.BY_URL[url]) in arrived, f"{url}'s bytes never reached a provider"
+    if name == "test_anthropic_inputs" and request.cls.primary == "anthropic":
+        # The thinking block went back to Anthropic as it was received.
+        (last,) = [r for r in server().log[before:] if r.provider == "anthropic"][-1:]
+        assert _SUITE_SIGNATURE in last.carried.signatures
 
 
 # A per-call ``model=`` names a model of the first route (the engine gives other routes
@@ -254,8 +290,8 @@ class TestOpenAIPrimary(_Integration):
 
 class TestAnthropicPrimary(_Integration):
     primary, fallback = "anthropic", "gemini"
-    # Only Anthropic reports the prompt-cache writes apart.
-    details = (*_Integration.details, "cache_creation_input")
+    # Anthropic reports the prompt-cache writes apart, and no count of thinking tokens.
+    details = ("cache_read_input", "cache_creation_input")
 
 
 class TestGeminiPrimary(_Integration):
