@@ -16,6 +16,7 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
+    SystemMessage,
     ToolMessage,
 )
 from langchain_core.tools import tool
@@ -325,3 +326,125 @@ def test_a_gemini_3_tool_loop_in_langchains_v1_output(server: ChaosServer, mode:
     _run(bound, mode, history)
     assert [r.status for r in server.log] == [200, 200]
     assert _sent(server, "gemini")[1].carried.signatures
+
+
+CLAUDE = "claude-haiku-4-5"  # the budget form of thinking (4.6 and later: the effort control)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_claude_thinking_tool_loop_sends_the_thinking_back(
+    server: ChaosServer, mode: str
+) -> None:
+    model = _model(_route(server, "anthropic", CLAUDE), reasoning_effort="low")
+    bound = model.bind_tools([get_weather])
+    history: list[BaseMessage] = [HumanMessage("What's the weather in 'Paris'?")]
+    first = _run(bound, mode, history)
+    # ChatAnthropic's shape: the thinking block with its signature first.
+    assert isinstance(first.content, list)
+    thinking = first.content[0]
+    assert thinking["type"] == "thinking"
+    assert thinking["thinking"] == "Considering: What's the weather in 'Paris'?"
+    (call,) = first.tool_calls
+    history += [first, ToolMessage("21C and sunny", tool_call_id=call["id"])]
+    second = _run(bound, mode, history)
+    assert second.text == "The tool returned: 21C and sunny"
+    assert [r.status for r in server.log] == [200, 200]
+    assert server.log[1].carried.signatures == (thinking["signature"],)
+    assert server.log[1].carried.params["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_langgraph_agent_loops_on_claude_with_thinking(server: ChaosServer, stream: bool) -> None:
+    model = _model(_route(server, "anthropic", CLAUDE), reasoning_effort="low")
+    agent = create_react_agent(model, [get_weather])
+    question = {"messages": [HumanMessage("What's the weather in 'Lyon'?")]}
+    if stream:
+        # Token streaming: LangGraph adds the chunks up into the history it sends back.
+        for _ in agent.stream(question, stream_mode="messages"):
+            pass
+    else:
+        agent.invoke(question)
+    assert [r.status for r in server.log] == [200, 200]
+    assert len(server.log[1].carried.signatures) == 1
+
+
+def test_a_claude_tool_loop_fails_over_to_gemini_3_without_foreign_signatures(
+    server: ChaosServer,
+) -> None:
+    claude, gemini = _route(server, "anthropic", CLAUDE), _route(server, "gemini", GEMINI_3)
+    bound = _model(claude, gemini, reasoning_effort="low").bind_tools([get_weather])
+    history: list[BaseMessage] = [HumanMessage("What's the weather in 'Oslo'?")]
+    first = _run(bound, "stream", history)
+    (call,) = first.tool_calls
+    history += [first, ToolMessage("Cold.", tool_call_id=call["id"])]
+    server.script("anthropic", "overloaded", "overloaded")
+    second = _run(bound, "stream", history)
+    assert second.response_metadata["provider"] == "gemini"
+    (record,) = _sent(server, "gemini")
+    # Gemini 3 takes a call it did not make with its documented placeholder, never
+    # Anthropic's signature.
+    assert all(not s.startswith("chaos-anthropic") for s in record.carried.signatures)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_cache_markers_reach_anthropic_and_cache_usage_comes_back(
+    server: ChaosServer, mode: str
+) -> None:
+    marker = {"type": "ephemeral"}
+    pick = {
+        "name": "pick",
+        "description": "Pick a color.",
+        "input_schema": {"type": "object", "properties": {"c": {"type": "string"}}},
+        "cache_control": marker,
+    }
+    model = _model(_route(server, "anthropic", CLAUDE)).bind_tools([pick], tool_choice="none")
+    history: list[BaseMessage] = [
+        SystemMessage([{"type": "text", "text": "You are terse. " * 20, "cache_control": marker}]),
+        HumanMessage(
+            [{"type": "text", "text": "Long context " * 40, "cache_control": marker}, "Question?"]
+        ),
+    ]
+    usage = _run(model, mode, history).usage_metadata
+    assert server.log[0].carried.cache_markers == 3
+    assert usage is not None
+    prompt = usage["input_tokens"]
+    details = usage["input_token_details"]
+    assert (details["cache_read"], details["cache_creation"]) == (prompt // 2, prompt // 4)  # type: ignore[typeddict-item]
+
+
+def test_anthropic_receives_what_it_takes_of_the_params(server: ChaosServer) -> None:
+    model = _model(
+        _route(server, "anthropic", CLAUDE),
+        seed=7,
+        max_tokens=9000,
+        stop=["END"],
+        provider_options={"anthropic": {"metadata": {"user_id": "u-1"}}, "openai": {"user": "x"}},
+    )
+    _run(model, "invoke", [HumanMessage("Hi")], reasoning_effort="medium")
+    params = server.log[0].carried.params
+    assert params["thinking"] == {"type": "enabled", "budget_tokens": 8192}
+    assert (params["max_tokens"], params["stop"]) == (9000, ["END"])
+    assert params["metadata"] == {"user_id": "u-1"}
+    assert "seed" not in params  # Anthropic has none
+    assert "user" not in params
+
+
+@pytest.mark.parametrize("mode", ["invoke", "astream"])
+def test_a_pdf_and_an_image_in_a_tool_result_reach_anthropic(
+    server: ChaosServer, mode: str
+) -> None:
+    model = _model(_route(server, "anthropic", CLAUDE)).bind_tools([get_weather])
+    history: list[BaseMessage] = [
+        HumanMessage("Show me the weather report."),
+        AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Lyon"}, "id": "c1"}]),
+        ToolMessage(
+            [IMAGE, {"type": "file", "base64": PDF64, "mime_type": "application/pdf"}],
+            tool_call_id="c1",
+        ),
+    ]
+    _run(model, mode, history)
+    assert server.log[0].carried.parts == (
+        ("image", "image/png", digest(PNG), "tool_result"),
+        ("document", "application/pdf", digest(PDF), "tool_result"),
+    )
