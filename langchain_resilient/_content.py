@@ -4,7 +4,7 @@ Takes every form a LangChain app sends to ``ChatOpenAI``, ``ChatAnthropic`` or
 ``ChatGoogleGenerativeAI``: LangChain's standard blocks (v1: ``image`` / ``file`` /
 ``audio`` / ``text-plain`` with ``base64``, ``url`` and ``mime_type``; v0: the same with
 ``source_type`` and ``data``), OpenAI chat-completions parts (``image_url``,
-``input_audio``, ``file``: read by the engine's own :func:`parts_from_openai`), and the
+``input_audio``, ``file``: read by the engine's own dict API), and the
 Anthropic-native ``image`` / ``document`` blocks with a ``source``. ``cache_control``
 (Anthropic's prompt-caching marker) stays on its part.
 
@@ -20,10 +20,13 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from resilient_llm import ConfigurationError
-from resilient_llm.content import Audio, Document, Image, Part, Text, parts_from_openai
+from resilient_llm import Audio, ConfigurationError, Document, Image, Reasoning, Text
+from resilient_llm.messages import to_messages
 
-__all__ = ["OPENAI_PART_TYPES", "media_part", "text_part"]
+__all__ = ["OPENAI_PART_TYPES", "Part", "media_part", "text_part"]
+
+Part = Text | Image | Document | Audio | Reasoning
+"""A part of a message's content (the engine's ``resilient_llm.content.Part``)."""
 
 OPENAI_PART_TYPES = frozenset({"image_url", "input_audio"})
 """OpenAI chat-completions part types (``file`` is told apart by its ``file`` key)."""
@@ -43,7 +46,7 @@ def media_part(kind: str, block: Mapping[str, Any], where: str) -> Part:
     """An image, document or audio block, in any of the forms above, as a part."""
     try:
         if kind in OPENAI_PART_TYPES or (kind == "file" and isinstance(block.get("file"), dict)):
-            return parts_from_openai([block], where)[0]
+            return _openai(block)
         if kind in ("image", "document") and "source" in block:
             return _anthropic(kind, block, where)
         if kind == "text-plain":
@@ -56,6 +59,17 @@ def media_part(kind: str, block: Mapping[str, Any], where: str) -> Part:
     if kind == "video":
         raise ValueError(f"{where}: 'video' content is not supported by any route")
     raise ValueError(f"{where}: unknown content block type {kind!r}")
+
+
+def _openai(block: Mapping[str, Any]) -> Part:
+    """An OpenAI chat-completions part, read as the engine's dict API reads it."""
+    try:
+        (message,) = to_messages([{"role": "user", "content": [block]}])
+    except ConfigurationError as exc:
+        # Its place is named by the caller; the engine's says messages[0].content[0].
+        raise ConfigurationError(str(exc).removeprefix("messages[0].content[0]: ")) from None
+    (part,) = message.parts
+    return part
 
 
 def _standard(kind: str, block: Mapping[str, Any], where: str) -> Part:

@@ -20,11 +20,11 @@ from langchain_core.messages import (
 )
 from langchain_core.messages import InvalidToolCall as LCInvalidToolCall
 
-from resilient_llm import ConfigurationError, Message, ToolCall
-from resilient_llm.content import Part, Text
+from resilient_llm import ConfigurationError, Message, Text, ToolCall
 
 from . import _content as _content_parts
 from . import _reasoning
+from ._content import Part
 
 __all__ = ["to_messages"]
 
