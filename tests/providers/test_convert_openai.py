@@ -262,6 +262,13 @@ def test_openai_new_params_and_where_they_are_left_out() -> None:
     assert oc.build_params(bare, provider("openai"))["reasoning_effort"] == "minimal"
     plain = Provider("openai", "my-model", api_key="k", capabilities=Capabilities(reasoning=False))
     assert "reasoning_effort" not in oc.build_params(bare, plain)
+    # The o-series has no minimal effort: it gets the lowest it has.
+    o3 = oc.build_params(bare, Provider("openai", "o3-mini", api_key="k"))
+    assert o3["reasoning_effort"] == "low"
+    for plain_model in ("gpt-4.5-preview", "chatgpt-4o-latest"):
+        assert "reasoning_effort" not in oc.build_params(
+            bare, Provider("openai", plain_model, api_key="k")
+        )
 
 
 def test_openai_passthrough_keywords_extra_body_and_clashes() -> None:

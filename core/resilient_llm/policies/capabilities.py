@@ -120,6 +120,8 @@ _PLAIN = {"reasoning": False}
 _TABLE: dict[str, Capabilities] = {
     "gpt-5": Capabilities(400_000, 128_000, **_OPENAI, **_THINKS),
     "gpt-5-chat": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
+    "gpt-4.5": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
+    "chatgpt-4o": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
     "gpt-4.1": Capabilities(1_047_576, 32_768, **_OPENAI, **_PLAIN),
     "gpt-4o": Capabilities(128_000, 16_384, **_OPENAI, **_PLAIN),
     "gpt-4o-audio": Capabilities(128_000, 16_384, **{**_OPENAI, "audio": True}, **_PLAIN),

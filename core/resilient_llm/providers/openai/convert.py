@@ -130,7 +130,8 @@ def build_params(
     ``base_url`` (vLLM, Ollama, Groq and older servers know only that one).
     ``parallel_tool_calls`` goes only with tools (OpenAI refuses it without), and
     ``reasoning_effort`` only to a model that reasons or is unknown to the capability
-    table (OpenAI answers 400 to it on gpt-4o, gpt-4.1...).
+    table (OpenAI answers 400 to it on gpt-4o, gpt-4.1...), and ``"minimal"`` as ``"low"`` to
+    the o-series, which has no minimal effort.
 
     The route's passthrough (``Provider(options=...)`` and the call's
     ``provider_options["openai"]``) is laid over what the request says, as ``model_kwargs``
@@ -181,9 +182,17 @@ def build_params(
     if request.reasoning_effort is not None and (
         capabilities_for(model, provider.capabilities).reasoning is not False
     ):
-        params["reasoning_effort"] = request.reasoning_effort
+        params["reasoning_effort"] = _effort(model, request.reasoning_effort)
     _lay_over(params, passthrough(provider, request), accepted)
     return params
+
+
+def _effort(model: str, effort: str) -> str:
+    # The o-series takes low, medium and high only; "minimal" came with gpt-5.
+    name = model.lower().rsplit("/", 1)[-1]
+    if effort == "minimal" and name[:2] in ("o1", "o3", "o4"):
+        return "low"
+    return effort
 
 
 def _lay_over(params: dict[str, Any], extra: dict[str, Any], accepted: Collection[str]) -> None:
