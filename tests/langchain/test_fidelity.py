@@ -19,6 +19,8 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langgraph.prebuilt import create_react_agent
 
@@ -448,3 +450,26 @@ def test_a_pdf_and_an_image_in_a_tool_result_reach_anthropic(
         ("image", "image/png", digest(PNG), "tool_result"),
         ("document", "application/pdf", digest(PDF), "tool_result"),
     )
+
+
+def test_an_image_question_in_an_lcel_chain_fails_over(server: ChaosServer) -> None:
+    prompt = ChatPromptTemplate.from_messages(
+        [
+            ("system", "Describe images in one line."),
+            (
+                "user",
+                [
+                    {"type": "text", "text": "{question}"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,{image}"}},
+                ],
+            ),
+        ]
+    )
+    server.script("anthropic", "overloaded", "overloaded")
+    model = _model(_route(server, "anthropic", CLAUDE), _route(server, "openai", "gpt-4o-mini"))
+    answer = (prompt | model | StrOutputParser()).invoke(
+        {"question": "What is it?", "image": PNG64}
+    )
+    assert answer.startswith("Echo: ")
+    (record,) = _sent(server, "openai")
+    assert record.carried.parts == (("image", "image/png", digest(PNG), "message"),)
