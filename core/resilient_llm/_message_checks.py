@@ -6,15 +6,31 @@ anything is sent (see :mod:`resilient_llm._checks` for why text and JSON are che
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from ._checks import check_json, check_text
 from .content import Audio, Document, Image, Part, Reasoning, Text, check_part
 from .errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from .messages import ChatRequest
+
+class _Request(Protocol):
+    """What :func:`check_sendable` reads of a ``ChatRequest`` (named structurally: the
+    messages module imports this one)."""
+
+    @property
+    def messages(self) -> Sequence[Any]: ...
+    @property
+    def tools(self) -> Sequence[Any]: ...
+    @property
+    def response_schema(self) -> Mapping[str, Any] | None: ...
+    @property
+    def stop(self) -> Sequence[str]: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def tool_choice(self) -> str | None: ...
+
 
 __all__ = [
     "check_provider_options",
@@ -64,7 +80,7 @@ def check_provider_options(options: object) -> None:
         check_json(f"provider_options[{kind!r}]", values)
 
 
-def check_sendable(request: ChatRequest) -> None:
+def check_sendable(request: _Request) -> None:
     """Every text encodes and every structure dumps as JSON, else the field is named."""
     for i, message in enumerate(request.messages):
         if isinstance(message.content, str):
