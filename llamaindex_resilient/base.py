@@ -163,8 +163,10 @@ class ResilientLLM(FunctionCallingLLM):
                 f"(providers, {', '.join(sorted(_ENGINE_OPTIONS))}), not both"
             )
         if engine is None:
-            if providers is None:
-                raise ConfigurationError("ResilientLLM needs providers=[Provider(...)] or engine=")
+            if providers is None and not engine_kwargs.get("models"):
+                raise ConfigurationError(
+                    "ResilientLLM needs providers=[Provider(...)], models=[...] or engine="
+                )
             options = {"providers": providers, **engine_kwargs}
             engine = Engine.from_options(EngineOptions.from_kwargs(options, owner=owner))
         engine.add_event_handler(dispatch_event)
