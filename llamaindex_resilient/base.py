@@ -51,6 +51,8 @@ from .events import dispatch_event
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
+    from resilient_llm.state import Snapshot
+
 __all__ = ["ResilientLLM", "model_limits"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -194,6 +196,10 @@ class ResilientLLM(FunctionCallingLLM):
     def engine(self) -> Engine:
         """The resilient-llm engine behind this LLM (for ``snapshot()``, ``close()``)."""
         return self._engine
+
+    def snapshot(self) -> Snapshot:
+        """Every route's limiter, breaker, pause and health now (``engine.snapshot()``)."""
+        return self._engine.snapshot()
 
     @property
     def metadata(self) -> LLMMetadata:
