@@ -1,8 +1,8 @@
-"""Pure converters between LangChain messages and the engine's neutral types.
+"""Pure converters between LangChain and the engine's neutral types.
 
-Nothing here calls the engine or LangChain's callbacks: LangChain messages go in, neutral
-:class:`~resilient_llm.Message` objects come out, and neutral replies and chunks turn back
-into ``AIMessage`` / ``AIMessageChunk``.
+Nothing here calls the engine or LangChain's callbacks: neutral replies and chunks turn
+into ``AIMessage`` / ``AIMessageChunk`` (LangChain messages become neutral ones in
+``_history``, re-exported here), and ``tool_choice`` takes LangChain's spellings.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from typing import Any
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
-    BaseMessage,
-    ChatMessage,
-    HumanMessage,
-    SystemMessage,
     ToolCallChunk,
-    ToolMessage,
 )
 from langchain_core.messages import InvalidToolCall as LCInvalidToolCall
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import ToolCall as LCToolCall
 
-from resilient_llm import ChatChunk, ChatResponse, Message, ToolCall, Usage
+from resilient_llm import ChatChunk, ChatResponse, ToolCall, Usage
+
+from . import _reasoning
+from ._history import to_messages
 
 __all__ = [
     "call_metadata",
+    "family_metadata",
+    "reply_content",
     "to_ai_message",
     "to_chunk",
     "to_messages",
@@ -37,85 +37,8 @@ __all__ = [
     "usage_metadata",
 ]
 
-# Content blocks that carry no text the engine could send: the engine speaks text only.
-_MEDIA_BLOCKS = frozenset({"image", "image_url", "audio", "input_audio", "file", "video"})
-# Blocks that are dropped on purpose: tool calls travel in ``tool_calls``; reasoning traces
-# belong to the provider that produced them and cannot be replayed to another family.
-_SKIPPED_BLOCKS = frozenset(
-    {"tool_use", "tool_call", "function_call", "thinking", "redacted_thinking", "reasoning"}
-)
-_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
-_ROLES |= {"system": "system", "developer": "system", "tool": "tool"}
-
-
-def to_messages(messages: Sequence[BaseMessage]) -> list[Message]:
-    """LangChain messages as neutral messages; unsupported content raises ``ValueError``."""
-    return [_message(m, i) for i, m in enumerate(messages)]
-
-
-def _message(message: BaseMessage, index: int) -> Message:
-    text = _text(message.content, index)
-    if isinstance(message, SystemMessage):
-        return Message("system", text)
-    if isinstance(message, HumanMessage):
-        return Message("user", text, name=message.name)
-    if isinstance(message, AIMessage):
-        calls = tuple(
-            ToolCall(id=c.get("id") or "", name=c["name"], arguments=dict(c["args"]))
-            for c in message.tool_calls
-        ) + tuple(_invalid_call(c, index) for c in message.invalid_tool_calls)
-        return Message("assistant", text, tool_calls=calls, name=message.name)
-    if isinstance(message, ToolMessage):
-        return Message("tool", text, tool_call_id=message.tool_call_id, name=message.name)
-    if isinstance(message, ChatMessage) and message.role in _ROLES:
-        role = _ROLES[message.role]
-        if role == "tool":
-            raise ValueError(f"messages[{index}]: use ToolMessage for tool results")
-        return Message(role, text, name=message.name)  # type: ignore[arg-type]
-    raise ValueError(
-        f"messages[{index}]: ChatResilientLLM cannot send a {type(message).__name__}"
-        + (f" with role {message.role!r}" if isinstance(message, ChatMessage) else "")
-    )
-
-
-def _invalid_call(call: LCInvalidToolCall, index: int) -> ToolCall:
-    """An ``invalid_tool_calls`` entry, kept invalid: the engine decides per route whether
-    its text can be sent back (see ``ToolCall``)."""
-    name = call.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"messages[{index}]: an invalid tool call without a name cannot be sent")
-    raw = call.get("args")
-    return ToolCall(
-        id=call.get("id") or "",
-        name=name,
-        raw_arguments=raw if isinstance(raw, str) else "",
-        error=call.get("error") or "the arguments did not parse",
-    )
-
-
-def _text(content: str | list[str | dict[Any, Any]], index: int) -> str:
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-            continue
-        kind = block.get("type")
-        if not isinstance(kind, str):
-            raise ValueError(
-                f"messages[{index}]: a content block's type must be a str, got {kind!r}"
-            )
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif kind in _MEDIA_BLOCKS:
-            raise ValueError(
-                f"messages[{index}]: {kind!r} content is not supported: "
-                "resilient-llm routes text, tool calls and structured output only"
-            )
-        elif kind not in _SKIPPED_BLOCKS:
-            raise ValueError(f"messages[{index}]: unknown content block type {kind!r}")
-    return "".join(parts)
+# Families whose replies name themselves in ``response_metadata["model_provider"]``.
+_NAMED_FAMILIES = frozenset({"gemini"})
 
 
 def tool_choice(choice: object, tool_names: Sequence[str]) -> str | None:
@@ -141,12 +64,20 @@ def tool_choice(choice: object, tool_names: Sequence[str]) -> str | None:
 
 
 def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
+    """Usage as LangChain's ``usage_metadata``: ``input_tokens`` the whole prompt, of which
+    ``input_token_details`` ``cache_read`` / ``cache_creation`` were read from / written to
+    the provider's prompt cache; ``output_tokens`` with ``output_token_details``
+    ``reasoning`` among them (as ``ChatAnthropic`` and ``ChatGoogleGenerativeAI`` count)."""
     if usage is None:
         return None
     return UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
+        input_token_details=InputTokenDetails(
+            cache_read=usage.cached_input_tokens, cache_creation=usage.cache_write_tokens
+        ),
+        output_token_details=OutputTokenDetails(reasoning=usage.reasoning_tokens),
     )
 
 
@@ -190,10 +121,34 @@ def _refusal(text: str | None) -> dict[str, Any]:
     return {} if text is None else {"refusal": text}
 
 
-def to_ai_message(reply: ChatResponse) -> AIMessage:
+def reply_content(reply: ChatResponse) -> str | list[str | dict[Any, Any]]:
+    """A reply's content: a str, or (when it has reasoning) ``ChatAnthropic``'s list of
+    blocks, the reasoning first with its signatures, then the text."""
+    reasoning, _ = _reasoning.split_text_only(reply.reasoning)
+    if not reasoning:
+        return reply.content
+    blocks: list[str | dict[Any, Any]] = list(_reasoning.reasoning_blocks(reasoning))
+    if reply.content:
+        blocks.append({"type": "text", "text": reply.content})
+    return blocks
+
+
+def family_metadata(kind: str) -> dict[str, Any]:
+    """``model_provider`` for a Gemini route's reply (see ``_reasoning``): LangChain's
+    ``content_blocks`` then read its thinking blocks as Gemini's. Other families' replies
+    go without it: a message without it is read as ``ChatAnthropic``'s, and LangChain's
+    Anthropic translator would look for tool calls in ``tool_use`` content blocks."""
+    name = _reasoning.model_provider(kind) if kind in _NAMED_FAMILIES else None
+    return {} if name is None else {"model_provider": name}
+
+
+def to_ai_message(reply: ChatResponse, kind: str = "") -> AIMessage:
+    """The reply of a route of provider kind ``kind``."""
     return AIMessage(
-        content=reply.content,
-        additional_kwargs=_refusal(reply.refusal),
+        content=reply_content(reply),
+        additional_kwargs=_refusal(reply.refusal)
+        | _reasoning.split_text_only(reply.reasoning)[1]
+        | _reasoning.signature_kwargs(reply.tool_calls),
         tool_calls=_tool_calls(reply.tool_calls),
         invalid_tool_calls=_invalid_tool_calls(reply.tool_calls),
         usage_metadata=usage_metadata(reply.usage),
@@ -201,6 +156,7 @@ def to_ai_message(reply: ChatResponse) -> AIMessage:
             "model_name": reply.model,
             "provider": reply.provider,
             "finish_reason": reply.finish_reason,
+            **family_metadata(kind),
             **call_metadata(reply.metadata),
         },
     )
@@ -223,17 +179,23 @@ def tool_call_chunks(calls: Iterable[ToolCall], first_index: int) -> list[ToolCa
     ]
 
 
-def to_chunk(chunk: ChatChunk, first_index: int) -> AIMessageChunk:
-    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones.
+def to_chunk(
+    chunk: ChatChunk, first_index: int, blocks: _reasoning.StreamBlocks | None = None
+) -> AIMessageChunk:
+    """A streamed piece; ``first_index`` numbers its tool calls after earlier chunks' ones,
+    ``blocks`` its content blocks after earlier ones (see ``StreamBlocks``).
 
     LangChain derives a chunk's calls from its ``tool_call_chunks`` by a lenient partial
     parse, which would take some broken arguments for valid ones; each call arrives whole
     here, so the chunk states its calls as the engine judged them, invalid ones with their
     ``error``. Chunks added together are parsed again by LangChain, as for any model.
     """
+    blocks = blocks or _reasoning.StreamBlocks()
     message = AIMessageChunk(
-        content=chunk.delta,
-        additional_kwargs=_refusal(chunk.refusal),
+        content=blocks.content(chunk.delta, chunk.reasoning),
+        additional_kwargs=_refusal(chunk.refusal)
+        | _reasoning.split_text_only(chunk.reasoning)[1]
+        | _reasoning.signature_kwargs(chunk.tool_calls),
         tool_call_chunks=tool_call_chunks(chunk.tool_calls, first_index),
         usage_metadata=usage_metadata(chunk.usage),
     )

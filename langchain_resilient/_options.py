@@ -64,8 +64,10 @@ class EngineFields(NamedRunModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    providers: SkipValidation[Sequence[Provider] | None] = _option("providers")
+    providers: SkipValidation[Sequence[Provider | str] | None] = _option("providers")
     """The routes, in order of preference (left out when ``engine`` is given)."""
+    models: SkipValidation[Sequence[str]] = _option("models")
+    """The routes as model strings (``"openai:gpt-4o-mini"``), instead of ``providers``."""
     retry: SkipValidation[RetryPolicy | None] = _option("retry")
     breaker: SkipValidation[BreakerPolicy | None] = _option("breaker")
     timeout: SkipValidation[float] = _option("timeout")
@@ -135,8 +137,8 @@ def build_engine(model: Any, engine: ResilientLLM | None, max_retries: int | Non
             )
         _callbacks.attach(engine)
         return engine
-    if given.get("providers") is None:
-        raise ValueError(f"{owner} needs providers=[Provider(...)] or engine=")
+    if not given.get("providers") and not given.get("models"):
+        raise ValueError(f"{owner} needs providers=[Provider(...)], models=[...] or engine=")
     given["retry"] = _retry_policy(owner, given.get("retry"), max_retries)
     try:
         options = EngineOptions.from_kwargs(given, owner=owner)

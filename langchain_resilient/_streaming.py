@@ -10,7 +10,7 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from resilient_llm import ChatChunk, Provider
 
-from . import _convert, _trace
+from . import _convert, _reasoning, _trace
 
 __all__ = ["StreamTally", "aclose", "close"]
 
@@ -26,20 +26,33 @@ class StreamTally:
         self.provider = ""
         self.model = ""
         self.account: Mapping[str, Any] | None = None
+        self.blocks = _reasoning.StreamBlocks()
+        self.said = False
 
-    def chunk(self, chunk: ChatChunk) -> ChatGenerationChunk:
+    def chunk(self, chunk: ChatChunk) -> ChatGenerationChunk | None:
+        """The chunk for LangChain, or None for an empty one before anything was said: a
+        leading "" would stay in the merged content of a reply whose reasoning makes it a
+        list of blocks (``"" + [...]`` is ``["", ...]``)."""
         if self.account is None:
             self.account = chunk.metadata
-        message = _convert.to_chunk(chunk, self.tool_calls)
-        self.tool_calls += len(chunk.tool_calls)
-        self.finish_reason = chunk.finish_reason or self.finish_reason
         self.provider = chunk.provider or self.provider
         self.model = chunk.model or self.model
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        if not self.said and not _says(chunk):
+            return None
+        self.said = True
+        message = _convert.to_chunk(chunk, self.tool_calls, self.blocks)
+        # On every chunk, as ChatGoogleGenerativeAI sets it (equal values merge as one):
+        # v1 output translates each chunk's blocks by it.
+        kind = _trace.answered_by(self.providers, self.provider, self.model).kind
+        message.response_metadata |= _convert.family_metadata(kind)
+        self.tool_calls += len(chunk.tool_calls)
         return ChatGenerationChunk(message=message)
 
     def last(self) -> ChatGenerationChunk:
         """An empty closing chunk with the response metadata (set on one chunk only, since
         LangChain concatenates string metadata when chunks are added)."""
+        route = _trace.answered_by(self.providers, self.provider, self.model)
         message = AIMessageChunk(
             content="",
             chunk_position="last",
@@ -47,11 +60,15 @@ class StreamTally:
                 "model_name": self.model,
                 "provider": self.provider,
                 "finish_reason": self.finish_reason,
+                **_convert.family_metadata(route.kind),
                 **_convert.call_metadata(self.account or {}),
             },
         )
-        route = _trace.answered_by(self.providers, self.provider, self.model)
         return ChatGenerationChunk(message=message, generation_info=route.generation_info())
+
+
+def _says(chunk: ChatChunk) -> bool:
+    return bool(chunk.delta or chunk.reasoning or chunk.tool_calls or chunk.refusal or chunk.usage)
 
 
 def close(chunks: Iterator[ChatChunk]) -> None:

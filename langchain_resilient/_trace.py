@@ -26,11 +26,13 @@ GATEWAY_KEY = "lc_gateway_metadata"
 
 @dataclass(frozen=True)
 class Answered:
-    """The route that answered a call: its name, its family's LangSmith name, the model."""
+    """The route that answered a call: its name, its family's LangSmith name, the model,
+    and its provider kind ("" when no route has that name)."""
 
     route: str
     ls_provider: str
     model: str
+    kind: str = ""
 
     def generation_info(self) -> dict[str, Any]:
         return {GATEWAY_KEY: {"provider": self.ls_provider, "model": self.model}}
@@ -44,4 +46,4 @@ def answered_by(providers: Sequence[Provider], route: str, model: str) -> Answer
     # LangSmith's provider name for the family (what the partner packages report).
     kind = next((p.kind for p in providers if p.name == route), "")
     label = provider_spec(kind).langsmith_name if kind else None
-    return Answered(route, label or kind or "resilient-llm", model)
+    return Answered(route, label or kind or "resilient-llm", model, kind)

@@ -23,19 +23,14 @@ from langchain_core.runnables import (
 )
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from resilient_llm import ChatChunk, ChatResponse, ResilientLLM
 
-from . import _callbacks, _convert, _options, _streaming, _structured, _trace
+from . import _callbacks, _convert, _options, _params, _streaming, _structured, _trace
 from ._options import EngineFields
 
 __all__ = ["ChatResilientLLM"]
-
-_CALL_OPTIONS = frozenset(
-    {"tools", "tool_choice", "response_schema", "json_mode", "temperature", "max_tokens"}
-    | {"model", "timeout"}
-)
 
 
 class ChatResilientLLM(EngineFields):
@@ -64,6 +59,28 @@ class ChatResilientLLM(EngineFields):
     ``additional_kwargs["refusal"]``, as ``ChatOpenAI`` puts it, with
     ``finish_reason == "refusal"``.
 
+    Content: text and media blocks in every form the partner models take (LangChain's
+    standard ``image`` / ``file`` / ``audio`` blocks, v1 and v0; OpenAI's ``image_url``,
+    ``input_audio`` and ``file``; Anthropic's ``image`` / ``document`` with a ``source``;
+    ``cache_control`` on blocks and tools), in human and tool messages. A route that
+    cannot take a part is skipped without a call; a ``file_id``, a ``video`` block or an
+    unknown block raises ``ValueError`` naming it. A reply with reasoning is a list of
+    blocks as ``ChatAnthropic`` / ``ChatGoogleGenerativeAI`` return it (thinking blocks
+    with their signatures, then the text; Gemini function-call signatures in
+    ``additional_kwargs``), so the ``AIMessage`` sent back as history carries them to the
+    family that issued them, and to no other; otherwise the content is a str.
+    ``usage_metadata`` has ``input_token_details`` (``cache_read``, ``cache_creation``)
+    and ``output_token_details`` (``reasoning``).
+
+    Parameters: ``temperature``, ``max_tokens``, ``stop``, ``top_p``, ``seed`` and
+    ``reasoning_effort`` are fields and call keywords (``invoke(..., seed=1)``, ``bind``),
+    as is ``parallel_tool_calls``; each family receives them in its own form, and a value
+    it cannot take is left out. ``model_kwargs`` takes more of those under their names or
+    the partner packages' (``max_completion_tokens``...), and refuses anything else;
+    ``provider_options={"anthropic": {"top_k": 5}}`` sends a family's own parameters to
+    its routes only (also per call, merged per family over the field). The backoff
+    jitter's seed is ``jitter_seed``.
+
     Every keyword of ``ResilientLLM(...)`` is a field of the same name (derived from the
     engine's options, checked by the engine's validators), except that ``cache=`` is
     LangChain's cache: the engine's response cache is ``response_cache=``. An unknown
@@ -84,10 +101,35 @@ class ChatResilientLLM(EngineFields):
     temperature: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    """The model's sampling seed (routes whose family takes none leave it out)."""
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    """Sent to each family in its own form (OpenAI's ``reasoning_effort`` on its reasoning
+    models, an Anthropic thinking budget, a Gemini thinking config)."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More of the parameters every route takes, under their names or the partner
+    packages' (``max_completion_tokens``...); any other key raises: see ``provider_options``."""
+    provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """A family's own parameters, sent to its routes only: ``{"anthropic": {"top_k": 5}}``."""
     streaming: bool = False
     """Whether ``invoke`` streams under the hood (LangChain's ``streaming`` switch)."""
 
     _engine: ResilientLLM = PrivateAttr()
+    _flat: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("provider_options", mode="before")
+    @classmethod
+    def _provider_options(cls, value: object) -> dict[str, dict[str, Any]]:
+        return _params.check_provider_options(value)
+
+    @model_validator(mode="after")
+    def _model_kwargs(self) -> ChatResilientLLM:
+        _params.check_model_kwargs(self.model_kwargs, self._set_params())
+        return self
+
+    def _set_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (*_params.PARAMS, "stop")}
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -104,6 +146,7 @@ class ChatResilientLLM(EngineFields):
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
+        self._flat = _params.check_model_kwargs(self.model_kwargs, self._set_params())
         self._engine = _options.build_engine(self, self.engine, self.max_retries)
 
     @property
@@ -123,6 +166,11 @@ class ChatResilientLLM(EngineFields):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "stop": self.stop,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "reasoning_effort": self.reasoning_effort,
+            "model_kwargs": self.model_kwargs,
+            "provider_options": self.provider_options,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -161,6 +209,10 @@ class ChatResilientLLM(EngineFields):
         tools, so a call that fails over keeps its tools.
         """
         formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+        for given, tool in zip(tools, formatted, strict=True):
+            # An Anthropic-form tool's prompt-caching marker, which the conversion drops.
+            if isinstance(given, Mapping) and "cache_control" in given:
+                tool["cache_control"] = given["cache_control"]
         names = [t["function"]["name"] for t in formatted]
         choice = _convert.tool_choice(tool_choice, names)
         if choice is not None:
@@ -236,6 +288,8 @@ class ChatResilientLLM(EngineFields):
                 if chunk is None:
                     break
                 out = tally.chunk(chunk)
+                if out is None:
+                    continue
                 if run_manager is not None:
                     run_manager.on_llm_new_token(chunk.delta, chunk=out)
                 yield out
@@ -268,6 +322,8 @@ class ChatResilientLLM(EngineFields):
                 if chunk is None:
                     break
                 out = tally.chunk(chunk)
+                if out is None:
+                    continue
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.delta, chunk=out)
                 yield out
@@ -280,7 +336,8 @@ class ChatResilientLLM(EngineFields):
     def _result(self, reply: ChatResponse) -> ChatResult:
         route = _trace.answered_by(self._engine.providers, reply.provider, reply.model)
         generation = ChatGeneration(
-            message=_convert.to_ai_message(reply), generation_info=route.generation_info()
+            message=_convert.to_ai_message(reply, route.kind),
+            generation_info=route.generation_info(),
         )
         return ChatResult(generations=[generation], llm_output=route.llm_output())
 
@@ -293,14 +350,9 @@ class ChatResilientLLM(EngineFields):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """The neutral messages and the engine's keyword options for one call."""
-        unknown = set(kwargs) - _CALL_OPTIONS - {"stream"}
-        if unknown:
-            raise TypeError(f"ChatResilientLLM got unexpected call options {sorted(unknown)}")
-        options: dict[str, Any] = {
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "model": self.model,
-        }
-        options |= {k: v for k, v in kwargs.items() if k != "stream"}
-        options["stop"] = stop if stop is not None else self.stop
+        fields = {name: getattr(self, name) for name in _params.PARAMS}
+        defaults = self._flat | {k: v for k, v in fields.items() if v is not None}
+        defaults["model"] = self.model
+        options = _params.call_options(defaults, self.provider_options, kwargs)
+        options["stop"] = stop if stop is not None else self.stop or self._flat.get("stop")
         return _convert.to_messages(messages), options

@@ -51,6 +51,8 @@ from .events import dispatch_event
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
+    from resilient_llm.state import Snapshot
+
 __all__ = ["ResilientLLM", "model_limits"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -163,8 +165,10 @@ class ResilientLLM(FunctionCallingLLM):
                 f"(providers, {', '.join(sorted(_ENGINE_OPTIONS))}), not both"
             )
         if engine is None:
-            if providers is None:
-                raise ConfigurationError("ResilientLLM needs providers=[Provider(...)] or engine=")
+            if providers is None and not engine_kwargs.get("models"):
+                raise ConfigurationError(
+                    "ResilientLLM needs providers=[Provider(...)], models=[...] or engine="
+                )
             options = {"providers": providers, **engine_kwargs}
             engine = Engine.from_options(EngineOptions.from_kwargs(options, owner=owner))
         engine.add_event_handler(dispatch_event)
@@ -192,6 +196,10 @@ class ResilientLLM(FunctionCallingLLM):
     def engine(self) -> Engine:
         """The resilient-llm engine behind this LLM (for ``snapshot()``, ``close()``)."""
         return self._engine
+
+    def snapshot(self) -> Snapshot:
+        """Every route's limiter, breaker, pause and health now (``engine.snapshot()``)."""
+        return self._engine.snapshot()
 
     @property
     def metadata(self) -> LLMMetadata:

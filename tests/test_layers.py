@@ -33,6 +33,7 @@ FRAMEWORKS = ("langchain", "langchain_core", "llama_index")
 # What a plugin may import of the engine: its public face and the documented modules.
 PUBLIC = (
     "resilient_llm",
+    "resilient_llm.content",
     "resilient_llm.errors",
     "resilient_llm.events",
     "resilient_llm.extras.cache",

@@ -58,6 +58,8 @@ def _set_values() -> dict[str, Any]:
     """A valid value, other than the default, for every engine option."""
     return {
         "providers": _providers(),
+        # Stands for providers=, so it is given apart (see test_models_stand_for_providers).
+        "models": ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"],
         "retry": RetryPolicy(max_retries=1),
         "breaker": BreakerPolicy(failure_threshold=2),
         "timeout": 5.0,
@@ -121,7 +123,7 @@ def test_every_option_has_a_set_value_here() -> None:
 
 @pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS.keys())
 def test_every_option_reaches_the_engine(build: Callable[..., ResilientLLM]) -> None:
-    given = _set_values()
+    given = {name: value for name, value in _set_values().items() if name != "models"}
     options = build(**given).options
     for name, value in given.items():
         held = getattr(options, name)
@@ -222,6 +224,19 @@ def test_a_shared_engine_takes_no_engine_options(build: Callable[..., object]) -
     for option in ("timeout", "jitter_seed", "on_refusal"):
         with pytest.raises(ValueError, match="engine="):
             build(engine, **{option: _set_values()[option]})
+
+
+@pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS.keys())
+def test_models_stand_for_providers(build: Callable[..., ResilientLLM]) -> None:
+    engine = build(models=_set_values()["models"])
+    assert [(p.kind, p.model) for p in engine.providers] == [
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-haiku-4-5"),
+    ]
+    with pytest.raises(ValueError, match="not both"):
+        build(models=["openai:gpt-4o-mini"], providers=_providers())
+    with pytest.raises(ValueError, match=r"models=\["):
+        build(timeout=5.0)
 
 
 # -- no import cycles in the plugins ------------------------------------------------------

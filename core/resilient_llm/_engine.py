@@ -76,6 +76,8 @@ __all__ = ["AdapterFactory", "ResilientLLM"]
 class ResilientLLM:
     """One resilient chat endpoint over several providers, tried in order.
 
+    ``providers`` are the routes (``Provider`` objects or model strings such as
+    ``"anthropic:claude-haiku-4-5"``); ``models=[...]`` takes model strings instead.
     ``timeout`` is the one deadline of a call: limiter waits, attempts and backoff
     together. ``spill_over`` is how long a call may queue behind a route's own rate limit
     while a later route could take it at once. ``retry_budget`` caps each route's retries
@@ -91,8 +93,9 @@ class ResilientLLM:
 
     def __init__(
         self,
-        providers: Sequence[Provider | str] | Provider | str,
+        providers: Sequence[Provider | str] | Provider | str = (),
         *,
+        models: Sequence[str] = (),
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         timeout: float = 60.0,
@@ -113,6 +116,7 @@ class ResilientLLM:
         self._configure(
             EngineOptions(
                 providers=providers,
+                models=models,
                 retry=retry,
                 breaker=breaker,
                 timeout=timeout,

@@ -10,19 +10,22 @@ whatever is wrong with one that cannot be converted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from ._checks import check_json, check_text
+from ._message_checks import (
+    check_provider_options,
+    check_roles,
+    check_sendable,
+    is_int,
+    is_number,
+    optional,
+)
 from .content import (
-    Audio,
-    Document,
-    Image,
     Part,
     Reasoning,
     Text,
-    check_part,
     is_part,
     parts_from_openai,
 )
@@ -129,7 +132,7 @@ class Message:
                         f"Audio, Reasoning), got {type(part).__name__}"
                     )
             object.__setattr__(self, "content", parts)
-            _check_roles(self.role, parts)
+            check_roles(self.role, parts)
         if not isinstance(self.tool_calls, tuple):
             object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
         if self.role == "tool" and not self.tool_call_id:
@@ -148,28 +151,6 @@ class Message:
         if isinstance(self.content, str):
             return (Text(self.content),) if self.content else ()
         return self.content
-
-
-# What each role's content may hold. No family takes media from the model or in the
-# system prompt, and reasoning is the model's own: refused here, named, rather than lost
-# in a converter.
-_ROLE_PARTS = {
-    "system": (Text,),
-    "user": (Text, Image, Document, Audio),
-    "tool": (Text, Image, Document, Audio),
-    "assistant": (Text, Reasoning),
-}
-
-
-def _check_roles(role: str, parts: tuple[Part, ...]) -> None:
-    allowed = _ROLE_PARTS[role]
-    for index, part in enumerate(parts):
-        if not isinstance(part, allowed):
-            names = ", ".join(kind.__name__ for kind in allowed)
-            raise ConfigurationError(
-                f"Message.content[{index}]: a {role!r} message takes {names} parts, "
-                f"not {type(part).__name__}"
-            )
 
 
 @dataclass(frozen=True)
@@ -240,28 +221,30 @@ class ChatRequest:
     def __post_init__(self) -> None:
         if not self.messages:
             raise ConfigurationError("ChatRequest.messages must not be empty")
-        _check("top_p", self.top_p, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-        _check("seed", self.seed, _is_int, "an int")
-        _check(
+        optional("top_p", self.top_p, lambda v: is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+        optional("seed", self.seed, is_int, "an int")
+        optional(
             "parallel_tool_calls", self.parallel_tool_calls, lambda v: isinstance(v, bool), "a bool"
         )
-        _check(
+        optional(
             "reasoning_effort",
             self.reasoning_effort,
             lambda v: v in REASONING_EFFORTS,
             f"one of {list(REASONING_EFFORTS)}",
         )
-        _check_provider_options(self.provider_options)
-        _check("max_tokens", self.max_tokens, lambda v: _is_int(v) and v > 0, "an int > 0")
-        _check(
+        check_provider_options(self.provider_options)
+        optional("max_tokens", self.max_tokens, lambda v: is_int(v) and v > 0, "an int > 0")
+        optional(
             "temperature",
             self.temperature,
-            lambda v: _is_number(v) and 0 <= v <= 2,
+            lambda v: is_number(v) and 0 <= v <= 2,
             "a number in [0, 2]",
         )
-        _check("model", self.model, lambda v: isinstance(v, str) and bool(v), "a model name")
-        _check("tool_choice", self.tool_choice, lambda v: isinstance(v, str), "a str")
-        _check("response_schema", self.response_schema, lambda v: isinstance(v, Mapping), "a dict")
+        optional("model", self.model, lambda v: isinstance(v, str) and bool(v), "a model name")
+        optional("tool_choice", self.tool_choice, lambda v: isinstance(v, str), "a str")
+        optional(
+            "response_schema", self.response_schema, lambda v: isinstance(v, Mapping), "a dict"
+        )
         if not isinstance(self.json_mode, bool):
             raise ConfigurationError(f"json_mode must be a bool, got {self.json_mode!r}")
         if not all(isinstance(s, str) for s in self.stop):
@@ -277,53 +260,7 @@ class ChatRequest:
                 f"tool_choice {self.tool_choice!r} names no tool of this request "
                 f"(tools: {sorted(names)})"
             )
-        _check_sendable(self)
-
-
-def _check_provider_options(options: object) -> None:
-    if not isinstance(options, Mapping):
-        raise ConfigurationError(
-            f"provider_options must map a provider kind to a dict, got {type(options).__name__}"
-        )
-    for kind, values in options.items():
-        if not isinstance(kind, str) or not isinstance(values, Mapping):
-            raise ConfigurationError(
-                "provider_options must map a provider kind ('openai', 'anthropic', "
-                f"'gemini', ...) to a dict of parameters, got {kind!r}: {values!r}"
-            )
-        check_json(f"provider_options[{kind!r}]", values)
-
-
-def _check_sendable(request: ChatRequest) -> None:
-    """Every text encodes and every structure dumps as JSON, else the field is named."""
-    for i, message in enumerate(request.messages):
-        if isinstance(message.content, str):
-            check_text(f"messages[{i}].content", message.content)
-        else:
-            for k, part in enumerate(message.content):
-                check_part(f"messages[{i}].content[{k}]", part)
-        for name in ("name", "tool_call_id"):
-            value = getattr(message, name)
-            if isinstance(value, str):
-                check_text(f"messages[{i}].{name}", value)
-        for j, call in enumerate(message.tool_calls):
-            check_text(f"messages[{i}].tool_calls[{j}].id", call.id)
-            check_text(f"messages[{i}].tool_calls[{j}].name", call.name)
-            check_json(f"messages[{i}].tool_calls[{j}].arguments", call.arguments)
-    for i, tool in enumerate(request.tools):
-        check_text(f"tools[{i}].name", tool.name)
-        check_text(f"tools[{i}].description", tool.description)
-        check_json(f"tools[{i}].parameters", tool.parameters)
-        if tool.cache_control is not None:
-            check_json(f"tools[{i}].cache_control", tool.cache_control)
-    if request.response_schema is not None:
-        check_json("response_schema", request.response_schema)
-    for i, stop in enumerate(request.stop):
-        check_text(f"stop[{i}]", stop)
-    for name in ("model", "tool_choice"):
-        value = getattr(request, name)
-        if value is not None:
-            check_text(name, value)
+        check_sendable(self)
 
 
 @dataclass(frozen=True)
@@ -388,20 +325,6 @@ class ChatChunk:
     refusal: str | None = None
     quota: RateLimitHints | None = field(default=None, compare=False, repr=False)
     reasoning: tuple[Reasoning, ...] = ()
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _check(name: str, value: object, ok: Callable[[Any], bool], what: str) -> None:
-    """Raise a ConfigurationError naming ``name`` unless ``value`` is None or ``ok``."""
-    if value is not None and not ok(value):
-        raise ConfigurationError(f"{name} must be {what}, got {value!r}")
 
 
 def to_messages(items: Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:

@@ -59,7 +59,8 @@ class EngineOptions:
     messages (``ChatResilientLLM.timeout must be ...``); it is not an option.
     """
 
-    providers: Sequence[Provider | str] | Provider | str
+    providers: Sequence[Provider | str] | Provider | str = ()
+    models: Sequence[str] = ()
     retry: RetryPolicy | None = None
     breaker: BreakerPolicy | None = None
     timeout: float = 60.0
@@ -84,7 +85,8 @@ class EngineOptions:
         # Normalised in place: a caller may pass one Provider, a list, one handler or a
         # list of them, and an int timeout; the value held is always the one form.
         set_ = object.__setattr__
-        set_(self, "providers", _providers(owner, self.providers))
+        set_(self, "providers", _providers(owner, _routes(owner, self.providers, self.models)))
+        set_(self, "models", ())
         _check_type(owner, "retry", self.retry, RetryPolicy, "a RetryPolicy")
         _check_type(owner, "breaker", self.breaker, BreakerPolicy, "a BreakerPolicy")
         set_(self, "timeout", timeout_setting(f"{owner}.timeout", self.timeout))
@@ -134,8 +136,6 @@ class EngineOptions:
     ) -> EngineOptions:
         """The options named in ``options``; an unknown name raises, naming close matches."""
         check_known(owner, options, OPTION_DEFAULTS)
-        if "providers" not in options:
-            raise ConfigurationError(f"{owner} needs providers=[Provider(...)]")
         return cls(owner=owner, **options)
 
     @property
@@ -145,7 +145,8 @@ class EngineOptions:
 
 
 REQUIRED: Final = dataclasses.MISSING
-"""The default of an option that has none (``providers``)."""
+"""The default of an option that has none (none has, since ``models=`` can stand for
+``providers=``; kept for the plugins that derive fields from the options)."""
 
 OPTION_DEFAULTS: Mapping[str, object] = {
     f.name: f.default for f in dataclasses.fields(EngineOptions)
@@ -177,6 +178,32 @@ def refuse_rate_limiter(owner: str, framework: str, value: object) -> None:
             "route itself, with its requests and tokens per minute: "
             "Provider(..., rate_limit=RateLimit(requests_per_minute=..., tokens_per_minute=...))"
         )
+
+
+def _routes(owner: str, providers: object, models: object) -> object:
+    """``providers``, or ``models`` (model strings) in their place: exactly one is given."""
+    given_models = models not in ((), None)
+    given_providers = providers not in ((), None)
+    if given_models and given_providers:
+        raise ConfigurationError(f"{owner}: give providers= or models=, not both")
+    if not given_models and not given_providers:
+        raise ConfigurationError(
+            f"{owner} needs providers=[Provider(...)] or models=['openai:gpt-4o-mini', ...]"
+        )
+    if not given_models:
+        return providers
+    if isinstance(models, str | bytes | Mapping) or not isinstance(models, Iterable):
+        raise ConfigurationError(
+            f"{owner}.models must be a list of model strings, got {type(models).__name__}"
+        )
+    listed = list(models)
+    for index, model in enumerate(listed):
+        if not isinstance(model, str):
+            raise ConfigurationError(
+                f"{owner}.models[{index}] must be a model string such as "
+                f"'anthropic:claude-haiku-4-5', got {type(model).__name__}"
+            )
+    return listed
 
 
 def _providers(owner: str, providers: object) -> tuple[Provider, ...]:

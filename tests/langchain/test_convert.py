@@ -63,9 +63,11 @@ def test_messages_convert_to_neutral_ones() -> None:
     ]
 
 
-def test_media_content_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'image_url' content is not supported"):
-        to_messages([HumanMessage([{"type": "image_url", "image_url": {"url": "x"}}])])
+def test_content_no_route_takes_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"messages\[0\].content\[1\]: 'video'"):
+        to_messages([HumanMessage(["hi", {"type": "video", "url": "https://x/v.mp4"}])])
+    with pytest.raises(ValueError, match="unknown content block type 'hologram'"):
+        to_messages([HumanMessage([{"type": "hologram"}])])
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,13 @@ def test_reply_and_chunk_convert_back() -> None:
     )
     message = to_ai_message(reply)
     assert message.tool_calls == [{"name": "f", "args": {"a": 1}, "id": "c1", "type": "tool_call"}]
-    assert message.usage_metadata == {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+    assert message.usage_metadata == {
+        "input_tokens": 3,
+        "output_tokens": 4,
+        "total_tokens": 7,
+        "input_token_details": {"cache_read": 0, "cache_creation": 0},
+        "output_token_details": {"reasoning": 0},
+    }
     meta = message.response_metadata
     assert (meta["provider"], meta["model_name"], meta["attempt_count"]) == ("anthropic", "m", 2)
     chunk = to_chunk(ChatChunk(tool_calls=(ToolCall("c2", "g", {"b": "é"}),)), 1)

@@ -144,3 +144,12 @@ def test_single_tool_call_unless_parallel_allowed(routes: Routes) -> None:
     response = ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=list(blocks)))
     kept = llm._validate_chat_with_tools_response(response, [], allow_parallel_tool_calls=False)
     assert [s.tool_id for s in llm.get_tool_calls_from_response(kept)] == ["0"]
+
+
+def test_the_engines_snapshot_is_reachable(routes: Routes) -> None:
+    llm = routes.llm()
+    llm.chat([ChatMessage(role="user", content="What is the capital of France?")])
+    snapshot = llm.snapshot()
+    names = [p.name for p in llm.engine.providers]
+    assert [route.name for route in snapshot] == names
+    assert snapshot[names[0]].limiter.requests_used == 1
