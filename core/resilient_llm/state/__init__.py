@@ -14,8 +14,9 @@ from ..events import EventHandler
 from ..policies.breaker import BreakerPolicy, CircuitBreaker
 from ..policies.limiter import Limiter, RateLimit
 from .memory import Route
+from .snapshot import Snapshot
 
-__all__ = ["MemoryState", "StateBackend"]
+__all__ = ["MemoryState", "Snapshot", "StateBackend"]
 
 
 @runtime_checkable
