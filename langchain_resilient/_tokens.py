@@ -16,7 +16,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from resilient_llm import ChatRequest, Tool, estimate_tokens
-from resilient_llm.policies.tokens import count_text_tokens, reserved_output
 
 from . import _convert
 
@@ -24,7 +23,9 @@ __all__ = ["messages_tokens", "text_tokens"]
 
 
 def text_tokens(text: str, model: str) -> int:
-    return count_text_tokens(text, model)
+    # A string is estimated as one user message: the same message empty holds the
+    # overheads and the output reserve, so the difference is the text's own tokens.
+    return estimate_tokens(text, model) - estimate_tokens("", model)
 
 
 def messages_tokens(messages: list[BaseMessage], tools: Sequence[Any] | None, model: str) -> int:
@@ -32,12 +33,14 @@ def messages_tokens(messages: list[BaseMessage], tools: Sequence[Any] | None, mo
     given, and the reply's priming (the output reserve the engine adds is not counted)."""
     if not messages:
         return 0
+    # An estimate counts the request's max_tokens as its output: one token, taken off.
     request = ChatRequest(
         messages=tuple(_convert.to_messages(messages)),
         model=model,
         tools=tuple(_tool(t) for t in tools or ()),
+        max_tokens=1,
     )
-    return estimate_tokens(request) - reserved_output(request)
+    return estimate_tokens(request) - 1
 
 
 def _tool(tool: Any) -> Tool:

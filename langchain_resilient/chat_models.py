@@ -26,7 +26,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from resilient_llm import ChatChunk, ChatResponse, ResilientLLM
-from resilient_llm.state.snapshot import Snapshot
+from resilient_llm.state import Snapshot
 
 from . import (
     _callbacks,
