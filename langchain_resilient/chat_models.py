@@ -93,6 +93,13 @@ class ChatResilientLLM(EngineFields):
     its routes only (also per call, merged per family over the field). The backoff
     jitter's seed is ``jitter_seed``.
 
+    As the partner models: ``model_name`` (the model a call asks first), ``profile`` (what
+    every route can take, from the engine's capability table), offline
+    ``get_num_tokens`` / ``get_num_tokens_from_messages`` (the engine's estimator),
+    ``stream_usage`` and ``snapshot()`` (the engine's). ``dumpd`` / ``load`` and pickle
+    round-trip the model with no key in the serialized form: each route's key is a secret
+    naming an environment variable (``lc_secrets``; see ``_serde``).
+
     Every keyword of ``ResilientLLM(...)`` is a field of the same name (derived from the
     engine's options, checked by the engine's validators), except that ``cache=`` is
     LangChain's cache: the engine's response cache is ``response_cache=``. An unknown
@@ -444,6 +451,9 @@ class ChatResilientLLM(EngineFields):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """The neutral messages and the engine's keyword options for one call."""
+        # A stream's switch (taken by _stream first); a plain call or a bound model may
+        # carry it too, as ChatOpenAI's calls may.
+        kwargs.pop("stream_usage", None)
         fields = {name: getattr(self, name) for name in _params.PARAMS}
         defaults = self._flat | {k: v for k, v in fields.items() if v is not None}
         defaults["model"] = self.model

@@ -240,8 +240,8 @@ async def test_stream_usage_false_leaves_it_out(server: ChaosServer) -> None:
     chunks = [c async for c in loud.astream(QUESTION, stream_usage=False)]
     assert all(c.usage_metadata is None for c in chunks)
     assert "".join(str(c.content) for c in chunks) == "The capital of France is Paris."
-    # invoke keeps its usage: stream_usage is about chunks.
-    reply = quiet.invoke(QUESTION)
+    # invoke keeps its usage: stream_usage is about chunks (and a call may carry it).
+    reply = quiet.bind(stream_usage=False).invoke(QUESTION)
     assert isinstance(reply, AIMessage)
     assert reply.usage_metadata is not None
 
