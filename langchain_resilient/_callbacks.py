@@ -8,6 +8,9 @@ call (and, for streams, around each step), so concurrent calls in threads or tas
 see each other's events.
 
 Sync runs get ``on_custom_event("resilient_llm.<kind>", data)`` as each event happens.
+LangChain's tracers (LangSmith's among them) ignore custom events, and show a run's
+``events`` instead (its start, tokens, retries): each engine event is added there too,
+named the same, so a failover shows in the trace of the run it happened in.
 Async handlers cannot be awaited from the engine's synchronous emit, so async calls
 collect the events and dispatch them after each awaited step (after the reply, after
 each stream chunk), in order.
@@ -18,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -30,9 +34,11 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
     Callbacks,
 )
+from langchain_core.callbacks.base import BaseCallbackHandler
 from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.tracers.base import AsyncBaseTracer, BaseTracer
 
 from resilient_llm import ResilientLLM
 from resilient_llm.events import Event
@@ -75,6 +81,7 @@ class CallScope:
             manager = self.run_manager
             if manager.handlers:
                 name, data = _payload(event)
+                _trace_event(manager.handlers, manager.run_id, name, data)
                 handle_event(
                     manager.handlers,
                     "on_custom_event",
@@ -94,6 +101,7 @@ class CallScope:
             return
         for event in pending:
             name, data = _payload(event)
+            _trace_event(manager.handlers, manager.run_id, name, data)
             await ahandle_event(
                 manager.handlers,
                 "on_custom_event",
@@ -109,6 +117,18 @@ class CallScope:
 def _payload(event: Event) -> tuple[str, dict[str, Any]]:
     # Events carry route names, numbers and error class names only, never keys or content.
     return EVENT_PREFIX + event.kind, dataclasses.asdict(event)
+
+
+def _trace_event(
+    handlers: Sequence[BaseCallbackHandler], run_id: uuid.UUID, name: str, data: dict[str, Any]
+) -> None:
+    """Add an engine event to the run's ``events`` in every tracer following that run, in
+    the form LangChain's tracers give a retry (``name``, ``time``, ``kwargs``)."""
+    for handler in handlers:
+        if isinstance(handler, BaseTracer | AsyncBaseTracer):
+            run = handler.run_map.get(str(run_id))
+            if run is not None:
+                run.events.append({"name": name, "time": datetime.now(UTC), "kwargs": data})
 
 
 def forward(event: Event) -> None:

@@ -44,7 +44,7 @@ from resilient_llm.options import (
 )
 from resilient_llm.state import StateBackend
 
-from . import _callbacks
+from . import _callbacks, _serde
 from ._runs import NamedRunModel
 
 __all__ = ["FIELD_OF_OPTION", "EngineFields", "build_engine"]
@@ -99,6 +99,8 @@ class EngineFields(NamedRunModel):
     @classmethod
     def _known_options(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            # The serialized form (dumpd, pickle): routes and policies as dicts.
+            data = _serde.revive(data)
             known = set(cls.model_fields)
             known |= {f.alias for f in cls.model_fields.values() if f.alias}
             check_known(cls.__name__, data, sorted(known))

@@ -12,7 +12,7 @@ from resilient_llm import ChatChunk, Provider
 
 from . import _convert, _reasoning, _trace
 
-__all__ = ["StreamTally", "aclose", "close"]
+__all__ = ["StreamTally", "aclose", "close", "drop_usage"]
 
 
 class StreamTally:
@@ -65,6 +65,12 @@ class StreamTally:
             },
         )
         return ChatGenerationChunk(message=message, generation_info=route.generation_info())
+
+
+def drop_usage(chunk: ChatGenerationChunk) -> None:
+    """Leave a chunk's usage out (``stream_usage=False``)."""
+    if isinstance(chunk.message, AIMessageChunk):
+        chunk.message.usage_metadata = None
 
 
 def _says(chunk: ChatChunk) -> bool:

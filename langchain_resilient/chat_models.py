@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models import LanguageModelInput, ModelProfile
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -26,9 +26,21 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from resilient_llm import ChatChunk, ChatResponse, ResilientLLM
+from resilient_llm.state import Snapshot
 
-from . import _callbacks, _convert, _options, _params, _streaming, _structured, _trace
-from ._options import EngineFields
+from . import (
+    _callbacks,
+    _convert,
+    _options,
+    _params,
+    _profile,
+    _serde,
+    _streaming,
+    _structured,
+    _tokens,
+    _trace,
+)
+from ._options import FIELD_OF_OPTION, EngineFields
 
 __all__ = ["ChatResilientLLM"]
 
@@ -81,6 +93,13 @@ class ChatResilientLLM(EngineFields):
     its routes only (also per call, merged per family over the field). The backoff
     jitter's seed is ``jitter_seed``.
 
+    As the partner models: ``model_name`` (the model a call asks first), ``profile`` (what
+    every route can take, from the engine's capability table), offline
+    ``get_num_tokens`` / ``get_num_tokens_from_messages`` (the engine's estimator),
+    ``stream_usage`` and ``snapshot()`` (the engine's). ``dumpd`` / ``load`` and pickle
+    round-trip the model with no key in the serialized form: each route's key is a secret
+    naming an environment variable (``lc_secrets``; see ``_serde``).
+
     Every keyword of ``ResilientLLM(...)`` is a field of the same name (derived from the
     engine's options, checked by the engine's validators), except that ``cache=`` is
     LangChain's cache: the engine's response cache is ``response_cache=``. An unknown
@@ -114,6 +133,11 @@ class ChatResilientLLM(EngineFields):
     """A family's own parameters, sent to its routes only: ``{"anthropic": {"top_k": 5}}``."""
     streaming: bool = False
     """Whether ``invoke`` streams under the hood (LangChain's ``streaming`` switch)."""
+    stream_usage: bool = True
+    """Whether a stream's chunks carry ``usage_metadata`` (once, on the chunk that reports
+    it, near the end), as ``ChatOpenAI(stream_usage=True)``; also a call keyword. The engine
+    asks every family for a stream's usage whatever this says (its token limits settle on
+    it), so ``False`` only leaves it out of the chunks."""
 
     _engine: ResilientLLM = PrivateAttr()
     _flat: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -153,6 +177,75 @@ class ChatResilientLLM(EngineFields):
     def resilient_engine(self) -> ResilientLLM:
         """The engine this model delegates to (for ``snapshot()``, ``close()``...)."""
         return self._engine
+
+    def snapshot(self) -> Snapshot:
+        """The engine's state now: every route's limiter, breaker, pause and health
+        (``ResilientLLM.snapshot()``; shared with every model on the same engine)."""
+        return self._engine.snapshot()
+
+    @property
+    def model_name(self) -> str:
+        """The model a call asks first: ``model`` if set, else the first route's. The model
+        that answered a call is its reply's ``response_metadata["model_name"]``."""
+        return self.model or self._engine.providers[0].model
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # What every route can take (see _profile): sure whichever route answers.
+        caps = _profile.common_capabilities(self._engine.providers, self.model)
+        return _profile.profile(caps)
+
+    # -- token counts, offline ----------------------------------------------------------
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for the primary's model, from the engine's own tokenizer
+        tables (no download; exact for OpenAI models, an estimate for the others)."""
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens(text)
+        return _tokens.text_tokens(text, self.model_name)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """The prompt's tokens as the engine estimates them before a call (messages,
+        per-message overhead and ``tools`` if given), for the primary's model."""
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens_from_messages(messages, tools)
+        return _tokens.messages_tokens(messages, tools, self.model_name)
+
+    # -- serialization (dumpd / load) and pickling ----------------------------------------
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Each route's key given as ``api_key=``: ``<route>_api_key`` and the environment
+        variable ``load`` reads it from (see ``_serde``)."""
+        keys = _serde.key_arguments(self._engine.providers)
+        return {argument: variable for argument, (_, variable) in keys.items()}
+
+    @property
+    def lc_attributes(self) -> dict[str, Any]:
+        # The routes and policies as dicts; keys as the Secret objects, which to_json
+        # replaces with secret markers (and which dump as '***' if it ever did not).
+        options = self._engine.options
+        providers = self._engine.providers
+        keys = _serde.key_arguments(providers)
+        return (
+            _serde.engine_kwargs(options)
+            | _serde.object_options(options)
+            | {argument: providers[index].api_key for argument, (index, _) in keys.items()}
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickle holds no key: the routes as dicts, and the names of the environment
+        # variables each key is read from when it is loaded (as load() does).
+        engine_fields = {*FIELD_OF_OPTION.values(), "engine"}
+        kwargs = {f: getattr(self, f) for f in self.model_fields_set if f not in engine_fields}
+        options = self._engine.options
+        kwargs |= _serde.engine_kwargs(options) | _serde.object_options(options)
+        return (_serde.unpickle, (type(self), kwargs, self.lc_secrets))
 
     @property
     def _llm_type(self) -> str:
@@ -274,6 +367,8 @@ class ChatResilientLLM(EngineFields):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        usage = kwargs.pop("stream_usage", None)
+        usage = self.stream_usage if usage is None else usage
         neutral, options = self._call(messages, stop, kwargs)
         current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=False))
         # The context variable is set around each step only: between steps the caller's
@@ -290,6 +385,8 @@ class ChatResilientLLM(EngineFields):
                 out = tally.chunk(chunk)
                 if out is None:
                     continue
+                if not usage:
+                    _streaming.drop_usage(out)
                 if run_manager is not None:
                     run_manager.on_llm_new_token(chunk.delta, chunk=out)
                 yield out
@@ -305,6 +402,8 @@ class ChatResilientLLM(EngineFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        usage = kwargs.pop("stream_usage", None)
+        usage = self.stream_usage if usage is None else usage
         neutral, options = self._call(messages, stop, kwargs)
         current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=True))
         with _callbacks.scope(current):
@@ -324,6 +423,8 @@ class ChatResilientLLM(EngineFields):
                 out = tally.chunk(chunk)
                 if out is None:
                     continue
+                if not usage:
+                    _streaming.drop_usage(out)
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.delta, chunk=out)
                 yield out
@@ -350,6 +451,9 @@ class ChatResilientLLM(EngineFields):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """The neutral messages and the engine's keyword options for one call."""
+        # A stream's switch (taken by _stream first); a plain call or a bound model may
+        # carry it too, as ChatOpenAI's calls may.
+        kwargs.pop("stream_usage", None)
         fields = {name: getattr(self, name) for name in _params.PARAMS}
         defaults = self._flat | {k: v for k, v in fields.items() if v is not None}
         defaults["model"] = self.model

@@ -9,6 +9,7 @@ that those very bytes arrived at a provider.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,12 +22,15 @@ from langchain_tests.integration_tests import chat_models as suite
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_resilient import ChatResilientLLM
-from resilient_llm import Provider, RetryPolicy
+from resilient_llm import BreakerPolicy, Provider, RateLimit, RetryPolicy
 from resilient_llm.testing.chaos import anthropic_history
 from resilient_llm.testing.chaos.wire import digest
 
 from . import _media
 from ._chaos import MODELS, server
+
+# The module (langchain_core.load's attribute of that name is the function).
+lc_load = importlib.import_module("langchain_core.load.load")
 
 
 class _LocalDownloads:
@@ -128,6 +132,35 @@ def _params(primary: str, fallback: str) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _loadable(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # test_serdes loads with allowed_objects="all", which langchain-core takes as the classes
+    # of its own mapping (LangChain's partner packages) only, so no third-party class loads
+    # that way; a user names the class (allowed_objects=[ChatResilientLLM], as
+    # test_serialization.py does). Here the suite's "all" is told of this class too.
+    if request.node.originalname == "test_serdes":
+        path = tuple(ChatResilientLLM.lc_id())
+        allowed = lc_load._get_default_allowed_class_paths("all") | {path}
+        monkeypatch.setitem(lc_load._default_class_paths_cache, "all", allowed)
+
+
+# The unit suite makes no call: fixed routes (a serialized snapshot of them is compared),
+# with keys given directly, which the serialized form must name but never hold.
+_UNIT_PARAMS = {
+    "providers": [
+        Provider("openai", "gpt-4o-mini", api_key="sk-unit-openai"),
+        Provider(
+            "anthropic",
+            "claude-haiku-4-5",
+            api_key="sk-unit-anthropic",
+            rate_limit=RateLimit(requests_per_minute=50, tokens_per_minute=40_000),
+        ),
+    ],
+    "retry": RetryPolicy(max_retries=2, base=0.01, cap=0.05),
+    "breaker": BreakerPolicy(failure_threshold=3, cooldown=10),
+}
+
+
 class TestChatResilientLLMUnit(ChatModelUnitTests):
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -135,7 +168,19 @@ class TestChatResilientLLMUnit(ChatModelUnitTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return _params("openai", "anthropic")
+        return dict(_UNIT_PARAMS)
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        # Keys from the environment, as the partner models read theirs; test_serdes loads
+        # each route's key from the variable its secret names.
+        env = {"OPENAI_API_KEY": "sk-env-openai", "ANTHROPIC_API_KEY": "sk-env-anthropic"}
+        models = {"models": ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"]}
+        return env, models, {"model_name": "gpt-4o-mini"}
+
+    @property
+    def model_override_value(self) -> str:
+        return "gpt-4.1-mini"
 
     @property
     def standard_chat_model_params(self) -> dict[str, Any]:
