@@ -23,6 +23,7 @@ from collections.abc import (
 from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
+from .._watch import Watch, watching
 from ..clock import Clock
 from ..errors import ProviderUnavailable, ResilientLLMError
 from ..flow.admission import CallReport
@@ -97,7 +98,7 @@ class SyncRun(Generic[T]):
                     if send is None:
                         raise TypeError("a flow makes no attempt after its stream")
                     try:
-                        value, usage, quota = send(effect)
+                        value, usage, quota = self._send(send, effect)
                     except ResilientLLMError as error:
                         effect = flow.send(Failed(clock.now(), error, timed_out(error)))
                     else:
@@ -109,6 +110,14 @@ class SyncRun(Generic[T]):
         except BaseException:
             self.close()
             raise
+
+    def _send(self, send: SyncSend[T], call: Call) -> Sent[T]:
+        # A blocking read cannot be cut from outside: the reads made for this attempt are
+        # bounded by its time left, however the bytes arrive (see resilient_llm._watch).
+        until = self.clock.now() + call.timeout
+        watch = Watch(lambda: until - self.clock.now())
+        with watching(watch):
+            return send(call)
 
     def close(self) -> None:
         """Stop the flow early; give back what it held."""
