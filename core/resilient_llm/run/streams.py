@@ -171,6 +171,7 @@ def _run_sync_stream_watched(
         except BaseException:
             pump.abandon()
             raise
+        pump.watch.lift()  # the deadline bounds a stream until its first chunk only
         return _started(first, _watched(pump, timeouts.idle, call.route.name, clock))
 
     return _relay_sync(SyncRun(flow, clock), first_chunk)
