@@ -16,11 +16,11 @@ import threading
 
 import pytest
 
-from resilient_llm import DeadlineExceeded, Provider, ResilientLLM
+from resilient_llm import Capabilities, DeadlineExceeded, Provider, ResilientLLM
 from resilient_llm.events import Hedged
 from resilient_llm.testing.chaos import Fault
 
-from .conftest import ANSWER, FALLBACK, KINDS, MODES, STREAMS, Bench, eventually
+from .conftest import ANSWER, FALLBACK, KINDS, MODES, QUESTION, STREAMS, Bench, eventually
 
 DEADLINE = 3.0
 HUNG = {
@@ -110,3 +110,36 @@ def test_hedging_off_leaves_the_hung_route_the_whole_deadline(bench: Bench, mode
     with pytest.raises(DeadlineExceeded):
         bench.run(llm, mode)
     assert [name for name, _, _ in bench.calls(1)] == [primary.name]
+
+
+@pytest.mark.parametrize("mode", ["chat", "astream"])
+def test_a_model_that_thinks_first_is_given_longer(bench: Bench, mode: str) -> None:
+    primary = bench.route("anthropic", "thinker", capabilities=Capabilities(reasoning=True))
+    fallback = bench.route("gemini", "healthy")
+    bench.script(primary, Fault("blackhole", delay=60))
+    llm = _engine(bench, primary, fallback)
+
+    assert bench.run(llm, mode).providers == {fallback.name}
+    [hedged] = bench.of(Hedged)
+    assert "80% of the" in hedged.reason, hedged.reason
+
+
+def test_the_plugins_get_the_same_hedge(bench: Bench) -> None:
+    from llama_index.core.llms import ChatMessage
+
+    from langchain_resilient import ChatResilientLLM
+    from llamaindex_resilient import ResilientLLM as LlamaResilientLLM
+
+    primary = bench.route("openai", "hung")
+    fallback = bench.route("gemini", "healthy")
+    bench.script(primary, Fault("blackhole", delay=60), Fault("trickle", delay=0.5))
+    chat = ChatResilientLLM(providers=[primary, fallback], timeout=DEADLINE)
+    bench.engines.append(chat.resilient_engine)
+    message = chat.invoke(QUESTION)
+    assert message.content == ANSWER
+    assert message.response_metadata["provider"] == fallback.name
+    llama = LlamaResilientLLM(providers=[primary, fallback], timeout=DEADLINE)
+    bench.engines.append(llama.engine)
+    response = llama.chat([ChatMessage(role="user", content=QUESTION)])
+    assert response.message.content == ANSWER
+    assert response.raw["provider"] == fallback.name  # type: ignore[index]
