@@ -10,6 +10,7 @@ never from the client's own account.
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from resilient_llm import (
     Capabilities,
     Provider,
     ResilientLLM,
+    ResilientLLMError,
     RetryBudget,
     RetryPolicy,
     StreamInterrupted,
@@ -171,6 +173,81 @@ def hedging() -> list[Row]:
     ]
 
 
+def _tried(llm: ResilientLLM, n: int, concurrency: int) -> list[float]:
+    """Each call's time to answer; a call that failed never answered (infinite)."""
+
+    async def run() -> list[float]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> float:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    await llm.achat(QUESTION)
+                except ResilientLLMError:
+                    return math.inf
+                return time.perf_counter() - started
+
+        return list(await asyncio.gather(*(one() for _ in range(n))))
+
+    return asyncio.run(run())
+
+
+def hung() -> list[Row]:
+    """Signs-of-life hedging (on by default) against hung requests, and what it costs
+    where nothing hangs."""
+    out: dict[bool, tuple[int, float, int]] = {}
+    for on in (False, True):
+        plans = {
+            "openai-hung": Plan(error_rate=0.05, error_kinds=("blackhole",), latency=0.05, seed=5),
+            "anthropic-spare": Plan(latency=0.05),
+        }
+        with _server(plans) as (server, p):
+            llm = _engine(p["openai-hung"], p["anthropic-spare"], timeout=4.0, hedge=on)
+            took = sorted(_tried(llm, 200, 20))
+            answered = sum(1 for t in took if math.isfinite(t))
+            out[on] = (answered, took[197], _count(server, "anthropic-spare"))
+            llm.close()
+    mixed: dict[bool, int] = {}
+    for on in (False, True):
+        plans = {
+            "openai-mixed": Plan(error_rate=0.2, seed=11),
+            "anthropic-mixed": Plan(
+                error_rate=0.3, error_kinds=("overloaded",), latency=0.1, seed=12
+            ),
+            "gemini-mixed": Plan(latency=0.3, seed=13),
+        }
+        with _server(plans) as (server, p):
+            llm = _engine(*p.values(), timeout=10.0, hedge=on)
+            _gather(llm, 150, 20)
+            mixed[on] = len(server.log)
+            llm.close()
+    fmt: Callable[[float], str] = lambda s: "never" if math.isinf(s) else f"{s:.2f} s"  # noqa: E731
+    return [
+        Row(
+            "hedging by signs of life",
+            "calls answered, of 200 (5 % of primary requests never answered, 4 s deadline)",
+            str(out[False][0]),
+            str(out[True][0]),
+        ),
+        Row(
+            "hedging by signs of life", "p99 time to answer", fmt(out[False][1]), fmt(out[True][1])
+        ),
+        Row(
+            "hedging by signs of life",
+            "calls to the second route",
+            str(out[False][2]),
+            str(out[True][2]),
+        ),
+        Row(
+            "hedging by signs of life",
+            "upstream calls for 150 calls on mixed faults (500s, 529s, latency; nothing hung)",
+            str(mixed[False]),
+            str(mixed[True]),
+        ),
+    ]
+
+
 def bulkhead() -> list[Row]:
     out = {}
     for limit in (None, 5):
@@ -268,7 +345,7 @@ def cache() -> list[Row]:
     ]
 
 
-MEASURES = (adaptive, budget, hedging, bulkhead, capabilities, stalls, cache)
+MEASURES = (adaptive, budget, hedging, hung, bulkhead, capabilities, stalls, cache)
 
 
 def main() -> None:

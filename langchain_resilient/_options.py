@@ -77,8 +77,11 @@ class EngineFields(NamedRunModel):
     """Each route's retries as a share of its recent requests (``None``: off)."""
     stream_timeouts: SkipValidation[StreamTimeouts | None] = _option("stream_timeouts")
     adaptive_limits: SkipValidation[bool] = _option("adaptive_limits")
-    hedge: SkipValidation[Hedge | None] = _option("hedge")
-    """Race a slow first route with the next one (async calls)."""
+    hedge: SkipValidation[Hedge | bool | None] = _option("hedge")
+    """Start the next route beside an attempt that shows no sign of life (on by default;
+    ``None`` or ``False``: off)."""
+    attempt_timeout: SkipValidation[float | None] = _option("attempt_timeout")
+    """A limit on each attempt, in seconds, within the call's ``timeout`` (None: none)."""
     on_event: SkipValidation[EventHandler | Iterable[EventHandler]] = _option("on_event")
     """Engine event handlers, besides the LangChain callbacks every event reaches."""
     clock: SkipValidation[Clock | None] = _option("clock")

@@ -68,6 +68,7 @@ def _set_values() -> dict[str, Any]:
         "stream_timeouts": StreamTimeouts(idle=5),
         "adaptive_limits": False,
         "hedge": Hedge(0.2),
+        "attempt_timeout": 3.0,
         "on_event": [_handler],
         "clock": FakeClock(),
         "jitter_seed": 7,

@@ -44,13 +44,14 @@ from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
 from .policies.budget import RetryBudget, RetryLedger
 from .policies.capabilities import capabilities_for, check_turns
+from .policies.hedging import DEFAULT_HEDGE, Hedge
 from .policies.limiter import RateLimit
 from .policies.tokens import preload
 from .providers.base import Provider
 from .providers.registry import provider_spec
 from .run.bulkhead import Bulkhead
-from .run.drivers import AsyncRun, AsyncSend, Sent, run_sync
-from .run.hedge import Hedge, run_hedged
+from .run.drivers import AsyncRun, AsyncSend, Sent, SyncRun, SyncSend
+from .run.hedge import run_hedged, run_hedged_sync
 from .run.refusals import OnRefusal, achecked, checked, checked_reply
 from .run.scope import CallScope
 from .run.stall import StreamTimeouts
@@ -58,8 +59,11 @@ from .run.stranded import Stranded
 from .run.streams import (
     AsyncStreamStart,
     FirstPhase,
+    StreamStart,
+    SyncFirstPhase,
     aclose_stream,
     discard_stream,
+    discard_sync_stream,
     run_async_stream,
     run_sync_stream,
 )
@@ -89,6 +93,11 @@ class ResilientLLM:
     processes). ``on_event`` receives every :class:`~resilient_llm.events.Event`.
     ``on_refusal`` says what a refusal does: ``"return"`` it (an answer, the default) or
     ``"failover"`` to the next route, returning the last refusal if no route answers.
+    ``hedge`` starts the next route beside an attempt that shows no sign of life (no
+    first chunk, no reply) for a share of the time left (:class:`Hedge`; on by default,
+    ``None`` or ``False`` turn it off); the first complete answer wins.
+    ``attempt_timeout`` bounds each attempt within the call's ``timeout`` (``Provider``'s
+    ``timeout`` does so for one route).
     """
 
     def __init__(
@@ -103,7 +112,8 @@ class ResilientLLM:
         retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
         stream_timeouts: StreamTimeouts | None = None,
         adaptive_limits: bool = True,
-        hedge: Hedge | None = None,
+        hedge: Hedge | bool | None = DEFAULT_HEDGE,
+        attempt_timeout: float | None = None,
         on_event: EventHandler | Iterable[EventHandler] = (),
         clock: Clock | None = None,
         jitter_seed: int | None = None,
@@ -125,6 +135,7 @@ class ResilientLLM:
                 stream_timeouts=stream_timeouts,
                 adaptive_limits=adaptive_limits,
                 hedge=hedge,
+                attempt_timeout=attempt_timeout,
                 on_event=on_event,
                 clock=clock,
                 jitter_seed=jitter_seed,
@@ -153,7 +164,7 @@ class ResilientLLM:
         self.retry_budget = options.retry_budget
         self.stream_timeouts = options.stream_timeouts
         self.adaptive_limits = options.adaptive_limits
-        self.hedge = options.hedge
+        self.hedge = cast("Hedge | None", options.hedge)
         self.on_refusal: OnRefusal = options.on_refusal
         self.state: StateBackend = options.state or MemoryState()
         self.clock: Clock = options.clock or SystemClock()
@@ -172,7 +183,12 @@ class ResilientLLM:
         for provider in self.providers:
             preload(provider.model)
             note_withheld_key(provider)
-        self._policy = FlowPolicy(retry=self.retry, spill_over=options.spill_over)
+        self._policy = FlowPolicy(
+            retry=self.retry,
+            spill_over=options.spill_over,
+            attempt_timeout=options.attempt_timeout,
+            hedge=self.hedge,
+        )
         self.cache = options.cache
         self._cache = (
             None
@@ -264,8 +280,15 @@ class ResilientLLM:
                 adapter, timeout = self._adapters.get(call)
                 return self._answer(adapter.chat(self._for_route(request, call), timeout))
 
-            reply, report = run_sync(flow, self.clock, send)
-            return scope.finish(_with_report(reply, report))
+            run: SyncRun[ChatResponse] = SyncRun(flow, self.clock)
+            if self._hedges:
+                make = self._hedger(request, deadline, stream=False, sync=True)
+                hedged = run_hedged_sync(run, make, send, self._emit)
+                reply, stop = hedged[1], hedged[2]
+            else:
+                reply, stop = run.start(send)
+            assert isinstance(stop, CallReport), "a whole reply's flow relays no stream"
+            return scope.finish(_with_report(reply, stop))
 
     async def achat(self, messages: MessagesIn, **options: Any) -> ChatResponse:
         request, timeout = self._prepare(messages, options)
@@ -281,12 +304,12 @@ class ResilientLLM:
                 return self._answer(reply)
 
             run: AsyncRun[ChatResponse] = AsyncRun(flow, self.clock, self._stranded)
-            if self.hedge is None:
-                reply, stop = await run.start(send)
+            if self._hedges:
+                make = self._hedger(request, deadline, stream=False, sync=False)
+                won = await run_hedged(run, make, send, self._emit)
+                reply, stop = won[1], won[2]
             else:
-                make = self._hedger(request, deadline, stream=False)
-                hedged = await run_hedged(run, make, send, self.hedge.delay, self._emit)
-                reply, stop = hedged[1], hedged[2]
+                reply, stop = await run.start(send)
             assert isinstance(stop, CallReport), "a whole reply's flow relays no stream"
             return scope.finish(_with_report(reply, stop))
 
@@ -304,7 +327,16 @@ class ResilientLLM:
             chunks = adapter.stream(self._for_route(request, call), timeout)
             return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
 
-        chunks = run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts)
+        sync_phase: SyncFirstPhase | None = None
+        if self._hedges:
+            hedger = self._hedger(request, deadline, stream=True, sync=True)
+
+            def sync_phase(
+                run: SyncRun[StreamStart], send: SyncSend[StreamStart]
+            ) -> tuple[SyncRun[StreamStart], StreamStart | None, Relay | CallReport]:
+                return run_hedged_sync(run, hedger, send, self._emit, discard_sync_stream)
+
+        chunks = run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts, sync_phase)
         return scope.relay(chunks)
 
     def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
@@ -328,15 +360,15 @@ class ResilientLLM:
                 await aclose_stream(chunks)
 
         first_phase: FirstPhase | None = None
-        if self.hedge is not None:
-            delay, make = self.hedge.delay, self._hedger(request, deadline, stream=True)
+        if self._hedges:
+            make = self._hedger(request, deadline, stream=True, sync=False)
 
             def first_phase(
                 run: AsyncRun[AsyncStreamStart], send: AsyncSend[AsyncStreamStart]
             ) -> Awaitable[
                 tuple[AsyncRun[AsyncStreamStart], AsyncStreamStart | None, Relay | CallReport]
             ]:
-                return run_hedged(run, make, send, delay, self._emit, discard_stream)
+                return run_hedged(run, make, send, self._emit, discard_stream)
 
         chunks = run_async_stream(
             flow, self.clock, open_stream, self.stream_timeouts, first_phase, self._stranded
@@ -425,19 +457,28 @@ class ResilientLLM:
             windows=[c.context_window for c in caps],
             budgets=[self._ledgers[i] for i in keep] if self._ledgers else (),
             ceilings=facts.ceilings,
+            reasoning=[bool(c.reasoning) for c in caps],
         )
 
-    def _hedger(
-        self, request: ChatRequest, deadline: float, *, stream: bool
-    ) -> Callable[[SharedRoute | None], tuple[AsyncRun[Any], SharedRoute] | None]:
-        """Builds the hedge of a call: the same request over the routes the call is not on
-        (while it still queues for its first route, the routes after that one)."""
+    @property
+    def _hedges(self) -> bool:
+        """Whether calls may be hedged: a hedge policy, and a second route to ask."""
+        return self.hedge is not None and len(self.routes) > 1
 
-        def make(current: SharedRoute | None) -> tuple[AsyncRun[Any], SharedRoute] | None:
+    def _hedger(
+        self, request: ChatRequest, deadline: float, *, stream: bool, sync: bool
+    ) -> Callable[[SharedRoute | None], tuple[Any, SharedRoute] | None]:
+        """Builds the hedge of a call: the same request over the routes the call is not on
+        (while it still queues for its first route, the routes after that one), as a
+        sync or an async run."""
+
+        def make(current: SharedRoute | None) -> tuple[Any, SharedRoute] | None:
             if len(self.routes) < 2:
                 return None
             skip = current or self.routes[0]
             flow = self._flow(request, deadline, stream=stream, skip=skip)
+            if sync:
+                return SyncRun(flow, self.clock), skip
             return AsyncRun(flow, self.clock, self._stranded), skip
 
         return make

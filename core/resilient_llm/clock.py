@@ -7,8 +7,9 @@ engine a :class:`FakeClock`: its sleeps advance time at once, and its timeouts a
 end only when fake time reaches them, so no test waits on the wall clock and no outcome
 depends on how busy the machine is.
 
-What the clock cannot reach: a blocking SDK read (``chat``, ``stream``) is bounded by the
-SDK's own timeout, in real seconds.
+What the clock cannot cut: a blocking SDK read (``chat``, ``stream``) waits in real
+seconds, bounded by the attempt's time left as the clock reads it (see
+:mod:`resilient_llm._watch`); a fake clock that stands still never cuts one.
 """
 
 from __future__ import annotations

@@ -168,9 +168,12 @@ class CacheUnavailable(Event):
 
 @dataclass(frozen=True)
 class Hedged(Event):
-    """The call on ``route`` had no answer after ``delay`` s: the next routes were asked too."""
+    """The attempt on ``route`` showed no sign of life (no first chunk, no reply) for
+    ``delay`` s: the next routes were asked beside it. ``reason`` says which sign was
+    missing and the limit it was held to."""
 
     delay: float
+    reason: str = ""
     kind: str = field(init=False, default="hedged")
 
 

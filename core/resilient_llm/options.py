@@ -25,8 +25,8 @@ from .extras.cache import CacheStore
 from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy
 from .policies.budget import RetryBudget
+from .policies.hedging import DEFAULT_HEDGE, Hedge
 from .providers.base import ChatAdapter, Provider, distinct_names
-from .run.hedge import Hedge
 from .run.refusals import ON_REFUSAL, OnRefusal
 from .run.stall import StreamTimeouts
 from .state import StateBackend
@@ -52,7 +52,8 @@ class EngineOptions:
     """Every option of an engine, checked: an invalid one raises ``ConfigurationError``.
 
     Held normalised: ``providers`` a tuple of distinctly named routes, ``on_event`` a
-    tuple of handlers, ``timeout`` and ``spill_over`` floats.
+    tuple of handlers, ``timeout`` and ``spill_over`` floats, ``hedge`` a ``Hedge`` or
+    None (off; ``False`` is taken for None, ``True`` for the default ``Hedge()``).
 
     ``None`` keeps the engine's default where one is built per engine (a ``MemoryState``,
     a ``SystemClock``, a ``RetryPolicy()``). ``owner`` is the class named in error
@@ -68,7 +69,8 @@ class EngineOptions:
     retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET
     stream_timeouts: StreamTimeouts | None = None
     adaptive_limits: bool = True
-    hedge: Hedge | None = None
+    hedge: Hedge | bool | None = DEFAULT_HEDGE
+    attempt_timeout: float | None = None
     on_event: EventHandler | Iterable[EventHandler] = ()
     clock: Clock | None = None
     jitter_seed: int | None = None
@@ -104,8 +106,22 @@ class EngineOptions:
             raise ConfigurationError(
                 f"{owner}.adaptive_limits must be True or False, got {self.adaptive_limits!r}"
             )
-        if self.hedge is not None and not isinstance(self.hedge, Hedge):
-            raise ConfigurationError(f"{owner}.hedge must be a Hedge or None, got {self.hedge!r}")
+        hedge = self.hedge
+        if hedge is True:
+            hedge = DEFAULT_HEDGE
+        elif hedge is False:
+            hedge = None
+        if hedge is not None and not isinstance(hedge, Hedge):
+            raise ConfigurationError(
+                f"{owner}.hedge must be a Hedge, True or False/None (off), got {hedge!r}"
+            )
+        set_(self, "hedge", hedge)
+        if self.attempt_timeout is not None:
+            set_(
+                self,
+                "attempt_timeout",
+                timeout_setting(f"{owner}.attempt_timeout", self.attempt_timeout),
+            )
         set_(self, "on_event", _handlers(owner, self.on_event))
         if self.clock is not None and not isinstance(self.clock, Clock):
             raise ConfigurationError(f"{owner}.clock must be a Clock, got {self.clock!r}")

@@ -147,7 +147,8 @@ def test_engine_options_reach_the_engine_only_when_set() -> None:
     assert engine.cache is cache
     defaults = ChatResilientLLM(providers=[_provider()]).resilient_engine
     assert defaults.retry_budget == RetryBudget()
-    assert (defaults.hedge, defaults.cache, defaults.adaptive_limits) == (None, None, True)
+    assert (defaults.hedge, defaults.cache, defaults.adaptive_limits) == (Hedge(), None, True)
+    assert ChatResilientLLM(providers=[_provider()], hedge=False).resilient_engine.hedge is None
     with pytest.raises(ValueError, match="either engine="):
         ChatResilientLLM(engine=engine, hedge=Hedge(1))
 

@@ -117,6 +117,7 @@ def call_flow(
     windows: Sequence[int | None] = (),
     budgets: Sequence[RetryLedger] = (),
     ceilings: Sequence[int | None] = (),
+    reasoning: Sequence[bool] = (),
 ) -> Flow:
     """Run one call over ``routes`` (in preference order) until a reply or a final error.
 
@@ -127,12 +128,15 @@ def call_flow(
     ``windows[i]`` is its model's context window if known (a context-length error moves
     the call to a larger one), ``budgets[i]`` its retry budget, ``ceilings[i]`` the most
     tokens a reply on it may settle (see :func:`~resilient_llm.policies.tokens.usage_ceiling`).
+    ``reasoning[i]``: the model of ``routes[i]`` thinks before its first token, so it is
+    given longer to show a sign of life before a hedge (``policy.hedge``) races it.
     """
     for name, given in (
         ("estimate", estimates),
         ("unfit", unfit),
         ("windows", windows),
         ("ceiling", ceilings),
+        ("reasoning", reasoning),
     ):
         if given and len(given) != len(routes):
             raise ValueError(f"call_flow needs one {name} per route")
@@ -202,7 +206,20 @@ def call_flow(
             started = now
             own = min(policy.attempt_timeout or math.inf, route.attempt_timeout or math.inf)
             timeout = min(deadline - now, own)
-            call = Call(route, timeout, state.attempts, until_deadline=deadline - now <= own)
+            thinks = bool(reasoning and reasoning[index])
+            hedge_after, why = _hedge_after(
+                routes, index, unfit, state, policy, deadline - now, thinks, stream
+            )
+            if hedge_after is not None and hedge_after >= timeout:
+                hedge_after = None  # the attempt's own timeout comes first
+            call = Call(
+                route,
+                timeout,
+                state.attempts,
+                until_deadline=deadline - now <= own,
+                hedge_after=hedge_after,
+                why=why,
+            )
             outcome = yield from held(admission, call)
             if not isinstance(outcome, Succeeded | Failed):
                 yield from finish(admission, "release")
@@ -261,6 +278,35 @@ def call_flow(
         report.route = refused.provider or ""
         report.refused = refused
         return report
+
+
+def _hedge_after(
+    routes: Sequence[SharedRoute],
+    index: int,
+    unfit: Sequence[Unfit | None],
+    state: CallState,
+    policy: FlowPolicy,
+    left: float,
+    thinks: bool,
+    stream: bool,
+) -> tuple[float | None, str]:
+    """How long the attempt on ``routes[index]`` may stay quiet before the next route is
+    started beside it, and why that would be; None while no other route could answer."""
+    hedge = policy.hedge
+    if hedge is None:
+        return None, ""
+    others = any(
+        j != index
+        and j not in state.out
+        and j not in state.unfit
+        and not (unfit and unfit[j])
+        and not route.disabled
+        for j, route in enumerate(routes)
+    )
+    if not others:
+        return None, ""
+    patience = hedge.patience(left, reasoning=thinks)
+    return patience, hedge.why(routes[index].name, patience, left, stream=stream)
 
 
 def _too_late(deadline: float, now: float) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ResilientLLMError
 from ..policies.backoff import RetryPolicy
+from ..policies.hedging import Hedge
 from ..policies.hints import RateLimitHints
 from .admission import CallReport
 from .ops import Done, Finish, Leave, Op, SharedRoute
@@ -75,12 +76,17 @@ class Call:
 
     ``until_deadline``: the timeout is the call's time left, not a shorter per-attempt
     limit, so running out of it is the caller's deadline cutting the attempt short.
+    ``hedge_after``: a driver that can race this attempt starts the next route beside it
+    if the attempt shows no sign of life (a stream's first chunk, a whole reply) within
+    so many seconds; ``why`` is what it reports then. None: never race it.
     """
 
     route: SharedRoute
     timeout: float
     attempt: int
     until_deadline: bool = False
+    hedge_after: float | None = None
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,8 +164,10 @@ Answer = float | Outcome | Entered | StreamOutcome | Done | None
 @dataclass(frozen=True)
 class FlowPolicy:
     """How one call behaves: the retry policy, how long a route's limiter queue may hold
-    the call before a later route that can go now takes it, and a per-attempt timeout."""
+    the call before a later route that can go now takes it, a per-attempt timeout, and
+    when a quiet attempt gets the next route started beside it (None: never)."""
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     spill_over: float = 1.0
     attempt_timeout: float | None = None
+    hedge: Hedge | None = None

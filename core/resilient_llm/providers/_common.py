@@ -40,6 +40,7 @@ __all__ = [
     "says_auth_failure",
     "says_context_length",
     "status_for_error_type",
+    "tls_context",
     "transport_errors",
     "unavailable_from_transport",
     "warm_transport",
@@ -338,21 +339,21 @@ def async_http_client(provider: Provider, sdk: Any) -> Any | None:
         make = getattr(sdk, "DefaultAioHttpClient", None)
         if make is not None:
             try:
-                return make(verify=_tls_context())
+                return make(verify=tls_context())
             except RuntimeError:
                 pass
     make = getattr(sdk, "DefaultAsyncHttpxClient", None)
-    return None if make is None else make(verify=_tls_context())
+    return None if make is None else make(verify=tls_context())
 
 
 def warm_transport() -> None:
     """Do now, in an adapter's constructor, what the first async client would otherwise do
     on the caller's event loop: load the CA bundle into the shared TLS context."""
-    _tls_context()
+    tls_context()
 
 
 @cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """The TLS context every aiohttp-backed client shares, built as httpx builds its own.
 
     Loading the CA bundle costs tens of milliseconds of CPU, and an async client is made

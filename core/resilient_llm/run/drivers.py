@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import (
     Awaitable,
     Callable,
@@ -23,6 +24,7 @@ from collections.abc import (
 from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
+from .._watch import Watch, watching
 from ..clock import Clock
 from ..errors import ProviderUnavailable, ResilientLLMError
 from ..flow.admission import CallReport
@@ -42,6 +44,7 @@ from .perform import aperform, astop_flow, perform, stop_flow
 from .stranded import Stranded
 
 __all__ = [
+    "Abandoned",
     "AsyncRun",
     "AsyncSend",
     "Sent",
@@ -61,12 +64,29 @@ SyncSend = Callable[[Call], Sent[T]]
 AsyncSend = Callable[[Call], Awaitable[Sent[T]]]
 
 
+class Abandoned(BaseException):
+    """A sync run stopped from another thread (a hedge it lost): not the provider's failure."""
+
+
 class SyncRun(Generic[T]):
     """One call's flow, stepped on the caller's thread."""
 
     def __init__(self, flow: Flow, clock: Clock) -> None:
         self.flow = flow
         self.clock = clock
+        # Told when an attempt that may be raced starts (with the moment it will have
+        # been quiet too long) and when it ends (None): see run.hedge.
+        self.quiet: Callable[[Call | None, float], None] | None = None
+        self._stop = threading.Event()
+        self._watch: Watch | None = None
+
+    def abandon(self) -> None:
+        """From another thread: stop this run (its attempt's reads end at once); the
+        thread running it gives back what the flow holds and raises ``Abandoned``."""
+        self._stop.set()
+        watch = self._watch
+        if watch is not None:
+            watch.cancel()
 
     def start(self, send: SyncSend[T]) -> tuple[T | None, Relay | CallReport]:
         """Step until the flow ends (its report) or hands a stream over (``Relay``)."""
@@ -88,6 +108,8 @@ class SyncRun(Generic[T]):
         flow, clock = self.flow, self.clock
         try:
             while True:
+                if self._stop.is_set():
+                    raise Abandoned
                 if isinstance(effect, Relay):
                     return value, effect
                 if isinstance(effect, Wait):
@@ -97,8 +119,11 @@ class SyncRun(Generic[T]):
                     if send is None:
                         raise TypeError("a flow makes no attempt after its stream")
                     try:
-                        value, usage, quota = send(effect)
+                        value, usage, quota = self._send(send, effect)
                     except ResilientLLMError as error:
+                        if self._stop.is_set():
+                            # Cut by whoever abandoned the run: no failure of the provider's.
+                            raise Abandoned from error
                         effect = flow.send(Failed(clock.now(), error, timed_out(error)))
                     else:
                         effect = flow.send(Succeeded(clock.now(), usage, quota))
@@ -109,6 +134,26 @@ class SyncRun(Generic[T]):
         except BaseException:
             self.close()
             raise
+
+    def _send(self, send: SyncSend[T], call: Call) -> Sent[T]:
+        # A blocking read cannot be cut from outside: the reads made for this attempt are
+        # bounded by its time left, however the bytes arrive (see resilient_llm._watch).
+        clock = self.clock
+        until = clock.now() + call.timeout
+        watch = self._watch = Watch(lambda: until - clock.now())
+        if self._stop.is_set():
+            watch.cancel()
+        quiet = self.quiet if call.hedge_after is not None else None
+        if quiet is None:
+            with watching(watch):
+                return send(call)
+        assert call.hedge_after is not None
+        quiet(call, clock.now() + call.hedge_after)
+        try:
+            with watching(watch):
+                return send(call)
+        finally:
+            quiet(None, 0.0)  # a sign of life, or the attempt is over
 
     def close(self) -> None:
         """Stop the flow early; give back what it held."""
@@ -130,6 +175,8 @@ class AsyncRun(Generic[T]):
         self.flow = flow
         self.clock = clock
         self.stranded = stranded
+        # Called when an attempt that may be raced has been quiet too long: see run.hedge.
+        self.quiet: Callable[[Call], None] | None = None
 
     async def start(self, send: AsyncSend[T]) -> tuple[T | None, Relay | CallReport]:
         with self.holding():
@@ -167,7 +214,7 @@ class AsyncRun(Generic[T]):
                     outcome: Outcome
                     try:
                         async with clock.timeout(effect.timeout):
-                            value, usage, quota = await send(effect)
+                            value, usage, quota = await self._sent(send, effect)
                     except ResilientLLMError as error:
                         outcome = Failed(clock.now(), error, timed_out(error))
                     except TimeoutError:
@@ -182,6 +229,24 @@ class AsyncRun(Generic[T]):
         except BaseException:
             await self.aclose()
             raise
+
+    async def _sent(self, send: AsyncSend[T], call: Call) -> Sent[T]:
+        quiet = self.quiet
+        if quiet is None or call.hedge_after is None:
+            return await send(call)
+        task = asyncio.ensure_future(send(call))
+        try:
+            # On the clock, as a timeout on waiting (a fake clock's sleep ends at once).
+            with contextlib.suppress(TimeoutError):
+                async with self.clock.timeout(call.hedge_after):
+                    await asyncio.wait({task})
+            if not task.done():
+                quiet(call)
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
 
     async def aclose(self) -> None:
         """Stop the flow early; give back what it held (store round trips awaited)."""

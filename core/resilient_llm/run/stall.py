@@ -7,13 +7,16 @@ sends nothing for ``idle`` seconds after its first chunk is cut and raises
 ``first_token`` seconds counts as a failed attempt, so retry and failover still apply.
 
 Async streams bound each read with the clock's ``timeout``. A blocking read cannot be
-interrupted from outside, so a sync stream is read by a :class:`Pump` thread and the
-caller waits for its next item on the clock, with a timeout; an abandoned pump closes
-its stream as soon as the read it is blocked in returns (the SDK's own read timeout bounds that).
+interrupted by the thread waiting for it, so a sync stream is read by a :class:`Pump`
+thread and the caller waits for its next item on the clock, with a timeout. The pump
+reads under the attempt's watch (:mod:`resilient_llm._watch`): abandoning it cancels the
+watch, which shuts the connection down, so the pump's read ends at once and the thread
+closes its stream and exits, even while the provider keeps sending keep-alives or trickles.
 """
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from .._arguments import MAX_TIMEOUT
+from .._watch import Watch, current_watch, watching
 from ..clock import Clock, SystemClock
 from ..policies.backoff import _real
 
@@ -69,12 +73,22 @@ class Pump(Generic[T]):
 
     def __init__(self, source: Iterator[T], name: str) -> None:
         self._source = source
+        # The attempt's watch, in whose context the pump reads (a thread does not inherit
+        # context variables by itself).
+        self.watch = current_watch() or Watch()
+        context = contextvars.copy_context()
         self._items: queue.SimpleQueue[tuple[object, BaseException | None]] = queue.SimpleQueue()
         self._abandoned = threading.Event()
         self._arrived = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"resilient-llm-pump-{name}")
+        self._thread = threading.Thread(
+            target=context.run, args=(self._watched,), name=f"resilient-llm-pump-{name}"
+        )
         self._thread.daemon = True
         self._thread.start()
+
+    def _watched(self) -> None:
+        with watching(self.watch):
+            self._run()
 
     def _run(self) -> None:
         try:
@@ -119,5 +133,12 @@ class Pump(Generic[T]):
         return item  # type: ignore[return-value]
 
     def abandon(self) -> None:
-        """Stop reading; the stream is closed once the current read returns."""
+        """Stop reading: the read in progress is cut (its connection shut down) and the
+        pump thread closes the stream and ends."""
         self._abandoned.set()
+        self.watch.cancel()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (real time) for the pump thread to end; whether it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -34,9 +34,12 @@ from .stranded import Stranded
 __all__ = [
     "AsyncStreamStart",
     "FirstPhase",
+    "StreamStart",
+    "SyncFirstPhase",
     "aclose_stream",
     "close_stream",
     "discard_stream",
+    "discard_sync_stream",
     "run_async_stream",
     "run_sync_stream",
 ]
@@ -89,15 +92,25 @@ def _started(first: ChatChunk, chunks: T) -> Sent[tuple[ChatChunk, T]]:
     return (first, chunks), None, first.quota
 
 
+SyncFirstPhase = Callable[
+    [SyncRun[StreamStart], SyncSend[StreamStart]],
+    tuple[SyncRun[StreamStart], StreamStart | None, Relay | CallReport],
+]
+
+
 def run_sync_stream(
     flow: Flow,
     clock: Clock,
     open_stream: Callable[[Call], Iterator[ChatChunk]],
     timeouts: StreamTimeouts | None = None,
+    first_phase: SyncFirstPhase | None = None,
 ) -> Generator[ChatChunk, None, None]:
-    """Stream with retry and failover until the first chunk, then relay."""
+    """Stream with retry and failover until the first chunk, then relay.
+
+    ``first_phase`` runs the flow up to the first chunk (default: this flow alone; a
+    hedged call races two flows there and says which one won)."""
     if timeouts is not None:
-        return _run_sync_stream_watched(flow, clock, open_stream, timeouts)
+        return _run_sync_stream_watched(flow, clock, open_stream, timeouts, first_phase)
 
     def first_chunk(call: Call) -> Sent[StreamStart]:
         chunks = open_stream(call)
@@ -109,7 +122,7 @@ def run_sync_stream(
             close_stream(chunks)
             raise
 
-    return _relay_sync(SyncRun(flow, clock), first_chunk)
+    return _relay_sync(SyncRun(flow, clock), first_chunk, first_phase)
 
 
 def _refusal(report: CallReport) -> list[ChatChunk]:
@@ -121,9 +134,14 @@ def _refusal(report: CallReport) -> list[ChatChunk]:
 
 
 def _relay_sync(
-    run: SyncRun[StreamStart], first_chunk: SyncSend[StreamStart]
+    run: SyncRun[StreamStart],
+    first_chunk: SyncSend[StreamStart],
+    first_phase: SyncFirstPhase | None,
 ) -> Generator[ChatChunk, None, None]:
-    start, stop = run.start(first_chunk)
+    if first_phase is None:
+        start, stop = run.start(first_chunk)
+    else:
+        run, start, stop = first_phase(run, first_chunk)
     if not isinstance(stop, Relay):
         yield from _refusal(stop)
         return
@@ -152,6 +170,7 @@ def _run_sync_stream_watched(
     clock: Clock,
     open_stream: Callable[[Call], Iterator[ChatChunk]],
     timeouts: StreamTimeouts,
+    first_phase: SyncFirstPhase | None,
 ) -> Generator[ChatChunk, None, None]:
     # A pump thread reads the stream, so waiting for a chunk can end on time even while
     # the read itself blocks.
@@ -171,9 +190,10 @@ def _run_sync_stream_watched(
         except BaseException:
             pump.abandon()
             raise
+        pump.watch.lift()  # the deadline bounds a stream until its first chunk only
         return _started(first, _watched(pump, timeouts.idle, call.route.name, clock))
 
-    return _relay_sync(SyncRun(flow, clock), first_chunk)
+    return _relay_sync(SyncRun(flow, clock), first_chunk, first_phase)
 
 
 def _watched(
@@ -269,6 +289,12 @@ async def run_async_stream(
         await run.end(tally.ended(clock.now()))
     finally:
         await aclose_stream(chunks)
+
+
+def discard_sync_stream(run: SyncRun[StreamStart], start: StreamStart) -> None:
+    """The sync twin of :func:`discard_stream`."""
+    close_stream(start[1])
+    run.end(StreamDropped())
 
 
 async def discard_stream(run: AsyncRun[AsyncStreamStart], start: AsyncStreamStart) -> None:

@@ -16,6 +16,7 @@ from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
 from .._common import async_http_client, parsed, warm_transport
+from .._watched import watched_http_client
 from ..base import Provider
 from .convert import (
     AnthropicStreamState,
@@ -43,7 +44,12 @@ class AnthropicAdapter(
         sdk_takes("temperature")
 
     def sync_client(self, key: str) -> anthropic.Anthropic:
-        return anthropic.Anthropic(api_key=key, base_url=self.provider.base_url, max_retries=0)
+        return anthropic.Anthropic(
+            api_key=key,
+            base_url=self.provider.base_url,
+            max_retries=0,
+            http_client=watched_http_client(anthropic),
+        )
 
     def async_client(self, key: str) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(

@@ -28,6 +28,7 @@ from ...policies.capabilities import capabilities_for
 from ...secrets import Secret
 from .._adapter import SDKAdapter
 from .._passthrough import passthrough
+from .._watched import watched_transport
 from ..base import Provider
 from .convert import build_config, build_contents, model_name
 from .errors import map_gemini_error, sdk_errors
@@ -80,7 +81,7 @@ class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _
             retry_options=types.HttpRetryOptions(attempts=1),
             # httpx takes it as ``verify``, aiohttp and websockets as ``ssl``; each client
             # keeps only the arguments it knows.
-            client_args={"verify": tls},
+            client_args={"verify": tls, "transport": watched_transport(tls)},
             async_client_args={"verify": tls, "ssl": tls},
         )
         return genai.Client(vertexai=False, api_key=key, http_options=options)

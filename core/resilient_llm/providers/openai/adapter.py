@@ -18,6 +18,7 @@ from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
 from .._common import async_http_client, parsed, warm_transport
+from .._watched import watched_http_client
 from ..base import Provider
 from .convert import build_params
 from .errors import map_openai_error, sdk_errors
@@ -46,7 +47,12 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, 
         warm_transport()
 
     def sync_client(self, key: str) -> openai.OpenAI:
-        return openai.OpenAI(api_key=key, base_url=self.provider.base_url, max_retries=0)
+        return openai.OpenAI(
+            api_key=key,
+            base_url=self.provider.base_url,
+            max_retries=0,
+            http_client=watched_http_client(openai),
+        )
 
     def async_client(self, key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(

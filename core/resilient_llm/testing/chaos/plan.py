@@ -37,6 +37,7 @@ FaultKind = Literal[
     "blackhole",
     "hang_after_headers",
     "trickle",
+    "steady",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 _RETRY_AFTER_KINDS = frozenset({"rate_limit", "overloaded", "unavailable"})
@@ -61,7 +62,9 @@ class Fault:
     until the client goes away), for ``slow_first_token`` the wait before the first stream
     chunk (default 1 s), for ``stall`` the silence after the first chunk (default 3600 s),
     for ``blackhole`` and ``hang_after_headers`` how long to say nothing (default 3600 s),
-    and for ``trickle`` the wait between two bytes (default 1 s).
+    for ``trickle`` the wait between two bytes (default 1 s), and for ``steady`` the wait
+    before each frame of a stream (default 1 s; a whole reply comes after that many
+    seconds per frame).
     """
 
     kind: FaultKind

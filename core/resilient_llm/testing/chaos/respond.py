@@ -17,6 +17,10 @@ stops); ``hang_after_headers`` sends the status and headers at once (a non-strea
 with its ``Content-Length``), then nothing; ``trickle`` sends the status and headers, then
 the body one byte every ``delay`` (default 1 s), so no read ever waits long enough for a
 per-read timeout.
+
+A slow but live provider: ``steady`` streams its frames one every ``delay`` (default 1 s),
+the first one included, as a model that generates slowly; without a stream the whole reply
+comes after ``delay`` per frame it would have streamed.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ _ERRORS: frozenset[str] = frozenset(
 _HANG = 3600.0
 _SLOW_FIRST_TOKEN = 1.0
 _TRICKLE = 1.0
-_SILENT = frozenset({"hang", "slow_first_token", "blackhole", "hang_after_headers", "trickle"})
+_STEADY = 1.0
+_SILENT = frozenset(
+    {"hang", "slow_first_token", "blackhole", "hang_after_headers", "trickle", "steady"}
+)
 
 
 async def respond(
@@ -83,6 +90,9 @@ async def respond(
     if kind in ("hang_after_headers", "trickle"):
         return await _slow_body(request, wire, ex, fault, reply, headers, sent, pause)
     if not ex.stream:
+        if kind == "steady":
+            frames = wire.frames(ex, reply)
+            await pause((fault.delay or _STEADY) * len([*frames.head, *frames.body]))
         data = json.dumps(wire.reply(ex, reply)).encode()
         sent[0] = 200
         if kind == "malformed":
@@ -130,6 +140,8 @@ async def _stream(
         for index, frame in enumerate(frames_out):
             if fault.kind == "stall" and index == len(frames.head) + 1:
                 await pause(fault.delay or _HANG)
+            if fault.kind == "steady":
+                await pause(fault.delay or _STEADY)
             await response.write(frame)
         if fault.kind == "truncate":
             return _close(request, response)
