@@ -48,6 +48,10 @@ def _engine(bench: Bench, *providers: object, clock: FakeClock | None = None) ->
         stream_timeouts=LIMITS,
         clock=clock,
         on_event=bench.events.append,
+        # These tests are about the stall limits: a hedge's timer, armed as an attempt
+        # starts, would be the earliest deadline before the stall limit is armed, and the
+        # fake clock would be moved to it instead (hedging: test_hung_routes.py).
+        hedge=False,
     )
     bench.engines.append(llm)
     return llm
