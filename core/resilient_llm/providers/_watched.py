@@ -11,13 +11,13 @@ behave as before.
 
 from __future__ import annotations
 
+import importlib
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore2
 import httpx2
-from httpcore2._backends.sync import SyncBackend
 
 from .._watch import current_watch
 from ._common import tls_context
@@ -25,27 +25,33 @@ from ._common import tls_context
 __all__ = ["WatchedBackend", "WatchedStream", "watched_http_client", "watched_transport"]
 
 
-class WatchedStream(httpcore2.NetworkStream):
-    """A connection whose reads obey the reading thread's watch."""
+class WatchedStream:
+    """A connection whose reads obey the reading thread's watch.
 
-    def __init__(self, inner: httpcore2.NetworkStream) -> None:
+    It wraps a network stream of httpcore2 (the openai and anthropic SDKs, google-genai 3)
+    or of httpcore (google-genai 2, on httpx): ``core`` is the module whose errors it
+    raises. Both call only these methods, so it stands for either's ``NetworkStream``.
+    """
+
+    def __init__(self, inner: Any, core: Any) -> None:
         self._inner = inner
+        self._core = core
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         watch = current_watch()
         if watch is None:
-            return self._inner.read(max_bytes, timeout)
+            return bytes(self._inner.read(max_bytes, timeout))
         if watch.cancelled:
-            raise httpcore2.ReadError("the attempt was abandoned")
+            raise self._core.ReadError("the attempt was abandoned")
         left = watch.left()
         if left is not None:
             if left <= 0:
-                raise httpcore2.ReadTimeout("the attempt's time ran out")
+                raise self._core.ReadTimeout("the attempt's time ran out")
             timeout = left if timeout is None else min(timeout, left)
         with watch.reading(self._inner.get_extra_info("socket")):
-            data = self._inner.read(max_bytes, timeout)
+            data = bytes(self._inner.read(max_bytes, timeout))
         if watch.cancelled:
-            raise httpcore2.ReadError("the attempt was abandoned")
+            raise self._core.ReadError("the attempt was abandoned")
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -59,15 +65,20 @@ class WatchedStream(httpcore2.NetworkStream):
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,
-    ) -> httpcore2.NetworkStream:
-        return WatchedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+    ) -> WatchedStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return WatchedStream(inner, self._core)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
-class WatchedBackend(SyncBackend):
-    """httpcore2's sync backend, its connections watched."""
+class WatchedBackend:
+    """The core module's sync network backend, its connections watched."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+        self._inner = importlib.import_module(f"{core.__name__}._backends.sync").SyncBackend()
 
     def connect_tcp(
         self,
@@ -76,31 +87,34 @@ class WatchedBackend(SyncBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.NetworkStream:
-        return WatchedStream(
-            super().connect_tcp(host, port, timeout, local_address, socket_options)
-        )
+    ) -> WatchedStream:
+        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return WatchedStream(inner, self._core)
 
     def connect_unix_socket(
         self,
         path: str,
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.NetworkStream:
-        return WatchedStream(super().connect_unix_socket(path, timeout, socket_options))
+    ) -> WatchedStream:
+        inner = self._inner.connect_unix_socket(path, timeout, socket_options)
+        return WatchedStream(inner, self._core)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
 
 
-# The openai and anthropic SDKs' own pool limits.
-_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
-
-
-def watched_transport(verify: ssl.SSLContext) -> httpx2.HTTPTransport:
-    """An httpx2 transport (as the SDKs' default) whose connections are watched."""
-    transport = httpx2.HTTPTransport(verify=verify, limits=_LIMITS)
+def watched_transport(verify: ssl.SSLContext, http: Any = httpx2) -> Any:
+    """A transport of ``http`` (httpx2, as the SDKs' default, or httpx for google-genai 2)
+    whose connections are watched."""
+    core = httpcore2 if http is httpx2 else importlib.import_module("httpcore")
+    # The openai and anthropic SDKs' own pool limits.
+    limits = http.Limits(max_connections=1000, max_keepalive_connections=100)
+    transport = http.HTTPTransport(verify=verify, limits=limits)
     pool = transport._pool
-    if isinstance(pool, httpcore2.ConnectionPool):
+    if isinstance(pool, core.ConnectionPool):
         # Set before any connection exists: every connection it makes is watched.
-        pool._network_backend = WatchedBackend()
+        pool._network_backend = WatchedBackend(core)
     return transport
 
 

@@ -81,7 +81,7 @@ class GeminiAdapter(SDKAdapter[genai.Client, genai.Client, _Arguments, _Reply, _
             retry_options=types.HttpRetryOptions(attempts=1),
             # httpx takes it as ``verify``, aiohttp and websockets as ``ssl``; each client
             # keeps only the arguments it knows.
-            client_args={"verify": tls, "transport": watched_transport(tls)},
+            client_args={"verify": tls, "transport": watched_transport(tls, _sync_http())},
             async_client_args={"verify": tls, "ssl": tls},
         )
         return genai.Client(vertexai=False, api_key=key, http_options=options)
@@ -193,3 +193,17 @@ def config_fields(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _headers(reply: object) -> object:
     return getattr(getattr(reply, "sdk_http_response", None), "headers", None)
+
+
+@functools.cache
+def _sync_http() -> Any:
+    """The HTTP library of google-genai's sync client: httpx2 from its 3.x releases, httpx
+    before (a transport must be of the client's own library)."""
+    import httpx2
+
+    major = int(genai.__version__.split(".", 1)[0])
+    if major >= 3:
+        return httpx2
+    import httpx
+
+    return httpx
