@@ -1,0 +1,166 @@
+"""Several windows at once: requests, input, output and total tokens, per minute and per day.
+
+Every call passes ``now``; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from resilient_llm.errors import ConfigurationError, RequestTooLarge
+from resilient_llm.messages import Usage
+from resilient_llm.policies.limiter import (
+    DAY,
+    DEFAULT_IN_FLIGHT,
+    MAX_IN_FLIGHT,
+    SLICES,
+    Limiter,
+    RateLimit,
+    Window,
+    settled_tokens,
+)
+from resilient_llm.policies.quota import Tokens
+
+
+def ask(total: int, output: int) -> Tokens:
+    return Tokens(total, input=total - output, output=output)
+
+
+def test_the_named_windows_and_the_general_form_combine_with_or() -> None:
+    limit = RateLimit(
+        requests_per_minute=50,
+        input_tokens_per_minute=30_000,
+        output_tokens_per_minute=8_000,
+        requests_per_day=1_000,
+    ) | RateLimit.window(3600, tokens=500_000)
+    assert limit.windows == (
+        Window(60.0, 50, None, 30_000, 8_000),
+        Window(DAY, 1_000),
+        Window(3600.0, tokens=500_000),
+    )
+    assert (limit.window, limit.requests_per_minute) == (60.0, 50), "read as before"
+    assert limit.several
+    assert not RateLimit(requests_per_minute=5, tokens_per_minute=9, window=30).several
+    alone = RateLimit.window(10, requests=3)
+    assert (alone.window, alone.requests_per_minute) == (10.0, 3)
+    assert "RateLimit.window(3600.0, tokens=500000)" in repr(limit)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RateLimit(requests_per_day=0),
+        lambda: RateLimit(output_tokens_per_minute=-1),
+        lambda: RateLimit.window(0, requests=1),
+        lambda: RateLimit.window(10, tokens=True),
+        lambda: RateLimit(more=["nope"]),  # type: ignore[list-item]
+    ],
+)
+def test_invalid_windows_are_refused(build: object) -> None:
+    with pytest.raises(ConfigurationError):
+        build()  # type: ignore[operator]
+
+
+def test_every_window_must_fit_and_all_admit_at_once() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=10) | RateLimit.window(10, requests=2))
+    assert [limiter.reserve(1, 0.0).at for _ in range(3)] == [0.0, 0.0, 10.0]
+    # The third holds the ten-second window; the minute window counted it too.
+    assert limiter.snapshot(0.0).windows[0].requests_used == 3
+
+
+def test_output_is_charged_as_its_allowance_and_binds_on_its_own() -> None:
+    limiter = Limiter(RateLimit(input_tokens_per_minute=1_000, output_tokens_per_minute=300))
+    first = limiter.reserve(ask(150, 100), 0.0)
+    limiter.reserve(ask(150, 100), 1.0)
+    limiter.reserve(ask(150, 100), 2.0)
+    assert limiter.reserve(ask(150, 100), 3.0).at == 60.0, "output binds; input is far"
+    # The first reply produced 20 output tokens: 80 go back to the output window.
+    first.settle(Tokens(70, input=50, output=20))
+    # 320 output counted with the queued one: the entry of 1.0 must leave too, at 61.
+    assert limiter.peek(ask(150, 100), 3.0) == 58.0
+    assert limiter.snapshot(3.0).windows[0].output_tokens_used == 320
+
+
+def test_cache_reads_are_left_out_of_input_where_the_family_says_so() -> None:
+    limiter = Limiter(RateLimit(input_tokens_per_minute=1_000))
+    reservation = limiter.reserve(ask(900, 0), 0.0)
+    usage = Usage(input_tokens=900, output_tokens=0, cached_input_tokens=800).total_tokens
+    reservation.settle(usage, cached_counts=False)
+    assert limiter.snapshot(0.0).windows[0].input_tokens_used == 100
+    reservation.settle(usage)
+    assert limiter.snapshot(0.0).windows[0].input_tokens_used == 900
+
+
+def test_a_request_larger_than_any_window_is_refused_at_once() -> None:
+    limiter = Limiter(RateLimit(output_tokens_per_minute=100))
+    with pytest.raises(RequestTooLarge, match="output tokens"):
+        limiter.reserve(ask(500, 101), 0.0)
+    assert limiter.too_large(ask(500, 100)) is None
+
+
+def test_a_day_keeps_one_entry_per_slice_and_never_admits_past_its_limit() -> None:
+    limiter = Limiter(RateLimit(requests_per_day=5_000))
+    step = DAY / 10_000
+    granted = []
+    longest = 0
+    for i in range(30_000):  # three days of callers who go elsewhere rather than queue
+        if limiter.peek(1, i * step) == 0:
+            granted.append(limiter.reserve(1, i * step).at)
+        longest = max(longest, len(limiter._lanes[1].entries))
+    assert longest <= SLICES + 1
+    # No day-long window holds more than the limit, counting each admission from its time.
+    for i, start in enumerate(granted):
+        assert sum(1 for a in granted[i : i + 5_001] if a < start + DAY) <= 5_000
+    # The day is used: at most a slice of it left idle between one day's quota and the next.
+    assert granted[4_999] == 4_999 * step
+    assert granted[5_000] <= granted[0] + DAY * (1 + 1 / SLICES)
+    assert len(granted) >= 3 * 5_000 * 0.98
+
+
+def test_a_daily_hold_shows_in_the_snapshot_with_its_end() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=100, requests_per_day=2))
+    limiter.reserve(1, 0.0)
+    limiter.reserve(1, 10.0)
+    snap = limiter.snapshot(20.0)
+    assert snap.held_by == "requests/1d"
+    assert DAY - 20.0 <= snap.held_for <= DAY * (1 + 1 / SLICES)
+    assert limiter.snapshot(1.0).windows[1].requests_used == 2, "the one admitted ahead too"
+
+
+def test_in_flight_time_is_counted_when_asked_and_learnt_from_answers() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=1))
+    limiter.count_in_flight()
+    assert limiter.in_flight == DEFAULT_IN_FLIGHT
+    first = limiter.reserve(1, 0.0)
+    assert limiter.peek(1, 0.0) == 60.0 + DEFAULT_IN_FLIGHT
+    first.answered(0.05)
+    assert limiter.in_flight == 0.05
+    assert limiter.peek(1, 0.0) == 60.05
+    first.answered(100.0)
+    assert limiter.in_flight == MAX_IN_FLIGHT
+
+
+def test_estimates_and_usage_keep_their_split_through_settlement_and_pickles() -> None:
+    usage = Usage(input_tokens=30, output_tokens=10, cached_input_tokens=5).total_tokens
+    assert (int(usage), usage.input, usage.output, usage.cached) == (40, 30, 10, 5)
+    assert (f"{usage}", repr(usage)) == ("40", "40")
+    again = pickle.loads(pickle.dumps(usage))
+    assert (again.input, again.output) == (30, 10)
+    charged = settled_tokens(usage, ask(100, 50), None, below_estimate=False)
+    assert isinstance(charged, Tokens)
+    assert (int(charged), charged.output) == (100, 50), "the whole allowance, as OpenAI"
+    bounded = settled_tokens(Tokens(10_000, input=9_000, output=1_000), ask(100, 50), 200)
+    assert isinstance(bounded, Tokens)
+    assert (int(bounded), bounded.output + bounded.input) == (200, 200)
+
+
+def test_a_provider_named_window_is_adopted_beside_the_configured_ones() -> None:
+    limiter = Limiter(RateLimit(requests_per_minute=10))
+    limiter.adopt(Window(DAY, requests=1))
+    limiter.reserve(1, 0.0)
+    assert limiter.peek(1, 0.0) >= DAY
+    limiter.adopt(Window(60.0, requests=20))  # looser than configured: the tighter stays
+    assert limiter.limit.requests_per_minute == 10
+    assert Window(DAY, requests=1) in limiter.limit.windows
