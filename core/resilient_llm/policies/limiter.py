@@ -706,8 +706,12 @@ class Limiter:
                 old.requests_per_minute or limit.requests_per_minute,
                 old.tokens_per_minute or limit.tokens_per_minute,
                 old.window,
-                input_tokens_per_minute=old.input_tokens_per_minute,
-                output_tokens_per_minute=old.output_tokens_per_minute,
+                input_tokens_per_minute=(
+                    old.input_tokens_per_minute or limit.input_tokens_per_minute
+                ),
+                output_tokens_per_minute=(
+                    old.output_tokens_per_minute or limit.output_tokens_per_minute
+                ),
                 requests_per_day=old.requests_per_day,
                 tokens_per_day=old.tokens_per_day,
                 more=old.more,
@@ -736,6 +740,32 @@ class Limiter:
             lane = _Lane(window)
             self._lanes.append(lane)
             self._rebuild_limit()
+
+    def exhausted(
+        self, what: str, seconds: float, limit: int | None, now: float, retry_after: float | None
+    ) -> None:
+        """The provider refused at ``now`` for its ``what`` quota over ``seconds`` (a 429
+        naming it): enforce that window from now on, counted as full.
+
+        Which of the provider's admissions leave its window when is unknown, so the
+        window counts the whole ``limit`` until a window from now, except the one that
+        ``retry_after`` frees: after the 429 no other comes from that window. Without a
+        limit nothing is learnt (the route's pause still holds it)."""
+        if limit is None or what not in _DIMENSIONS:
+            return
+        self.adopt(Window(seconds, **{what: limit}))
+        d = _DIMENSIONS.index(what)
+        with self._lock:
+            lane = next(la for la in self._lanes if la.window.seconds == seconds)
+            freed = 1 if retry_after is not None and limit > 1 and retry_after < seconds else 0
+            if freed:
+                early = _Entry(now + retry_after - seconds)  # type: ignore[operator]
+                early.amounts[d] = freed
+                lane.entries.append(early)
+            full = _Entry(now)
+            full.amounts[d] = limit - freed
+            lane.entries.append(full)
+            lane.entries = deque(sorted(lane.entries, key=lambda e: e.start))
 
     def _rebuild_limit(self) -> None:
         first = self._lanes[0].window

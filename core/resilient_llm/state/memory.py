@@ -218,8 +218,16 @@ class Route:
         if self.provider_cap is None:
             return
         self.provider_cap.observe(hints, now)
-        if hints.limit_requests or hints.limit_tokens:
-            self.learn(RateLimit(hints.limit_requests or None, hints.limit_tokens or None))
+        learnt = RateLimit(
+            hints.limit_requests or None,
+            hints.limit_tokens or None,
+            input_tokens_per_minute=hints.limit_input_tokens or None,
+            output_tokens_per_minute=hints.limit_output_tokens or None,
+        )
+        if learnt.windows[0].limited:
+            self.learn(learnt)
+        for what, seconds, limit in hints.exhausted:
+            self.limiter.exhausted(what, seconds, limit, now, hints.retry_after)
 
     def learn(self, limit: RateLimit) -> None:
         """Adopt ``limit`` for each dimension configured unlimited."""

@@ -243,7 +243,7 @@ class AnthropicWire:
         ex: Exchange | None,
         retry_after: float | None,
         message: str = "",
-        quota_id: str | None = None,
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         status, type_, text = {

@@ -227,7 +227,7 @@ class GeminiWire:
         ex: Exchange | None,
         retry_after: float | None,
         message: str = "",
-        quota_id: str | None = None,
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         status, code, text = {
@@ -265,7 +265,8 @@ class GeminiWire:
         }[kind]
         error: dict[str, Any] = {"code": status, "message": message or text, "status": code}
         details: list[dict[str, Any]] = []
-        if quota_id is not None:
+        if violation is not None:
+            quota_id, quota_value = violation
             details.append(
                 {
                     "@type": _QUOTA_FAILURE,
@@ -279,6 +280,7 @@ class GeminiWire:
                             ),
                             "quotaId": quota_id,
                             "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": str(quota_value),
                         }
                     ],
                 }

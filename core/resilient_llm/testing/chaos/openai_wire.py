@@ -242,7 +242,7 @@ class OpenAIWire:
         ex: Exchange | None,
         retry_after: float | None,
         message: str = "",
-        quota_id: str | None = None,
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         wait = f" Please try again in {seconds_text(retry_after or 1)}s."

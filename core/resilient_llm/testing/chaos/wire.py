@@ -146,10 +146,11 @@ class Wire(Protocol):
         ex: Exchange | None,
         retry_after: float | None,
         message: str = "",
-        quota_id: str | None = None,
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Status and JSON body of an error; ``message`` overrides the default text;
-        ``quota_id`` names the quota a 429 ran out of (Gemini's ``QuotaFailure``)."""
+        ``violation`` is the quota a 429 ran out of, ``(quotaId, limit)`` (Gemini's
+        ``QuotaFailure``)."""
         ...
 
     def stream_error(self) -> bytes:
