@@ -164,3 +164,44 @@ def test_a_provider_named_window_is_adopted_beside_the_configured_ones() -> None
     limiter.adopt(Window(60.0, requests=20))  # looser than configured: the tighter stays
     assert limiter.limit.requests_per_minute == 10
     assert Window(DAY, requests=1) in limiter.limit.windows
+
+
+def test_a_429_naming_a_window_counts_it_full_but_the_slot_its_wait_frees() -> None:
+    limiter = Limiter(RateLimit())
+    limiter.exhausted("requests", DAY, 5, 100.0, 50.0)
+    assert limiter.peek(1, 100.0) == 50.0, "the slot the provider's wait frees"
+    limiter.reserve(1, 150.0)
+    assert limiter.peek(1, 150.0) == DAY - 50.0, "the rest: a window after the 429"
+    limiter.exhausted("requests", 60.0, None, 100.0, 5.0)  # no limit said: nothing learnt
+    assert [w.seconds for w in limiter.limit.windows] == [60.0, DAY]
+
+
+def test_gemini_quota_failures_name_the_kind_span_and_limit() -> None:
+    from resilient_llm.policies.hints import quotas_from_gemini_error
+
+    body = {
+        "error": {
+            "code": 429,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                            "quotaValue": "250",
+                        },
+                        {"quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier"},
+                        {"quotaId": "SomethingElse"},
+                        "junk",
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "20s"},
+            ],
+        }
+    }
+    assert quotas_from_gemini_error(body) == (
+        ("requests", DAY, 250),
+        ("input_tokens", 60.0, None),
+    )
+    assert quotas_from_gemini_error("not json") == ()
+    assert quotas_from_gemini_error({"error": {"details": 5}}) == ()

@@ -131,3 +131,39 @@ def test_a_day_out_of_quota_with_no_other_route_fails_at_once_without_a_request(
     assert clock.now() == before, "nothing was waited for"
     llm.close()
     assert [r.status for r in server.log if r.provider == "gemini-only"] == [200, 200]
+
+
+def test_a_daily_quota_unknown_to_the_client_is_learnt_from_its_first_429(
+    clocked: tuple[ChaosServer, FakeClock],
+) -> None:
+    server, clock = clocked
+    server.set_plan("gemini-unknown", Plan(rpd=5))  # a real day: the fake clock runs it
+    gemini = _provider(server, "gemini", "gemini-unknown", None)
+    spare = _provider(server, "openai", "openai-spare2", None)
+    llm = _engine(clock, gemini, spare)
+    for _ in range(80):  # three days and more, a call every hour
+        llm.chat(QUESTION)
+        clock.advance(3600.0)
+    held = llm.snapshot().routes[0].limiter
+    llm.close()
+    statuses = [r.status for r in server.log if r.provider == "gemini-unknown"]
+    # One 429 teaches the day's window (QuotaFailure names it, with its limit); no other.
+    assert statuses.count(429) == 1
+    assert statuses.count(200) >= 3 * 5
+    assert any(w.window.seconds == 86400.0 and w.window.requests == 5 for w in held.windows)
+
+
+def test_anthropic_input_and_output_limits_unknown_to_the_client_are_learnt_from_headers(
+    clocked: tuple[ChaosServer, FakeClock],
+) -> None:
+    server, clock = clocked
+    server.set_plan("anthropic-unknown", Plan(rpm=50, input_tpm=2_000, output_tpm=80))
+    llm = _engine(clock, _provider(server, "anthropic", "anthropic-unknown", None))
+    for _ in range(30):
+        llm.chat(QUESTION, max_tokens=MAX_TOKENS)
+    limit = llm.snapshot().routes[0].limiter.windows[0].window
+    llm.close()
+    statuses = [r.status for r in server.log if r.provider == "anthropic-unknown"]
+    assert statuses.count(429) <= 1
+    assert statuses.count(200) == 30
+    assert (limit.requests, limit.input_tokens, limit.output_tokens) == (50, 2_000, 80)

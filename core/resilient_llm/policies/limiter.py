@@ -45,6 +45,7 @@ from typing import overload
 from resilient_llm._forks import renew_locks
 from resilient_llm.errors import ConfigurationError, RequestTooLarge
 
+from .hints import DEFAULT_CAP
 from .quota import Tokens, split
 
 __all__ = [
@@ -757,7 +758,9 @@ class Limiter:
         d = _DIMENSIONS.index(what)
         with self._lock:
             lane = next(la for la in self._lanes if la.window.seconds == seconds)
-            freed = 1 if retry_after is not None and limit > 1 and retry_after < seconds else 0
+            # A wait at the parsers' cap may be a cut-down longer one: not trusted.
+            trusted = retry_after is not None and retry_after < min(seconds, DEFAULT_CAP)
+            freed = 1 if trusted and limit > 1 else 0
             if freed:
                 early = _Entry(now + retry_after - seconds)  # type: ignore[operator]
                 early.amounts[d] = freed
