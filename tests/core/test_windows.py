@@ -205,3 +205,30 @@ def test_gemini_quota_failures_name_the_kind_span_and_limit() -> None:
     )
     assert quotas_from_gemini_error("not json") == ()
     assert quotas_from_gemini_error({"error": {"details": 5}}) == ()
+
+
+def test_a_queued_request_waking_into_an_overdraft_queues_again() -> None:
+    """Requests that took longer to answer than the allowance the queue was built with:
+    the one due next gives its slot back rather than reach the provider too early."""
+    from resilient_llm.clock import FakeClock
+    from resilient_llm.flow.effects import FlowPolicy
+    from resilient_llm.run.drivers import run_sync
+
+    from .scripted import Script, flow_for, make_routes
+
+    route = make_routes("a", limits={"a": RateLimit(requests_per_minute=1)})[0]
+    route.limiter.count_in_flight()
+    first = route.limiter.reserve(1, 0.0)
+    queued = route.limiter.reserve(1, 0.0)
+    assert queued.at == 60.0 + DEFAULT_IN_FLIGHT
+    first.answered(1.5)  # it was in flight far longer than allowed for
+    assert route.limiter.overdrawn(queued.at)
+    assert route.acquire(queued.at) is None
+    queued.cancel()
+    assert not route.limiter.overdrawn(queued.at)
+    # Through the flow: the call decides again and goes once the first has left.
+    clock = FakeClock(queued.at)
+    script = Script(clock, {})
+    value, _ = run_sync(flow_for([route], clock, policy=FlowPolicy()), clock, script.send)
+    assert value == "a:ok"
+    assert script.log == [("a", 61.5)]

@@ -770,6 +770,31 @@ class Limiter:
             lane.entries.append(full)
             lane.entries = deque(sorted(lane.entries, key=lambda e: e.start))
 
+    def overdrawn(self, now: float) -> bool:
+        """Whether what is due by ``now`` passes a limit, counting the in-flight time
+        learnt since the later of them were queued: a queued request waking into that
+        should give its slot back and queue again. Never, without in-flight counting."""
+        with self._lock:
+            if self._flights is None:
+                return False
+            extra = self.in_flight
+            for lane in self._lanes:
+                limits = lane.window.parted(self._parts)
+                span = lane.window.seconds + extra
+                used = [0, 0, 0, 0]
+                largest = [0, 0, 0, 0]
+                for e in lane.entries:
+                    if e.start <= now < e.start + span:
+                        for d in range(4):
+                            used[d] += e.amounts[d]
+                            largest[d] = max(largest[d], e.amounts[d])
+                for d, name in enumerate(_DIMENSIONS):
+                    limit = getattr(limits, name)
+                    # A request bigger than a share is admitted alone: not an overdraft.
+                    if limit is not None and used[d] > max(limit, largest[d]):
+                        return True
+            return False
+
     def _rebuild_limit(self) -> None:
         first = self._lanes[0].window
         self._limit = RateLimit(

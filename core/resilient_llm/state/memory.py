@@ -164,7 +164,11 @@ class Route:
             self.provider_cap.consume(tokens, at)
 
     def acquire(self, now: float) -> Permit | None:
-        """A breaker permit for a call due now, or None if the breaker or a pause forbids."""
+        """A breaker permit for a call due now, or None if the breaker or a pause forbids,
+        or if the requests due by now pass a limit (they took longer to reach the provider
+        than allowed for when this one queued): it then queues again."""
+        if self.limiter.overdrawn(now):
+            return None
         permit = self.breaker.acquire(now)
         if permit is not None and self._paused_until > now:
             self.breaker.release(permit)
