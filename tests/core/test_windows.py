@@ -232,3 +232,31 @@ def test_a_queued_request_waking_into_an_overdraft_queues_again() -> None:
     value, _ = run_sync(flow_for([route], clock, policy=FlowPolicy()), clock, script.send)
     assert value == "a:ok"
     assert script.log == [("a", 61.5)]
+
+
+def test_a_limit_of_several_windows_survives_langchain_serialization() -> None:
+    pytest.importorskip("langchain_core")
+    from langchain_resilient._serde import _rate_limit
+    from resilient_llm import Window as PublicWindow
+
+    limit = RateLimit(requests_per_minute=5, output_tokens_per_minute=9) | RateLimit.window(
+        DAY, requests=100
+    )
+    data = _rate_limit(limit)
+    assert data["more"] == [
+        {
+            "seconds": DAY,
+            "requests": 100,
+            "tokens": None,
+            "input_tokens": None,
+            "output_tokens": None,
+        }
+    ]
+    fields = dict(data)
+    more = [PublicWindow(**w) for w in fields.pop("more")]
+    assert RateLimit(**fields, more=more) == limit
+    assert _rate_limit(RateLimit(requests_per_minute=5)) == {
+        "requests_per_minute": 5,
+        "tokens_per_minute": None,
+        "window": 60.0,
+    }
