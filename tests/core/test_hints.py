@@ -64,6 +64,7 @@ def test_exported_names() -> None:
             "parse_retry_after_ms",
             "parse_rfc3339_reset",
             "quotas_from_gemini_error",
+            "quotas_from_openai_message",
             "retry_delay_from_gemini_error",
         ]
     )

@@ -260,3 +260,17 @@ def test_a_limit_of_several_windows_survives_langchain_serialization() -> None:
         "tokens_per_minute": None,
         "window": 60.0,
     }
+
+
+def test_openai_429_messages_name_the_quota_and_its_limit() -> None:
+    from resilient_llm.policies.hints import quotas_from_openai_message
+
+    text = (
+        "Rate limit reached for gpt-4o-mini in organization org-x on requests per day (RPD): "
+        "Limit 200, Used 200, Requested 1. Please try again in 7m12s."
+    )
+    assert quotas_from_openai_message(text) == (("requests", DAY, 200),)
+    tokens = "Rate limit reached on tokens per min (TPM): Limit 30000, Used 29990, Requested 50."
+    assert quotas_from_openai_message(tokens) == (("tokens", 60.0, 30000),)
+    assert quotas_from_openai_message("Rate limit reached.") == ()
+    assert quotas_from_openai_message(None) == ()

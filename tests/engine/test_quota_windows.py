@@ -167,3 +167,28 @@ def test_anthropic_input_and_output_limits_unknown_to_the_client_are_learnt_from
     assert statuses.count(429) <= 1
     assert statuses.count(200) == 30
     assert (limit.requests, limit.input_tokens, limit.output_tokens) == (50, 2_000, 80)
+
+
+def test_an_openai_daily_quota_unknown_to_the_client_costs_one_429(
+    clocked: tuple[ChaosServer, FakeClock],
+) -> None:
+    server, clock = clocked
+    server.set_plan("openai-unknown", Plan(rpd=4))
+    primary = _provider(server, "openai", "openai-unknown", None)
+    spare = _provider(server, "anthropic", "anthropic-spare3", None)
+    llm = ResilientLLM(
+        [primary, spare],
+        retry=RetryPolicy(max_retries=0),
+        timeout=120.0,
+        clock=clock,
+    )
+    for _ in range(80):
+        llm.chat(QUESTION)
+        clock.advance(3600.0)
+    windows = llm.snapshot().routes[0].limiter.windows
+    llm.close()
+    # The 429's message ("requests per day (RPD): Limit 4") named the window.
+    assert any(w.window.seconds == 86400.0 and w.window.requests == 4 for w in windows)
+    statuses = [r.status for r in server.log if r.provider == "openai-unknown"]
+    assert statuses.count(429) == 1
+    assert statuses.count(200) >= 3 * 4

@@ -33,6 +33,7 @@ __all__ = [
     "parse_retry_after_ms",
     "parse_rfc3339_reset",
     "quotas_from_gemini_error",
+    "quotas_from_openai_message",
     "retry_delay_from_gemini_error",
 ]
 
@@ -245,6 +246,25 @@ def quotas_from_gemini_error(body: object) -> tuple[tuple[str, float, int | None
         # Hostile or unparsable bodies are "no hint", as for RetryInfo.
         return ()
     return tuple(found[:8])
+
+
+# "... on requests per day (RPD): Limit 200, Used 200, Requested 1. Please try again ..."
+_OPENAI_QUOTA_RE = re.compile(
+    r"on (requests|tokens) per (min|day) \((?:RPM|TPM|RPD|TPD)\): Limit ([0-9]{1,13})\b"
+)
+
+
+def quotas_from_openai_message(message: object) -> tuple[tuple[str, float, int | None], ...]:
+    """The quota an OpenAI 429's message names (``requests per day (RPD): Limit 200``),
+    as :func:`quotas_from_gemini_error` gives them; ``()`` for anything else."""
+    if not isinstance(message, str):
+        return ()
+    match = _OPENAI_QUOTA_RE.search(message[:4096])
+    if match is None:
+        return ()
+    what, span, limit = match.groups()
+    value = int(limit)
+    return ((what, 86400.0 if span == "day" else 60.0, value if value > 0 else None),)
 
 
 def parse_int(value: object) -> int | None:
