@@ -362,7 +362,8 @@ class _Lane:
     def earliest(self, at: float, need: list[int], limits: Window, extra: float) -> float:
         """The earliest time from ``at`` at which ``need`` fits every limit of this lane."""
         span = self.window.seconds + extra
-        entries = self.entries
+        # A list: a deque's index is slow away from its ends.
+        entries = list(self.entries)
         first = 0
         while first < len(entries) and entries[first].start + span <= at:
             first += 1
