@@ -35,6 +35,7 @@ from resilient_llm import (
     RetryBudget,
     RetryPolicy,
     StreamTimeouts,
+    Window,
 )
 from resilient_llm.options import OPTION_DEFAULTS, EngineOptions
 from resilient_llm.providers import provider_spec
@@ -93,6 +94,15 @@ def _fields(value: object) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
 
 
+def _rate_limit(limit: RateLimit) -> dict[str, Any]:
+    """The limit's fields as JSON: the three of one window always (the shape before
+    several windows existed), the others when set, extra windows as objects."""
+    out = _fields(limit)
+    out["more"] = [_fields(window) for window in limit.more]
+    first = ("requests_per_minute", "tokens_per_minute", "window")
+    return {k: v for k, v in out.items() if k in first or v}
+
+
 def _route(route: Provider, keyed: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": route.kind, "model": route.model}
     if route.named or keyed:  # a keyed route's argument is found by its name
@@ -102,7 +112,7 @@ def _route(route: Provider, keyed: bool) -> dict[str, Any]:
         "timeout": route.timeout,
         "max_concurrency": route.max_concurrency,
         "options": dict(route.options) or None,
-        "rate_limit": _fields(route.rate_limit) if route.rate_limit else None,
+        "rate_limit": _rate_limit(route.rate_limit) if route.rate_limit else None,
         "capabilities": (
             {k: v for k, v in _fields(route.capabilities).items() if v is not None}
             if route.capabilities
@@ -173,7 +183,10 @@ def revive(data: dict[str, Any]) -> dict[str, Any]:
 def _provider(route: Mapping[str, Any], keys: dict[str, Any]) -> Provider:
     given = dict(route)
     if isinstance(given.get("rate_limit"), Mapping):
-        given["rate_limit"] = RateLimit(**given["rate_limit"])
+        fields = dict(given["rate_limit"])
+        more = fields.pop("more", ())
+        windows = [Window(**w) if isinstance(w, Mapping) else w for w in more]
+        given["rate_limit"] = RateLimit(**fields, more=windows)
     if isinstance(given.get("capabilities"), Mapping):
         given["capabilities"] = Capabilities(**given["capabilities"])
     name = given.get("name")

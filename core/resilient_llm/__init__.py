@@ -36,7 +36,7 @@ from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, CircuitState
 from .policies.budget import RetryBudget
 from .policies.capabilities import Capabilities
-from .policies.limiter import RateLimit
+from .policies.limiter import RateLimit, Window
 from .policies.tokens import estimate_tokens
 from .providers.base import Provider
 from .run.hedge import Hedge
@@ -84,6 +84,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "Usage",
+    "Window",
     "estimate_tokens",
 ]
 

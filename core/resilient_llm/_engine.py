@@ -215,6 +215,9 @@ class ResilientLLM:
         # OpenAI counts max_tokens against its token quota as the request arrives; Anthropic
         # and Gemini adjust to the output actually produced.
         route.settles_below_estimate = not provider_spec(provider.kind).charges_reserved_output
+        route.cache_reads_count = provider_spec(provider.kind).cache_reads_count
+        # The provider counts a request from its arrival, after we admit it.
+        route.limiter.count_in_flight()
         return route
 
     def _on_breaker_change(self, change: StateChange) -> None:

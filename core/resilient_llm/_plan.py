@@ -12,7 +12,8 @@ from typing import TypeVar, overload
 
 from .messages import ChatRequest
 from .policies.capabilities import Capabilities, Unfit, turn_reason, unfit_reason
-from .policies.tokens import estimate_tokens, usage_ceiling
+from .policies.quota import Tokens
+from .policies.tokens import estimate_tokens, reserved_output, usage_ceiling
 from .providers.base import Provider, unsendable_reason
 from .providers.registry import provider_spec
 
@@ -33,7 +34,7 @@ class RouteFacts:
         models: Sequence[str],
     ) -> None:
         size = len(providers)
-        self.estimates = _PerRoute(size, lambda i: estimate_tokens(request, model=models[i]))
+        self.estimates = _PerRoute(size, lambda i: _split_estimate(request, models[i]))
         self.unfit = _PerRoute(
             size,
             lambda i: (
@@ -85,3 +86,11 @@ class _PerRoute(Sequence[_T]):
 def _unsendable(provider: Provider, request: ChatRequest) -> Unfit | None:
     reason = unsendable_reason(provider.kind, request, provider)
     return None if reason is None else Unfit(reason)
+
+
+def _split_estimate(request: ChatRequest, model: str) -> int:
+    """The estimate with its split: the prompt, and the output allowance it reserves (what
+    a route with input- and output-token limits charges each)."""
+    total = estimate_tokens(request, model=model)
+    output = min(total, reserved_output(request))
+    return Tokens(total, input=total - output, output=output)

@@ -96,9 +96,14 @@ def _rebuild(cls: type[ResilientLLMError], message: str, fields: dict[str, Any])
 
 
 class RateLimited(ResilientLLMError):
-    """The provider refused the call for quota (HTTP 429 or an equivalent)."""
+    """The provider refused the call for quota (HTTP 429 or an equivalent).
+
+    ``quota`` (a :class:`~resilient_llm.policies.hints.RateLimitHints`, or None) is what
+    the refusal said of the quota: its headers and the windows its body named as run out.
+    """
 
     retryable_default = True
+    quota: Any = None
 
 
 class ProviderUnavailable(ResilientLLMError):

@@ -31,6 +31,7 @@ from .content import (
 )
 from .errors import ConfigurationError
 from .policies.hints import RateLimitHints
+from .policies.quota import Tokens
 
 __all__ = [
     "ChatChunk",
@@ -184,7 +185,13 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        # A number that also keeps its split, for limits on input and output apart.
+        return Tokens(
+            self.input_tokens + self.output_tokens,
+            input=self.input_tokens,
+            output=self.output_tokens,
+            cached=self.cached_input_tokens,
+        )
 
 
 @dataclass(frozen=True)

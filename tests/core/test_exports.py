@@ -53,6 +53,7 @@ def test_public_names_are_pinned() -> None:
         "Tool",
         "ToolCall",
         "Usage",
+        "Window",
         "estimate_tokens",
     ]
     for name in resilient_llm.__all__:

@@ -63,6 +63,8 @@ def test_exported_names() -> None:
             "parse_retry_after",
             "parse_retry_after_ms",
             "parse_rfc3339_reset",
+            "quotas_from_gemini_error",
+            "quotas_from_openai_message",
             "retry_delay_from_gemini_error",
         ]
     )
@@ -403,15 +405,18 @@ ANTHROPIC_429 = {
 }
 
 
-def test_anthropic_headers_prefer_the_tokens_family() -> None:
+def test_anthropic_headers_keep_input_and_output_apart() -> None:
     assert hints_from_headers(ANTHROPIC_429, NOW) == RateLimitHints(
         retry_after=7.0,
         limit_requests=4000,
-        limit_tokens=480000,
         remaining_requests=3999,
-        remaining_tokens=0,
         reset_requests=1.0,
-        reset_tokens=7.0,
+        limit_input_tokens=400000,
+        remaining_input_tokens=0,
+        reset_input_tokens=7.0,
+        limit_output_tokens=80000,
+        remaining_output_tokens=80000,
+        reset_output_tokens=0.0,
     )
 
 
@@ -421,11 +426,15 @@ def test_anthropic_split_token_budgets() -> None:
     split["anthropic-ratelimit-output-tokens-remaining"] = "678"
     split["anthropic-ratelimit-output-tokens-reset"] = iso(42)
     result = hints_from_headers(split, NOW)
-    assert result.limit_tokens == 80000  # the smaller
-    assert result.remaining_tokens == 678  # the smaller
-    assert result.reset_tokens == 42.0  # the later
+    # Each is its own limit: merging them would charge the total to the smaller one.
+    assert result.limit_tokens is None
+    assert (result.remaining_input_tokens, result.remaining_output_tokens) == (12345, 678)
+    assert result.reset_output_tokens == 42.0
     only_input = {"anthropic-ratelimit-input-tokens-reset": iso(5)}
-    assert hints_from_headers(only_input, NOW) == RateLimitHints(reset_tokens=5.0)
+    assert hints_from_headers(only_input, NOW) == RateLimitHints(reset_input_tokens=5.0)
+    # The tokens-* family (the tightest of the two) is ignored beside them.
+    both = {**split, "anthropic-ratelimit-tokens-limit": "80000"}
+    assert hints_from_headers(both, NOW).limit_tokens is None
 
 
 def test_resets_accept_either_form() -> None:

@@ -332,6 +332,9 @@ def _on_failure(
     state.last_error = error
     state.sticky = None
     if isinstance(error, RateLimited):
+        if error.quota is not None:
+            # A 429's headers and named quotas adapt the windows they name.
+            route.observe(error.quota, now)
         yield from finish(admission, "release")
         state.retries[index] += 1
         delay = policy.retry.delay(state.retries[index], rng, hint=error.retry_after)

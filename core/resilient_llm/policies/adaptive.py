@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .._forks import renew_locks
 from .hints import RateLimitHints
+from .quota import split
 
 __all__ = ["ProviderCap"]
 
@@ -59,22 +60,31 @@ class ProviderCap:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         renew_locks(self, "_lock")
-        self._requests: _Left | None = None
-        self._tokens: _Left | None = None
+        # requests, total tokens, input tokens, output tokens (Anthropic counts them apart)
+        self._left: list[_Left | None] = [None, None, None, None]
 
     def observe(self, hints: RateLimitHints, now: float) -> None:
         """Take a response's headers, received at ``now``, as the latest word."""
-        requests = _left(hints.remaining_requests, hints.reset_requests, hints.limit_requests, now)
-        tokens = _left(hints.remaining_tokens, hints.reset_tokens, hints.limit_tokens, now)
+        h = hints
+        said = [
+            _left(h.remaining_requests, h.reset_requests, h.limit_requests, now),
+            _left(h.remaining_tokens, h.reset_tokens, h.limit_tokens, now),
+            _left(h.remaining_input_tokens, h.reset_input_tokens, h.limit_input_tokens, now),
+            _left(h.remaining_output_tokens, h.reset_output_tokens, h.limit_output_tokens, now),
+        ]
         with self._lock:
-            self._requests = requests or self._requests
-            self._tokens = tokens or self._tokens
+            self._left = [new or old for new, old in zip(said, self._left, strict=True)]
+
+    @staticmethod
+    def _needs(tokens: int) -> list[int]:
+        inp, out = split(tokens)
+        return [1, int(tokens), inp, out]
 
     def not_before(self, tokens: int, now: float) -> float | None:
         """The earliest time a request of ``tokens`` fits what is left; None: any time."""
         with self._lock:
             at = -math.inf
-            for left, need in ((self._requests, 1), (self._tokens, tokens)):
+            for left, need in zip(self._left, self._needs(tokens), strict=True):
                 ready = None if left is None else left.ready(need, now)
                 if ready is not None:
                     at = max(at, ready)
@@ -83,6 +93,6 @@ class ProviderCap:
     def consume(self, tokens: int, at: float) -> None:
         """A request of ``tokens`` was admitted at ``at``: it uses what is left before a reset."""
         with self._lock:
-            for left, used in ((self._requests, 1), (self._tokens, tokens)):
+            for left, used in zip(self._left, self._needs(tokens), strict=True):
                 if left is not None and at < left.until:
                     left.amount -= used

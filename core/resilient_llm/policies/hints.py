@@ -32,6 +32,8 @@ __all__ = [
     "parse_retry_after",
     "parse_retry_after_ms",
     "parse_rfc3339_reset",
+    "quotas_from_gemini_error",
+    "quotas_from_openai_message",
     "retry_delay_from_gemini_error",
 ]
 
@@ -203,6 +205,68 @@ def retry_delay_from_gemini_error(body: object, cap: float = DEFAULT_CAP) -> flo
     return None
 
 
+_QUOTA_FAILURE = "google.rpc.QuotaFailure"
+_QUOTA_KINDS = (
+    ("InputTokens", "input_tokens"),
+    ("OutputTokens", "output_tokens"),
+    ("Requests", "requests"),
+    ("Tokens", "tokens"),
+)
+_QUOTA_SPANS = (("PerDay", 86400.0), ("PerMinute", 60.0), ("PerHour", 3600.0))
+
+
+def quotas_from_gemini_error(body: object) -> tuple[tuple[str, float, int | None], ...]:
+    """The quotas a Gemini 429 says ran out: ``(kind, window seconds, limit or None)`` per
+    ``QuotaFailure`` violation whose ``quotaId`` names both (``GenerateRequestsPerDay...``);
+    the limit is its ``quotaValue`` when given. Any other shape is ``()``."""
+    found: list[tuple[str, float, int | None]] = []
+    try:
+        if isinstance(body, str | bytes | bytearray):
+            body = json.loads(body)
+        error = body.get("error", body) if isinstance(body, Mapping) else None
+        for detail in _items(error.get("details") if isinstance(error, Mapping) else None):
+            if not isinstance(detail, Mapping):
+                continue
+            kind = detail.get("@type")
+            if not isinstance(kind, str) or not kind.endswith(_QUOTA_FAILURE):
+                continue
+            for violation in _items(detail.get("violations")):
+                if not isinstance(violation, Mapping):
+                    continue
+                quota_id = violation.get("quotaId")
+                if not isinstance(quota_id, str):
+                    continue
+                what = next((w for name, w in _QUOTA_KINDS if name in quota_id), None)
+                span = next((s for name, s in _QUOTA_SPANS if name in quota_id), None)
+                if what is not None and span is not None:
+                    value = violation.get("quotaValue")
+                    limit = value if isinstance(value, int) else parse_int(value)
+                    found.append((what, span, limit if limit and limit > 0 else None))
+    except Exception:
+        # Hostile or unparsable bodies are "no hint", as for RetryInfo.
+        return ()
+    return tuple(found[:8])
+
+
+# "... on requests per day (RPD): Limit 200, Used 200, Requested 1. Please try again ..."
+_OPENAI_QUOTA_RE = re.compile(
+    r"on (requests|tokens) per (min|day) \((?:RPM|TPM|RPD|TPD)\): Limit ([0-9]{1,13})\b"
+)
+
+
+def quotas_from_openai_message(message: object) -> tuple[tuple[str, float, int | None], ...]:
+    """The quota an OpenAI 429's message names (``requests per day (RPD): Limit 200``),
+    as :func:`quotas_from_gemini_error` gives them; ``()`` for anything else."""
+    if not isinstance(message, str):
+        return ()
+    match = _OPENAI_QUOTA_RE.search(message[:4096])
+    if match is None:
+        return ()
+    what, span, limit = match.groups()
+    value = int(limit)
+    return ((what, 86400.0 if span == "day" else 60.0, value if value > 0 else None),)
+
+
 def parse_int(value: object) -> int | None:
     """A non-negative integer header value (``"59"``, ``" 12 "``), else None.
 
@@ -230,11 +294,22 @@ class RateLimitHints:
     remaining_tokens: int | None = None
     reset_requests: float | None = None
     reset_tokens: float | None = None
+    limit_input_tokens: int | None = None
+    remaining_input_tokens: int | None = None
+    reset_input_tokens: float | None = None
+    limit_output_tokens: int | None = None
+    remaining_output_tokens: int | None = None
+    reset_output_tokens: float | None = None
+    # Quotas a 429 named as run out: (kind, window seconds, limit or None), kind one of
+    # "requests", "tokens", "input_tokens", "output_tokens" (Gemini's QuotaFailure).
+    exhausted: tuple[tuple[str, float, int | None], ...] = ()
 
     @property
     def empty(self) -> bool:
         """True when no header gave any hint."""
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return not self.exhausted and all(
+            getattr(self, f.name) is None for f in fields(self) if f.name != "exhausted"
+        )
 
 
 def _header_map(headers: object) -> dict[str, str]:
@@ -265,9 +340,10 @@ def hints_from_headers(
     """Rate-limit hints from response headers (names are case-insensitive).
 
     ``retry_after`` prefers ``retry-after-ms`` (more precise) over ``retry-after``. OpenAI's
-    ``x-ratelimit-*`` come before Anthropic's ``anthropic-ratelimit-*``. For Anthropic tokens,
-    the ``tokens-*`` family wins; failing that, the smaller of the input/output limits and
-    remainders and the later of their resets. A reset may be a duration or an RFC 3339 instant.
+    ``x-ratelimit-*`` come before Anthropic's ``anthropic-ratelimit-*``. Anthropic's
+    ``input-tokens-*`` and ``output-tokens-*`` are kept apart (each is its own limit); its
+    ``tokens-*`` (the most restrictive of them) is read as a token limit only when they are
+    absent. A reset may be a duration or an RFC 3339 instant.
     """
     h = _header_map(headers)
     a = "anthropic-ratelimit-"
@@ -275,15 +351,13 @@ def hints_from_headers(
     def reset(value: str | None) -> float | None:
         return _first(parse_duration(value, cap), parse_rfc3339_reset(value, wall_now, cap))
 
+    split = any(name.startswith((f"{a}input-tokens-", f"{a}output-tokens-")) for name in h)
+
     def pick(parse: Callable[[str | None], _N | None], what: str, kind: str) -> _N | None:
-        names = (f"x-ratelimit-{kind}-{what}", f"{a}{what}-{kind}")
-        found = _first(*(parse(h.get(name)) for name in names))
-        split = ("input", "output") if what == "tokens" else ()
-        present = [v for io in split if (v := parse(h.get(f"{a}{io}-tokens-{kind}"))) is not None]
-        if found is not None or not present:
-            return found
-        # The tightest split budget binds, and both must have refilled before either is safe.
-        return max(present) if kind == "reset" else min(present)
+        names = [f"x-ratelimit-{kind}-{what}"]
+        if what != "tokens" or not split:
+            names.append(f"{a}{what}-{kind}")
+        return _first(*(parse(h.get(name)) for name in names))
 
     return RateLimitHints(
         retry_after=_first(
@@ -296,4 +370,10 @@ def hints_from_headers(
         remaining_tokens=pick(parse_int, "tokens", "remaining"),
         reset_requests=pick(reset, "requests", "reset"),
         reset_tokens=pick(reset, "tokens", "reset"),
+        limit_input_tokens=parse_int(h.get(f"{a}input-tokens-limit")),
+        remaining_input_tokens=parse_int(h.get(f"{a}input-tokens-remaining")),
+        reset_input_tokens=reset(h.get(f"{a}input-tokens-reset")),
+        limit_output_tokens=parse_int(h.get(f"{a}output-tokens-limit")),
+        remaining_output_tokens=parse_int(h.get(f"{a}output-tokens-remaining")),
+        reset_output_tokens=reset(h.get(f"{a}output-tokens-reset")),
     )

@@ -7,6 +7,7 @@ escape the SDKs' own types.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -23,6 +24,7 @@ from ..errors import (
     RateLimited,
     ResilientLLMError,
 )
+from ..policies.hints import RateLimitHints
 from ..secrets import Secret
 from ._hints import quota_hints
 from ._redact import NO_KEY_PLACEHOLDER, redact
@@ -75,6 +77,7 @@ def error_from_status(
     retry_after: float | None = None,
     context_length: bool = False,
     auth: bool = False,
+    exhausted: tuple[tuple[str, float, int | None], ...] = (),
 ) -> ResilientLLMError:
     """The error for an HTTP status (or in-band equivalent), per the failover policy.
 
@@ -84,13 +87,20 @@ def error_from_status(
     Gemini answers a bad key with 400. Unknown statuses: 5xx and other 4xx are
     ``ProviderUnavailable`` and ``BadRequest`` respectively.
     """
-    if retry_after is None and headers is not None:
-        hints = quota_hints(headers)
-        retry_after = None if hints is None else hints.retry_after
+    hints = None if headers is None else quota_hints(headers)
+    if retry_after is None and hints is not None:
+        retry_after = hints.retry_after
     text = f"{route}: HTTP {status}: {message}" if message else f"{route}: HTTP {status}"
     fields: dict[str, Any] = {"provider": route, "status_code": status}
     if status == 429:
-        return RateLimited(text, retry_after=retry_after, **fields)
+        limited = RateLimited(text, retry_after=retry_after, **fields)
+        # What the 429 said of the quota (headers, the windows a body named), for the
+        # route to adapt the window it names.
+        said = dataclasses.replace(
+            hints or RateLimitHints(), retry_after=retry_after, exhausted=exhausted
+        )
+        limited.quota = None if said.empty else said
+        return limited
     if status in (401, 403, 404) or (auth and 400 <= status < 500):
         return AuthError(text, **fields)
     if status in (408, 409) or status >= 500:

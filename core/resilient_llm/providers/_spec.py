@@ -30,11 +30,13 @@ class ProviderSpec:
 
     ``charges_reserved_output``: the provider counts a request's ``max_tokens`` against its
     token quota as the request arrives (OpenAI), so a reservation is not given back when the
-    reply is shorter. ``needs_a_turn``: the family refuses a request of system messages
-    only. ``unsendable`` says why a request cannot be carried faithfully (or None), so the
-    engine skips the route for it without a call; ``unsendable_to`` is the same check given
-    the route's ``Provider`` too (its model, options, capabilities). ``async_transport``
-    says whether the route takes ``options["async_transport"]``.
+    reply is shorter. ``cache_reads_count``: prompt-cache reads count toward the input-token
+    limits (Anthropic leaves them out on most models). ``needs_a_turn``: the family refuses
+    a request of system messages only. ``unsendable`` says why a request cannot be carried
+    faithfully (or None), so the engine skips the route for it without a call;
+    ``unsendable_to`` is the same check given the route's ``Provider`` too (its model,
+    options, capabilities). ``async_transport`` says whether the route takes
+    ``options["async_transport"]``.
 
     ``telemetry_name`` is OpenTelemetry's ``gen_ai.provider.name``; ``langsmith_name`` the
     ``ls_provider`` LangSmith shows.
@@ -48,6 +50,7 @@ class ProviderSpec:
     official_host: str | None = None
     env_base_url: str | None = None
     charges_reserved_output: bool = False
+    cache_reads_count: bool = True
     needs_a_turn: bool = False
     unsendable: Callable[[ChatRequest], str | None] | None = None
     unsendable_to: Callable[[ChatRequest, Any], str | None] | None = None

@@ -77,6 +77,8 @@ class Route:
         # False for providers that charge prompt + max_tokens when a request arrives
         # (OpenAI): settling to a smaller real usage would undercount their window.
         self.settles_below_estimate = True
+        # False for providers whose input-token limits leave prompt-cache reads out.
+        self.cache_reads_count = True
 
     @property
     def rate_limit(self) -> RateLimit:
@@ -130,14 +132,10 @@ class Route:
         self.finish(how, slot, permit, now, tokens)
 
     def check_fits(self, tokens: int) -> None:
-        """Raise :class:`RequestTooLarge` if ``tokens`` can never fit the token limit."""
-        tpm = self.rate_limit.tokens_per_minute
-        if tpm is not None and tokens > tpm:
-            raise RequestTooLarge(
-                f"a request of {tokens} tokens can never fit {self.name!r}'s limit of {tpm} "
-                f"tokens per {self.rate_limit.window:g} s",
-                provider=self.name,
-            )
+        """Raise :class:`RequestTooLarge` if ``tokens`` can never fit a token limit."""
+        reason = self.limiter.too_large(tokens)
+        if reason is not None:
+            raise RequestTooLarge(f"{self.name!r}: {reason}", provider=self.name)
 
     # -- decisions --------------------------------------------------------------------
 
@@ -166,7 +164,11 @@ class Route:
             self.provider_cap.consume(tokens, at)
 
     def acquire(self, now: float) -> Permit | None:
-        """A breaker permit for a call due now, or None if the breaker or a pause forbids."""
+        """A breaker permit for a call due now, or None if the breaker or a pause forbids,
+        or if the requests due by now pass a limit (they took longer to reach the provider
+        than allowed for when this one queued): it then queues again."""
+        if self.limiter.overdrawn(now):
+            return None
         permit = self.breaker.acquire(now)
         if permit is not None and self._paused_until > now:
             self.breaker.release(permit)
@@ -180,11 +182,15 @@ class Route:
 
     def succeed(self, slot: Slot, permit: Permit, now: float, usage_tokens: int | None) -> None:
         self.breaker.record_success(permit, now)
+        reservation = _memory(slot)
+        reservation.answered(now)
         if usage_tokens is not None:
-            _memory(slot).settle(usage_tokens)
+            reservation.settle(usage_tokens, cached_counts=self.cache_reads_count)
 
     def fail(self, slot: Slot, permit: Permit, now: float) -> None:
         self.breaker.record_failure(permit, now)
+        if isinstance(slot, Reservation):
+            slot.answered(now)
 
     def release(self, permit: Permit) -> None:
         self.breaker.release(permit)
@@ -216,8 +222,16 @@ class Route:
         if self.provider_cap is None:
             return
         self.provider_cap.observe(hints, now)
-        if hints.limit_requests or hints.limit_tokens:
-            self.learn(RateLimit(hints.limit_requests or None, hints.limit_tokens or None))
+        learnt = RateLimit(
+            hints.limit_requests or None,
+            hints.limit_tokens or None,
+            input_tokens_per_minute=hints.limit_input_tokens or None,
+            output_tokens_per_minute=hints.limit_output_tokens or None,
+        )
+        if learnt.windows[0].limited:
+            self.learn(learnt)
+        for what, seconds, limit in hints.exhausted:
+            self.limiter.exhausted(what, seconds, limit, now, hints.retry_after)
 
     def learn(self, limit: RateLimit) -> None:
         """Adopt ``limit`` for each dimension configured unlimited."""

@@ -36,6 +36,7 @@ def _unsendable_to(request: ChatRequest, provider: Any) -> str | None:
 
 
 SPEC = ProviderSpec(
+    cache_reads_count=False,
     adapter=_adapter,
     sdk="anthropic",
     install="anthropic",

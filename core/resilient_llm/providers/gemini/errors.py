@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.genai import errors as genai_errors
 
 from ...errors import ProviderUnavailable, ResilientLLMError
-from ...policies.hints import retry_delay_from_gemini_error
+from ...policies.hints import quotas_from_gemini_error, retry_delay_from_gemini_error
 from ...secrets import Secret
 from .._common import (
     body_error,
@@ -53,6 +53,7 @@ def map_gemini_error(
             redact(message or kind or "", secret),
             headers=header_items(getattr(response, "headers", None)),
             retry_after=retry_delay_from_gemini_error(exc.details),
+            exhausted=quotas_from_gemini_error(exc.details),
             context_length=says_context_length(message),
             auth=says_auth_failure(exc.details),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import openai
 
 from ...errors import ResilientLLMError
+from ...policies.hints import quotas_from_openai_message
 from ...secrets import Secret
 from .._common import (
     body_error,
@@ -52,6 +53,7 @@ def map_openai_error(
             headers=header_items(exc.response.headers),
             context_length=says_context_length(code, kind, message),
             auth=says_auth_failure(exc.body),
+            exhausted=quotas_from_openai_message(message),
         )
     if isinstance(exc, openai.APIError) and not isinstance(exc, _NOT_IN_BAND):
         # in-band: an error event inside a 200 stream

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._forks import renew_locks
+from ...errors import ConfigurationError
 from ...events import EventHandler
 from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ...policies.breaker import (
@@ -72,6 +73,13 @@ class RedisRoute(Route):
         attempt_timeout: float | None,
         emit: EventHandler,
     ) -> None:
+        if limit.several:
+            # route.lua keeps one log of requests and total tokens; admitting by part of
+            # the limits would break the promise silently.
+            raise ConfigurationError(
+                f"route {name!r}: RedisState enforces one window of requests and tokens; "
+                f"{limit!r} has more (several windows, or input/output token limits)"
+            )
         super().__init__(
             name, Limiter(limit), CircuitBreaker(policy, name=name), attempt_timeout=attempt_timeout
         )

@@ -238,7 +238,12 @@ class AnthropicWire:
         return {"input_tokens": ex.ask.input_tokens}
 
     def error(
-        self, kind: ErrorKind, ex: Exchange | None, retry_after: float | None, message: str = ""
+        self,
+        kind: ErrorKind,
+        ex: Exchange | None,
+        retry_after: float | None,
+        message: str = "",
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         status, type_, text = {
@@ -275,11 +280,11 @@ class AnthropicWire:
         out["request-id"] = _request_id()
         if quota is None:
             return out
-        for what in ("requests", "tokens"):
+        for what in ("requests", "tokens", "input_tokens", "output_tokens"):
             limit = getattr(quota, f"limit_{what}")
             if limit is None:
                 continue
-            prefix = f"anthropic-ratelimit-{what}"
+            prefix = f"anthropic-ratelimit-{what.replace('_', '-')}"
             out[f"{prefix}-limit"] = str(limit)
             out[f"{prefix}-remaining"] = str(getattr(quota, f"remaining_{what}"))
             out[f"{prefix}-reset"] = rfc3339_in(getattr(quota, f"reset_{what}"))

@@ -47,6 +47,7 @@ _PATH_RE = re.compile(
 _FINISH = {"stop": "STOP", "tool": "STOP", "length": "MAX_TOKENS", "refusal": "SAFETY"}
 _CACHE_BLOCK = 1024
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 
 def _part_turn(role: str, part: object) -> Turn:
@@ -221,7 +222,12 @@ class GeminiWire:
         return {"totalTokens": ex.ask.input_tokens}
 
     def error(
-        self, kind: ErrorKind, ex: Exchange | None, retry_after: float | None, message: str = ""
+        self,
+        kind: ErrorKind,
+        ex: Exchange | None,
+        retry_after: float | None,
+        message: str = "",
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         status, code, text = {
@@ -258,9 +264,32 @@ class GeminiWire:
             ),
         }[kind]
         error: dict[str, Any] = {"code": status, "message": message or text, "status": code}
+        details: list[dict[str, Any]] = []
+        if violation is not None:
+            quota_id, quota_value = violation
+            details.append(
+                {
+                    "@type": _QUOTA_FAILURE,
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/"
+                            + (
+                                "generate_content_free_tier_requests"
+                                if "Requests" in quota_id
+                                else "generate_content_free_tier_input_token_count"
+                            ),
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": str(quota_value),
+                        }
+                    ],
+                }
+            )
         if retry_after is not None:
             delay = seconds_text(retry_after) + "s"
-            error["details"] = [{"@type": _RETRY_INFO, "retryDelay": delay}]
+            details.append({"@type": _RETRY_INFO, "retryDelay": delay})
+        if details:
+            error["details"] = details
         return status, {"error": error}
 
     def stream_error(self) -> bytes:

@@ -237,7 +237,12 @@ class OpenAIWire:
         return {"input_tokens": ex.ask.input_tokens}
 
     def error(
-        self, kind: ErrorKind, ex: Exchange | None, retry_after: float | None, message: str = ""
+        self,
+        kind: ErrorKind,
+        ex: Exchange | None,
+        retry_after: float | None,
+        message: str = "",
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         model = ex.model if ex else "unknown"
         wait = f" Please try again in {seconds_text(retry_after or 1)}s."

@@ -115,7 +115,10 @@ class Plan:
     checks, whatever fault they then get); a shorter window lets a test watch several
     windows go by in seconds. A request's quota tokens are
     ``ceil(chars / 4)`` of all its message text (system prompt, messages, tool calls and
-    tool results) plus its ``max_tokens`` (0 if absent). ``outages`` are ``(start, end)``
+    tool results) plus its ``max_tokens`` (0 if absent). Anthropic-style ``input_tpm`` and
+    ``output_tpm`` count the prompt and the output apart (``max_tokens`` until the reply is
+    made, then what it produced); ``rpd`` and ``tpd`` are per ``day`` seconds (86,400;
+    shorter in tests). ``outages`` are ``(start, end)``
     seconds since the server started, or since this plan was set with ``set_plan``.
     ``latency`` is added before every response. Count-tokens calls (Anthropic, Gemini) are
     always answered and bypass outages, quotas and the script.
@@ -129,6 +132,11 @@ class Plan:
     rpm: int | None = None
     tpm: int | None = None
     quota_window: float = 60.0
+    input_tpm: int | None = None
+    output_tpm: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+    day: float = 86400.0
     outages: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -144,23 +152,24 @@ class Plan:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigurationError(f"Plan.seed must be an int, got {self.seed!r}")
         self.latency = _seconds(self.latency, "Plan.latency")
-        for name in ("rpm", "tpm"):
+        for name in ("rpm", "tpm", "input_tpm", "output_tpm", "rpd", "tpd"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
             ):
                 raise ConfigurationError(f"Plan.{name} must be a positive int, got {value!r}")
-        window = self.quota_window
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, int | float)
-            or not math.isfinite(window)
-            or window <= 0
-        ):
-            raise ConfigurationError(
-                f"Plan.quota_window must be a finite number of seconds > 0, got {window!r}"
-            )
-        self.quota_window = float(window)
+        for name in ("quota_window", "day"):
+            window = getattr(self, name)
+            if (
+                isinstance(window, bool)
+                or not isinstance(window, int | float)
+                or not math.isfinite(window)
+                or window <= 0
+            ):
+                raise ConfigurationError(
+                    f"Plan.{name} must be a finite number of seconds > 0, got {window!r}"
+                )
+            setattr(self, name, float(window))
         self.outages = [self._window(w) for w in self.outages]
 
     @staticmethod

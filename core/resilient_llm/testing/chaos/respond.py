@@ -81,7 +81,8 @@ async def respond(
         error = cast(ErrorKind, "overloaded" if kind == "stream_error" else kind)
         retry = fault.retry_after
         retry = 1.0 if retry is None and kind == "rate_limit" else retry
-        status, payload = wire.error(error, ex, retry, d.message)
+        named = None if d.violation is None else (d.violation.gemini_id, d.violation.limit)
+        status, payload = wire.error(error, ex, retry, d.message, named)
         sent[0] = status
         headers = wire.headers(d.quota, retry)
         return web.json_response(payload, status=status, headers=headers)

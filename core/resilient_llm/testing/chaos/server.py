@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ...errors import ConfigurationError
 from .anthropic_wire import AnthropicWire
+from .brain import answer
 from .gemini_wire import GeminiWire
 from .openai_wire import OpenAIWire
 from .plan import Fault, Plan
@@ -282,7 +283,14 @@ class ChaosServer:
             self._record(request, ex, status=200, fault="ok", at=at, tokens=0)
             return web.json_response(wire.count(ex), headers=wire.headers(None, None))
         with self._lock:
-            decision = self._route(prefix).decide(self._clock(), ex.ask.quota_tokens)
+            ask = ex.ask
+            produced = answer(ask).output_tokens
+            decision = self._route(prefix).decide(
+                self._clock(),
+                ask.quota_tokens,
+                input=-(-ask.text_chars // 4),
+                output=(ask.max_tokens or produced, produced),
+            )
         fields = {"fault": decision.label, "at": at, "tokens": decision.charged}
         sent = _Status(self._record(request, ex, status=0, **fields))
 

@@ -117,6 +117,12 @@ class QuotaView:
     limit_tokens: int | None = None
     remaining_tokens: int | None = None
     reset_tokens: float | None = None
+    limit_input_tokens: int | None = None
+    remaining_input_tokens: int | None = None
+    reset_input_tokens: float | None = None
+    limit_output_tokens: int | None = None
+    remaining_output_tokens: int | None = None
+    reset_output_tokens: float | None = None
 
 
 class Wire(Protocol):
@@ -135,9 +141,16 @@ class Wire(Protocol):
     def count(self, ex: Exchange) -> dict[str, Any]: ...
 
     def error(
-        self, kind: ErrorKind, ex: Exchange | None, retry_after: float | None, message: str = ""
+        self,
+        kind: ErrorKind,
+        ex: Exchange | None,
+        retry_after: float | None,
+        message: str = "",
+        violation: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Status and JSON body of an error; ``message`` overrides the default text."""
+        """Status and JSON body of an error; ``message`` overrides the default text;
+        ``violation`` is the quota a 429 ran out of, ``(quotaId, limit)`` (Gemini's
+        ``QuotaFailure``)."""
         ...
 
     def stream_error(self) -> bytes:
