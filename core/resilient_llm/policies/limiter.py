@@ -37,19 +37,20 @@ import contextlib
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import overload
 
 from resilient_llm._forks import renew_locks
 from resilient_llm.errors import ConfigurationError, RequestTooLarge
 
+from ._lanes import EXACT_UP_TO, SLICES, Entry, Lane
 from .hints import DEFAULT_CAP
 from .quota import Tokens, split
+from .rate_limit import DAY, DIMENSIONS, RateLimit, Window
 
 __all__ = [
     "DAY",
+    "EXACT_UP_TO",
+    "SLICES",
     "Limiter",
     "LimiterSnapshot",
     "RateLimit",
@@ -59,343 +60,9 @@ __all__ = [
     "settled_tokens",
 ]
 
-DAY = 86400.0
-EXACT_UP_TO = 3600.0
-"""Windows up to an hour keep an entry per admission; longer ones one per slice."""
-SLICES = 240
-"""Entries kept per long window (a day: one per six minutes, 0.4 % of it left unused)."""
 DEFAULT_IN_FLIGHT = 0.25
 MAX_IN_FLIGHT = 2.0
 _FLIGHTS = 32  # recent admission-to-answer times a route remembers
-
-_DIMENSIONS = ("requests", "tokens", "input_tokens", "output_tokens")
-
-
-def _positive_int_or_none(name: str, value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"RateLimit.{name} must be a positive int or None, got {value!r}")
-
-
-def _seconds(name: str, window: object) -> float:
-    seconds: object = window.total_seconds() if isinstance(window, timedelta) else window
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(float(seconds) if abs(seconds) < 1e300 else math.inf)
-        or seconds <= 0
-    ):
-        raise ConfigurationError(
-            f"{name} must be a finite positive number of seconds or a timedelta, got {window!r}"
-        )
-    return float(seconds)
-
-
-@dataclass(frozen=True)
-class Window:
-    """Limits over one window of ``seconds``; ``None``: that dimension is unlimited.
-
-    ``tokens`` counts input and output together; ``input_tokens`` and ``output_tokens``
-    each alone (Anthropic's per-minute limits).
-    """
-
-    seconds: float
-    requests: int | None = None
-    tokens: int | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "seconds", _seconds("RateLimit window", self.seconds))
-        for name in _DIMENSIONS:
-            _positive_int_or_none(f"window({self.seconds:g}).{name}", getattr(self, name))
-
-    @property
-    def limited(self) -> bool:
-        return any(getattr(self, name) is not None for name in _DIMENSIONS)
-
-    @property
-    def name(self) -> str:
-        """How events and snapshots call it: ``"requests/60s"`` style, or ``"1d"``."""
-        span = self.seconds
-        unit = (
-            f"{span / DAY:g}d"
-            if span % DAY == 0
-            else f"{span / 60:g}min"
-            if span % 60 == 0
-            else f"{span:g}s"
-        )
-        kinds = "+".join(n for n in _DIMENSIONS if getattr(self, n) is not None) or "none"
-        return f"{kinds}/{unit}"
-
-    def parted(self, parts: int) -> Window:
-        if parts == 1:
-            return self
-        return Window(
-            self.seconds,
-            *(None if (v := getattr(self, n)) is None else max(1, v // parts) for n in _DIMENSIONS),
-        )
-
-
-class _WindowConstructor:
-    """``RateLimit.window(seconds, requests=...)`` on the class; the first window's length
-    (a float, as before several windows existed) on an instance."""
-
-    @overload
-    def __get__(self, obj: None, owner: type[RateLimit]) -> Callable[..., RateLimit]: ...
-
-    @overload
-    def __get__(self, obj: RateLimit, owner: type[RateLimit]) -> float: ...
-
-    def __get__(
-        self, obj: RateLimit | None, owner: type[RateLimit]
-    ) -> Callable[..., RateLimit] | float:
-        if obj is None:
-            return owner._only
-        # Only reached before __init__ set the instance's own value.
-        return 60.0  # pragma: no cover
-
-
-@dataclass(frozen=True, init=False, repr=False)
-class RateLimit:
-    """One route's limits, over as many windows as the provider counts.
-
-    ``requests_per_minute``/``tokens_per_minute`` (and the input/output token limits) are
-    per ``window`` seconds (60 by default, hence the names; ``window`` also accepts a
-    :class:`~datetime.timedelta`); ``requests_per_day``/``tokens_per_day`` per 86,400 s.
-    Any other window: ``RateLimit.window(seconds, requests=, tokens=, input_tokens=,
-    output_tokens=)``. Limits combine with ``|``: every window of both is enforced, e.g.
-    ``RateLimit(requests_per_minute=15) | RateLimit.window(3600, tokens=200_000)``.
-    ``None`` means unlimited.
-    """
-
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    window: _WindowConstructor = _WindowConstructor()
-    input_tokens_per_minute: int | None = None
-    output_tokens_per_minute: int | None = None
-    requests_per_day: int | None = None
-    tokens_per_day: int | None = None
-    more: tuple[Window, ...] = ()
-
-    # Written by hand (not __post_init__) so ``window`` stays a float for readers while
-    # callers may still pass a timedelta, and the class attribute stays a constructor.
-    def __init__(
-        self,
-        requests_per_minute: int | None = None,
-        tokens_per_minute: int | None = None,
-        window: float | timedelta = 60.0,
-        *,
-        input_tokens_per_minute: int | None = None,
-        output_tokens_per_minute: int | None = None,
-        requests_per_day: int | None = None,
-        tokens_per_day: int | None = None,
-        more: Iterable[Window] = (),
-    ) -> None:
-        given = {
-            "requests_per_minute": requests_per_minute,
-            "tokens_per_minute": tokens_per_minute,
-            "input_tokens_per_minute": input_tokens_per_minute,
-            "output_tokens_per_minute": output_tokens_per_minute,
-            "requests_per_day": requests_per_day,
-            "tokens_per_day": tokens_per_day,
-        }
-        for name, value in given.items():
-            _positive_int_or_none(name, value)
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "window", _seconds("RateLimit.window", window))
-        extra = tuple(more)
-        if not all(isinstance(w, Window) for w in extra):
-            raise ConfigurationError(f"RateLimit.more must hold Window objects, got {extra!r}")
-        object.__setattr__(self, "more", extra)
-
-    @classmethod
-    def _only(
-        cls,
-        seconds: float | timedelta,
-        *,
-        requests: int | None = None,
-        tokens: int | None = None,
-        input_tokens: int | None = None,
-        output_tokens: int | None = None,
-    ) -> RateLimit:
-        """A limit of one window of ``seconds``; combine with ``|``."""
-        # The window stands as the first one, so a route given only it reads as before
-        # (``requests_per_minute`` is "per window", ``window`` its length).
-        first = Window(
-            _seconds("RateLimit.window", seconds), requests, tokens, input_tokens, output_tokens
-        )
-        return cls(
-            requests,
-            tokens,
-            first.seconds,
-            input_tokens_per_minute=input_tokens,
-            output_tokens_per_minute=output_tokens,
-        )
-
-    @property
-    def windows(self) -> tuple[Window, ...]:
-        """Every window with a limit (the first one always, even unlimited)."""
-        first = Window(
-            float(self.window),
-            self.requests_per_minute,
-            self.tokens_per_minute,
-            self.input_tokens_per_minute,
-            self.output_tokens_per_minute,
-        )
-        day = Window(DAY, self.requests_per_day, self.tokens_per_day)
-        return (first, *(w for w in (day, *self.more) if w.limited))
-
-    @property
-    def several(self) -> bool:
-        """More than the single requests/tokens window of earlier versions."""
-        return len(self.windows) > 1 or any(
-            w.input_tokens is not None or w.output_tokens is not None for w in self.windows
-        )
-
-    def __or__(self, other: RateLimit) -> RateLimit:
-        if not isinstance(other, RateLimit):
-            return NotImplemented
-        # The left operand keeps its place as the first window; every other is extra.
-        rest = other.windows if other.windows[0].limited else other.windows[1:]
-        return RateLimit(
-            self.requests_per_minute,
-            self.tokens_per_minute,
-            float(self.window),
-            input_tokens_per_minute=self.input_tokens_per_minute,
-            output_tokens_per_minute=self.output_tokens_per_minute,
-            requests_per_day=self.requests_per_day,
-            tokens_per_day=self.tokens_per_day,
-            more=(*self.more, *rest),
-        )
-
-    def __repr__(self) -> str:
-        shown = [
-            f"{name}={value!r}"
-            for name in (
-                "requests_per_minute",
-                "tokens_per_minute",
-                "input_tokens_per_minute",
-                "output_tokens_per_minute",
-                "requests_per_day",
-                "tokens_per_day",
-            )
-            if (value := getattr(self, name)) is not None
-        ]
-        shown.append(f"window={self.window!r}")
-        text = ", ".join(shown)
-        more = "".join(
-            f" | RateLimit.window({w.seconds!r}, "
-            + ", ".join(f"{n}={getattr(w, n)!r}" for n in _DIMENSIONS if getattr(w, n))
-            + ")"
-            for w in self.more
-        )
-        return f"RateLimit({text}){more}"
-
-    def parted(self, parts: int) -> RateLimit:
-        """``1 / parts`` of every limit, rounded down, never below 1."""
-        if parts == 1:
-            return self
-
-        def part(v: int | None) -> int | None:
-            return None if v is None else max(1, v // parts)
-
-        return RateLimit(
-            part(self.requests_per_minute),
-            part(self.tokens_per_minute),
-            float(self.window),
-            input_tokens_per_minute=part(self.input_tokens_per_minute),
-            output_tokens_per_minute=part(self.output_tokens_per_minute),
-            requests_per_day=part(self.requests_per_day),
-            tokens_per_day=part(self.tokens_per_day),
-            more=tuple(w.parted(parts) for w in self.more),
-        )
-
-
-class _Entry:
-    """What one lane counts from ``start``: one admission, or a slice's worth of them."""
-
-    __slots__ = ("amounts", "start")
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        # requests, tokens, input tokens, output tokens
-        self.amounts = [0, 0, 0, 0]
-
-
-class _Lane:
-    """One window's entries, in ``start`` order."""
-
-    __slots__ = ("entries", "slice", "window")
-
-    def __init__(self, window: Window) -> None:
-        self.window = window
-        self.slice = 0.0 if window.seconds <= EXACT_UP_TO else window.seconds / SLICES
-        self.entries: deque[_Entry] = deque()
-
-    def entry_for(self, at: float) -> _Entry:
-        if self.slice:
-            start = math.ceil(at / self.slice) * self.slice
-            if self.entries and self.entries[-1].start == start:
-                return self.entries[-1]
-        else:
-            start = at
-        made = _Entry(start)
-        if self.entries and start < self.entries[-1].start:
-            # Only :meth:`Limiter.note` admits out of order.
-            ordered = sorted([*self.entries, made], key=lambda e: e.start)
-            self.entries = deque(ordered)
-        else:
-            self.entries.append(made)
-        return made
-
-    def prune(self, now: float, extra: float) -> float:
-        """Drop entries that stopped counting by ``now``; when the last of them stopped."""
-        span = self.window.seconds + extra
-        stopped = -math.inf
-        entries = self.entries
-        while entries and entries[0].start + span <= now:
-            stopped = entries.popleft().start + span
-        return stopped
-
-    def earliest(self, at: float, need: list[int], limits: Window, extra: float) -> float:
-        """The earliest time from ``at`` at which ``need`` fits every limit of this lane."""
-        span = self.window.seconds + extra
-        # A list: a deque's index is slow away from its ends.
-        entries = list(self.entries)
-        first = 0
-        while first < len(entries) and entries[first].start + span <= at:
-            first += 1
-        for d, name in enumerate(_DIMENSIONS):
-            limit = getattr(limits, name)
-            if limit is None:
-                continue
-            # A request bigger than a share waits until it has the share to itself.
-            limit = max(limit, need[d])
-            used = sum(entries[i].amounts[d] for i in range(first, len(entries)))
-            f = first
-            # Terminates: need <= limit, so the sum fits once the entries are passed.
-            while used + need[d] > limit:
-                # Comparisons use ``start + span`` exactly as assigned here, so an entry
-                # leaves at the very float ``at`` moves to.
-                at = max(at, entries[f].start + span)
-                used -= entries[f].amounts[d]
-                f += 1
-        return at
-
-    def free_at(self, now: float, limits: Window, extra: float) -> float:
-        """When a request of one request and no tokens fits by this lane alone."""
-        return self.earliest(now, [1, 0, 0, 0], limits, extra)
-
-    def used(self, now: float, extra: float) -> list[int]:
-        span = self.window.seconds + extra
-        total = [0, 0, 0, 0]
-        for e in self.entries:
-            if e.start + span > now:
-                for d in range(4):
-                    total[d] += e.amounts[d]
-        return total
 
 
 class Reservation:
@@ -424,7 +91,7 @@ class Reservation:
         self._cancelled = False
         self._settled = False
         self._charge = limiter._charge(tokens)
-        self._entries: list[_Entry] = []
+        self._entries: list[Entry] = []
 
     @property
     def tokens(self) -> int:
@@ -588,7 +255,7 @@ class Limiter:
         self._limit = RateLimit() if limit is None else limit
         self._lock = threading.Lock()
         renew_locks(self, "_lock")
-        self._lanes = [_Lane(w) for w in self._limit.windows]
+        self._lanes = [Lane(w) for w in self._limit.windows]
         # Reservations not yet due, in admission order (FIFO for later callers).
         self._queue: list[Reservation] = []
         # When the last pruned entry stopped counting. New admissions never start before it,
@@ -731,7 +398,7 @@ class Limiter:
                             (v for v in (getattr(lane.window, n), getattr(window, n)) if v),
                             default=None,
                         )
-                        for n in _DIMENSIONS
+                        for n in DIMENSIONS
                     }
                     new = Window(window.seconds, **merged)
                     if new == lane.window:
@@ -739,7 +406,7 @@ class Limiter:
                     lane.window = new
                     self._rebuild_limit()
                     return
-            lane = _Lane(window)
+            lane = Lane(window)
             self._lanes.append(lane)
             self._rebuild_limit()
 
@@ -753,20 +420,20 @@ class Limiter:
         window counts the whole ``limit`` until a window from now, except the one that
         ``retry_after`` frees: after the 429 no other comes from that window. Without a
         limit nothing is learnt (the route's pause still holds it)."""
-        if limit is None or what not in _DIMENSIONS:
+        if limit is None or what not in DIMENSIONS:
             return
         self.adopt(Window(seconds, **{what: limit}))
-        d = _DIMENSIONS.index(what)
+        d = DIMENSIONS.index(what)
         with self._lock:
             lane = next(la for la in self._lanes if la.window.seconds == seconds)
             # A wait at the parsers' cap may be a cut-down longer one: not trusted.
             trusted = retry_after is not None and retry_after < min(seconds, DEFAULT_CAP)
             freed = 1 if trusted and limit > 1 else 0
             if freed:
-                early = _Entry(now + retry_after - seconds)  # type: ignore[operator]
+                early = Entry(now + retry_after - seconds)  # type: ignore[operator]
                 early.amounts[d] = freed
                 lane.entries.append(early)
-            full = _Entry(now)
+            full = Entry(now)
             full.amounts[d] = limit - freed
             lane.entries.append(full)
             lane.entries = deque(sorted(lane.entries, key=lambda e: e.start))
@@ -789,7 +456,7 @@ class Limiter:
                         for d in range(4):
                             used[d] += e.amounts[d]
                             largest[d] = max(largest[d], e.amounts[d])
-                for d, name in enumerate(_DIMENSIONS):
+                for d, name in enumerate(DIMENSIONS):
                     limit = getattr(limits, name)
                     # A request bigger than a share is admitted alone: not an overdraft.
                     if limit is not None and used[d] > max(limit, largest[d]):
@@ -850,7 +517,7 @@ class Limiter:
         need = self._charge(tokens)
         for lane in self._lanes:
             window = lane.window
-            for d, name in enumerate(_DIMENSIONS[1:], start=1):
+            for d, name in enumerate(DIMENSIONS[1:], start=1):
                 limit = getattr(window, name)
                 if limit is not None and need[d] > limit:
                     what = name.replace("_", " ")
