@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ConfigurationError
@@ -74,26 +74,22 @@ class StreamRecovery:
 
     instruction: str | Mapping[str, str] | None = None
     max_resumes: int = 2
-    _texts: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         given = self.instruction
         if isinstance(given, str):
             if not given.strip():
                 raise ConfigurationError("StreamRecovery.instruction must not be blank")
-            texts: Mapping[str, str] = dict.fromkeys(INSTRUCTIONS, given)
-        elif given is None:
-            texts = INSTRUCTIONS
-        elif isinstance(given, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in given.items()
+        elif given is not None and not (
+            isinstance(given, Mapping)
+            and all(
+                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in given.items()
+            )
         ):
-            texts = {**INSTRUCTIONS, **given}
-        else:
             raise ConfigurationError(
                 "StreamRecovery.instruction must be a str or a mapping of language codes "
                 f"to non-blank str, got {given!r}"
             )
-        object.__setattr__(self, "_texts", texts)
         turns = self.max_resumes
         if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
             raise ConfigurationError(
@@ -101,7 +97,12 @@ class StreamRecovery:
             )
 
     def instruction_for(self, language: str) -> str:
-        return self._texts.get(language) or self._texts.get("en") or INSTRUCTIONS["en"]
+        """The instruction for a conversation in ``language`` (English where none is)."""
+        given = self.instruction
+        if isinstance(given, str):
+            return given
+        texts = {**INSTRUCTIONS, **(given or {})}
+        return texts.get(language) or texts["en"]
 
 
 def recovery_setting(owner: str, value: object) -> StreamRecovery | None:
