@@ -348,7 +348,12 @@ def cache() -> list[Row]:
 def recovery() -> list[Row]:
     """Streams broken mid-answer (truncated, reset, in-band error, stalled) on the primary,
     with and without ``stream_recovery="continue"`` (the fallback is another family)."""
-    faults = ["truncate", "reset_mid_stream", "stream_error", Fault("stall", delay=60.0)]
+    faults: list[Fault | str] = [
+        "truncate",
+        "reset_mid_stream",
+        "stream_error",
+        Fault("stall", delay=60.0),
+    ]
     n = 40
     answer = "The capital of France is Paris."
     out = {}

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from resilient_llm import Capabilities, ChatRequest, ConfigurationError, Message, StreamRecovery
+from resilient_llm import (
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ConfigurationError,
+    Message,
+    ProviderUnavailable,
+    StreamRecovery,
+    Usage,
+)
+from resilient_llm.flow.admission import CallReport
+from resilient_llm.flow.effects import Relay
 from resilient_llm.run.continuation import continuation, form_for, language_of
+from resilient_llm.run.resume import Tally
 from resilient_llm.run.seam import Seam
 
 
@@ -102,3 +114,31 @@ def test_the_instruction_is_configurable() -> None:
         StreamRecovery(instruction=" ")
     with pytest.raises(ConfigurationError, match="max_resumes"):
         StreamRecovery(max_resumes=0)
+
+
+class _Route:
+    name = "first"
+
+
+def test_usage_sums_the_parts_and_the_seam_is_marked() -> None:
+    tally = Tally(Relay(_Route(), CallReport()))  # type: ignore[arg-type]
+    first = tally.add(ChatChunk(delta="The capital ", usage=Usage(10, 2)))
+    assert first is not None
+    assert first.metadata["attempts"] == []  # the call's account, on its first chunk
+    second = _Route()
+    second.name = "second"
+    seam = Seam("The capital ", restates=True)
+    tally.continued(Relay(second, CallReport()), seam, {"at": 12, "to": "second"})  # type: ignore[arg-type]
+    assert tally.add(ChatChunk(delta="capital")) is None  # held: maybe a restatement
+    out = tally.add(ChatChunk(delta=" of France.", usage=Usage(20, 3), finish_reason="stop"))
+    assert out is not None
+    assert out.delta == "of France."
+    assert out.usage == Usage(30, 5)
+    assert out.metadata["resumed"] == [{"at": 12, "to": "second"}]
+    assert tally.text == "The capital of France."
+    assert tally.interrupted(ProviderError()).usage == Usage(30, 5)
+
+
+def ProviderError() -> Any:
+
+    return ProviderUnavailable("broke", provider="second")

@@ -78,7 +78,7 @@ def test_a_broken_stream_is_continued_on_another_family(
     clock = FakeClock()
     primary = bench.route(kind, "primary")
     fallback = bench.route(other, "fallback")
-    bench.script(primary, Fault(fault, delay=60) if fault == "stall" else fault)
+    bench.script(primary, Fault("stall", delay=60) if fault == "stall" else fault)
     llm = _engine(bench, primary, fallback, clock=clock)
 
     chunks = _broken(bench, llm, mode, fault, clock)
@@ -228,3 +228,31 @@ def test_structured_output_and_tool_streams_are_never_continued(bench: Bench, mo
     with pytest.raises(StreamInterrupted):
         run()
     assert bench.of(StreamResumed) == []
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+def test_a_continuation_that_hangs_to_the_deadline_is_an_interruption(
+    bench: Bench, mode: str
+) -> None:
+    clock = FakeClock()
+    primary = bench.route("gemini", "primary")
+    fallback = bench.route("anthropic", "fallback")
+    bench.script(primary, "truncate")
+    bench.script(fallback, Fault("hang", delay=60))
+    llm = _engine(bench, primary, fallback, clock=clock)
+    chunks: list[ChatChunk] = []
+
+    # The continuation's attempt is cut at the call's deadline once it hangs at the server.
+    with (
+        cutting(clock, bench.arrivals(fallback, "hang")) as cuts,
+        pytest.raises(StreamInterrupted) as info,
+    ):
+        bench.run(llm, mode, chunks)
+
+    assert cuts == [pytest.approx(30.0)]
+    delivered = "".join(c.delta for c in chunks)
+    assert delivered
+    assert info.value.partial_text == delivered
+    assert "could not be continued" in info.value.message
+    assert bench.of(StreamResumed) == []
+    assert [name for name, _, _ in bench.calls(2)] == [primary.name, fallback.name]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from langchain_core.messages import AIMessageChunk
@@ -41,7 +42,7 @@ def _route(server: ChaosServer, kind: str, role: str, tag: int) -> Provider:
     name = f"{kind}-lcr{tag}-{role}"
     server.set_plan(name, Plan())
     return Provider(
-        kind,  # type: ignore[arg-type]
+        cast("Any", kind),
         MODELS[kind],
         name=name,
         base_url=server.base_url(name),
@@ -58,7 +59,7 @@ def test_langchain_streams_continue_on_another_family(
     tag = next(_TAGS)
     primary = _route(server, kind, "primary", tag)
     fallback = _route(server, other, "fallback", tag)
-    server.script(primary.name, Fault(fault, delay=60) if fault == "stall" else fault)
+    server.script(primary.name, Fault("stall", delay=60) if fault == "stall" else fault)
     clock = FakeClock()
     model = ChatResilientLLM(
         providers=[primary, fallback],
@@ -73,13 +74,13 @@ def test_langchain_streams_continue_on_another_family(
 
     async def drain() -> None:
         async for chunk in model.astream(QUESTION):
-            chunks.append(chunk)  # type: ignore[arg-type]
+            chunks.append(chunk)
 
     # Fake time moves only for a stall: to its idle limit, once the stream is silent.
     with cutting(clock, lambda: 1 if chunks and fault == "stall" else 0):
         if mode == "stream":
             for chunk in model.stream(QUESTION):
-                chunks.append(chunk)  # type: ignore[arg-type]
+                chunks.append(chunk)
         else:
             asyncio.run(drain())
 

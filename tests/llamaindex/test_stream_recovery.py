@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from llama_index.core.llms import ChatMessage
+from llama_index.core.llms import ChatMessage, ChatResponse
 
 from .conftest import Routes
 
@@ -21,20 +21,22 @@ def test_a_broken_stream_is_continued(routes: Routes, mode: str, fault: str) -> 
     routes.server.script(routes.primary, fault)
     llm = routes.llm(stream_recovery="continue", hedge=False)
 
-    async def drain() -> list[object]:
+    async def drain() -> list[ChatResponse]:
         return [r async for r in await llm.astream_chat(QUESTION)]
 
     responses = list(llm.stream_chat(QUESTION)) if mode == "stream_chat" else asyncio.run(drain())
 
-    assert "".join(r.delta for r in responses) == PARIS  # type: ignore[attr-defined]
-    assert responses[-1].message.content == PARIS  # type: ignore[attr-defined]
+    assert "".join(r.delta or "" for r in responses) == PARIS
+    assert responses[-1].message.content == PARIS
     seams = [
         r.additional_kwargs["stream_resumed"]
         for r in responses
         if "stream_resumed" in r.additional_kwargs
-    ]  # type: ignore[attr-defined]
+    ]
     assert [(s["from"], s["to"]) for s in seams] == [(routes.primary, routes.fallback)]
-    assert responses[-1].raw["resumed"][0]["to"] == routes.fallback  # type: ignore[attr-defined]
+    raw = responses[-1].raw
+    assert raw is not None
+    assert raw["resumed"][0]["to"] == routes.fallback
     assert [p for p, _ in routes.calls()] == [routes.primary, routes.fallback]
 
 
