@@ -136,9 +136,5 @@ def test_usage_sums_the_parts_and_the_seam_is_marked() -> None:
     assert out.usage == Usage(30, 5)
     assert out.metadata["resumed"] == [{"at": 12, "to": "second"}]
     assert tally.text == "The capital of France."
-    assert tally.interrupted(ProviderError()).usage == Usage(30, 5)
-
-
-def ProviderError() -> Any:
-
-    return ProviderUnavailable("broke", provider="second")
+    broke = ProviderUnavailable("broke", provider="second")
+    assert tally.interrupted(broke).usage == Usage(30, 5)
