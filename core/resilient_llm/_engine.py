@@ -406,7 +406,7 @@ class ResilientLLM:
     def _recovery(self, options: dict[str, Any]) -> StreamRecovery | None:
         if "stream_recovery" not in options:
             return self.stream_recovery
-        return recovery_setting("the call's", options.pop("stream_recovery"))
+        return recovery_setting("the call's stream_recovery", options.pop("stream_recovery"))
 
     def _resumer(
         self, recovery: StreamRecovery | None, request: ChatRequest, deadline: float

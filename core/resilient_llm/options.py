@@ -149,7 +149,11 @@ class EngineOptions:
             raise ConfigurationError(
                 f"{owner}.on_refusal must be 'return' or 'failover', got {self.on_refusal!r}"
             )
-        set_(self, "stream_recovery", recovery_setting(owner, self.stream_recovery))
+        set_(
+            self,
+            "stream_recovery",
+            recovery_setting(f"{owner}.stream_recovery", self.stream_recovery),
+        )
 
     @classmethod
     def from_kwargs(

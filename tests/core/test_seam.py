@@ -11,6 +11,7 @@ from resilient_llm import (
     ConfigurationError,
     Message,
     ProviderUnavailable,
+    ResilientLLM,
     StreamRecovery,
     Usage,
 )
@@ -138,3 +139,13 @@ def test_usage_sums_the_parts_and_the_seam_is_marked() -> None:
     assert tally.text == "The capital of France."
     broke = ProviderUnavailable("broke", provider="second")
     assert tally.interrupted(broke).usage == Usage(30, 5)
+
+
+def test_a_bad_setting_names_the_option() -> None:
+    with pytest.raises(ConfigurationError, match=r"ResilientLLM\.stream_recovery"):
+        ResilientLLM("openai:gpt-4o-mini", stream_recovery="yes")
+    llm = ResilientLLM("openai:gpt-4o-mini", stream_recovery="continue")
+    assert llm.stream_recovery == StreamRecovery()
+    assert ResilientLLM("openai:gpt-4o-mini", stream_recovery="off").stream_recovery is None
+    with pytest.raises(ConfigurationError, match="the call's stream_recovery"):
+        llm.stream("hi", stream_recovery="always")

@@ -105,18 +105,16 @@ class StreamRecovery:
         return texts.get(language) or texts["en"]
 
 
-def recovery_setting(owner: str, value: object) -> StreamRecovery | None:
+def recovery_setting(what: str, value: object) -> StreamRecovery | None:
     """``stream_recovery`` as held: ``"continue"`` or a ``StreamRecovery`` (on), or
-    ``"off"``/``None``/``False`` (off, the default)."""
+    ``"off"``/``None``/``False`` (off, the default); ``what`` names it in the error."""
     if value in (None, False, "off"):
         return None
     if value == "continue" or value is True:
         return StreamRecovery()
     if isinstance(value, StreamRecovery):
         return value
-    raise ConfigurationError(
-        f"{owner}.stream_recovery must be 'continue', 'off' or a StreamRecovery, got {value!r}"
-    )
+    raise ConfigurationError(f"{what} must be 'continue', 'off' or a StreamRecovery, got {value!r}")
 
 
 def form_for(kind: str, caps: Capabilities, request: ChatRequest) -> Form:
