@@ -112,3 +112,25 @@ def test_a_langchain_stream_takes_recovery_per_call(server: ChaosServer) -> None
 
     assert text == ANSWER
     model._engine.close()
+
+
+def test_the_setting_survives_serialization_and_pickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from langchain_core.load import dumpd, load
+
+    from resilient_llm import StreamRecovery
+
+    monkeypatch.setenv("OPENAI_API_KEY", "chaos")
+    setting = StreamRecovery(instruction={"fr": "Continue."}, max_resumes=1)
+    model = ChatResilientLLM(models=["openai:gpt-4o-mini"], stream_recovery=setting)
+    data = dumpd(model)
+    assert data["kwargs"]["stream_recovery"] == {
+        "instruction": {"fr": "Continue."},
+        "max_resumes": 1,
+    }
+    loaded = load(
+        data, valid_namespaces=["langchain_resilient"], allowed_objects=[ChatResilientLLM]
+    )
+    assert loaded.resilient_engine.stream_recovery == setting
+    assert pickle.loads(pickle.dumps(model)).resilient_engine.stream_recovery == setting
