@@ -114,6 +114,7 @@ def test_a_langchain_stream_takes_recovery_per_call(server: ChaosServer) -> None
     model._engine.close()
 
 
+@pytest.mark.filterwarnings("ignore:The function `load` is in beta")
 def test_the_setting_survives_serialization_and_pickling(monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
