@@ -256,3 +256,40 @@ def test_a_continuation_that_hangs_to_the_deadline_is_an_interruption(
     assert "could not be continued" in info.value.message
     assert bench.of(StreamResumed) == []
     assert [name for name, _, _ in bench.calls(2)] == [primary.name, fallback.name]
+
+
+ADD = {
+    "name": "add",
+    "description": "Add two numbers.",
+    "parameters": {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
+}
+
+
+@pytest.mark.parametrize("mode", STREAMS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_broken_tool_call_stream_is_retried_whole_not_continued(
+    bench: Bench, kind: str, mode: str
+) -> None:
+    primary = bench.route(kind, "primary")
+    bench.script(primary, "truncate")
+    llm = _engine(bench, primary, bench.route(KINDS[(KINDS.index(kind) + 1) % 3], "fallback"))
+    chunks: list[ChatChunk] = []
+
+    async def drain() -> None:
+        async for chunk in llm.astream("Add 2 and 3", tools=[ADD]):
+            chunks.append(chunk)
+
+    if mode == "stream":
+        chunks = list(llm.stream("Add 2 and 3", tools=[ADD]))
+    else:
+        bench.runner.run(drain())
+
+    calls = [call for chunk in chunks for call in chunk.tool_calls]
+    assert [(c.name, dict(c.arguments)) for c in calls] == [("add", {"a": 2, "b": 3})]
+    assert bench.of(StreamResumed) == []
+    # The call never reached the caller before the break: the whole stream is asked again.
+    assert [name for name, _, _ in bench.calls(2)] == [primary.name, primary.name]
