@@ -37,6 +37,8 @@ def _through(seam: Seam, *pieces: str) -> str:
         ("The capital", (" of France",), "The capital of France"),
         ("The capital ", ("The capital of France",), "The capital of France"),
         ("The capital ", ("of France",), "The capital of France"),
+        # Far into a long answer, only its end is looked at.
+        ("word " * 300 + "The capital ", ("capital of",), "word " * 300 + "The capital of"),
     ],
 )
 def test_a_restatement_is_said_once(delivered: str, pieces: tuple[str, ...], joined: str) -> None:

@@ -29,26 +29,20 @@ class Seam:
     """
 
     def __init__(self, delivered: str, *, sent: str | None = None, restates: bool) -> None:
-        self.restates = restates
         self._held = ""
         self._open = True
         # The whitespace the caller has and the continuing model never saw.
         sent = delivered if sent is None else sent
         self._lost = delivered[len(sent) :] if delivered.startswith(sent) else ""
-        tail = delivered[-_WINDOW:]
-        start = len(delivered) - len(tail)
-        # Every suffix of the delivered text that starts a word (or is blank): the
-        # candidates a restatement may repeat, longest first.
+        # Every suffix of the delivered text's end that starts a word or a blank: what a
+        # restatement may repeat.
+        first = max(0, len(delivered) - _WINDOW)
         cuts = [
             i
-            for i in range(len(tail))
-            if (i == 0 and start == 0) or tail[i - 1].isspace() or tail[i].isspace()
+            for i in range(first, len(delivered))
+            if i == 0 or delivered[i - 1].isspace() or delivered[i].isspace()
         ]
-        self._candidates = [tail[i:] for i in cuts] if restates else []
-
-    @property
-    def decided(self) -> bool:
-        return not self._open
+        self._candidates = [delivered[i:] for i in cuts] if restates else []
 
     def feed(self, text: str) -> str:
         """What of ``text`` (and of what was held) may reach the caller now."""
