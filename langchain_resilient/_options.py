@@ -30,6 +30,7 @@ from resilient_llm import (
     ResilientLLM,
     RetryBudget,
     RetryPolicy,
+    StreamRecovery,
     StreamTimeouts,
 )
 from resilient_llm.events import EventHandler
@@ -97,6 +98,9 @@ class EngineFields(NamedRunModel):
     """A ``resilient_llm.extras.telemetry.Telemetry`` for OpenTelemetry spans and metrics."""
     on_refusal: SkipValidation[Literal["return", "failover"]] = _option("on_refusal")
     """A refusal is returned (in ``additional_kwargs["refusal"]``), or asks the next route."""
+    stream_recovery: SkipValidation[StreamRecovery | str | None] = _option("stream_recovery")
+    """``"continue"``: a stream that breaks after text reached the caller goes on, on the
+    next route, from where the text stops (off by default; also per call)."""
 
     @model_validator(mode="before")
     @classmethod

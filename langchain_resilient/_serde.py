@@ -34,6 +34,7 @@ from resilient_llm import (
     RateLimit,
     RetryBudget,
     RetryPolicy,
+    StreamRecovery,
     StreamTimeouts,
     Window,
 )
@@ -50,6 +51,7 @@ _POLICIES: dict[str, type] = {
     "retry_budget": RetryBudget,
     "stream_timeouts": StreamTimeouts,
     "hedge": Hedge,
+    "stream_recovery": StreamRecovery,
 }
 _PLAIN = ("timeout", "spill_over", "adaptive_limits", "jitter_seed", "on_refusal")
 # Engine option -> field name here (the engine's ``cache`` is ``response_cache``).

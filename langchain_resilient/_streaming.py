@@ -12,7 +12,13 @@ from resilient_llm import ChatChunk, Provider
 
 from . import _convert, _reasoning, _trace
 
-__all__ = ["StreamTally", "aclose", "close", "drop_usage"]
+__all__ = ["StreamTally", "aclose", "close", "drop_usage", "recovery"]
+
+
+def recovery(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A stream's own ``stream_recovery`` (taken out of the call's options: only streams
+    take it)."""
+    return {"stream_recovery": kwargs.pop("stream_recovery")} if "stream_recovery" in kwargs else {}
 
 
 class StreamTally:
@@ -28,6 +34,7 @@ class StreamTally:
         self.account: Mapping[str, Any] | None = None
         self.blocks = _reasoning.StreamBlocks()
         self.said = False
+        self.resumed: list[Any] = []
 
     def chunk(self, chunk: ChatChunk) -> ChatGenerationChunk | None:
         """The chunk for LangChain, or None for an empty one before anything was said: a
@@ -46,6 +53,11 @@ class StreamTally:
         # v1 output translates each chunk's blocks by it.
         kind = _trace.answered_by(self.providers, self.provider, self.model).kind
         message.response_metadata |= _convert.family_metadata(kind)
+        seams = chunk.metadata.get("resumed")
+        if seams:
+            # The seam: where the answer broke and which route went on with it.
+            self.resumed = list(seams)
+            message.response_metadata["stream_resumed"] = dict(seams[-1])
         self.tool_calls += len(chunk.tool_calls)
         return ChatGenerationChunk(message=message)
 
@@ -62,6 +74,7 @@ class StreamTally:
                 "finish_reason": self.finish_reason,
                 **_convert.family_metadata(route.kind),
                 **_convert.call_metadata(self.account or {}),
+                **({"resumed": self.resumed} if self.resumed else {}),
             },
         )
         return ChatGenerationChunk(message=message, generation_info=route.generation_info())

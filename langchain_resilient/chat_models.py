@@ -369,7 +369,9 @@ class ChatResilientLLM(EngineFields):
     ) -> Iterator[ChatGenerationChunk]:
         usage = kwargs.pop("stream_usage", None)
         usage = self.stream_usage if usage is None else usage
+        recovery = _streaming.recovery(kwargs)
         neutral, options = self._call(messages, stop, kwargs)
+        options |= recovery
         current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=False))
         # The context variable is set around each step only: between steps the caller's
         # code runs, and it may be another call of this model.
@@ -404,7 +406,9 @@ class ChatResilientLLM(EngineFields):
     ) -> AsyncIterator[ChatGenerationChunk]:
         usage = kwargs.pop("stream_usage", None)
         usage = self.stream_usage if usage is None else usage
+        recovery = _streaming.recovery(kwargs)
         neutral, options = self._call(messages, stop, kwargs)
+        options |= recovery
         current = _callbacks.CallScope(run_manager or _callbacks.current_run(is_async=True))
         with _callbacks.scope(current):
             chunks = self._engine.astream(neutral, **options)

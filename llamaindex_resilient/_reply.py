@@ -186,6 +186,7 @@ class StreamState:
         self.model = ""
         self.finish_reason: str | None = None
         self.refusal: str | None = None
+        self.resumed: list[Any] = []
 
     def add(self, chunk: ChatChunk) -> None:
         self.text += chunk.delta
@@ -197,6 +198,7 @@ class StreamState:
         self.provider = chunk.provider or self.provider
         self.model = chunk.model or self.model
         self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.resumed = list(chunk.metadata.get("resumed") or self.resumed)
 
     def _raw(self) -> dict[str, Any]:
         return {
@@ -205,10 +207,15 @@ class StreamState:
             "finish_reason": self.finish_reason,
             "refusal": self.refusal,
             "usage": _raw_usage(self.usage),
+            **({"resumed": self.resumed} if self.resumed else {}),
         }
 
     def _extra(self, chunk: ChatChunk) -> dict[str, Any]:
         extra: dict[str, Any] = _usage(self.usage)
+        seams = chunk.metadata.get("resumed")
+        if seams:
+            # The seam: where the answer broke and which route went on with it.
+            extra["stream_resumed"] = dict(seams[-1])
         thinking = "".join(r.text for r in chunk.reasoning)
         if thinking:
             extra["thinking_delta"] = thinking

@@ -228,13 +228,14 @@ class ResilientLLM(FunctionCallingLLM):
 
     @_chat_callback
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        return _chat_gen(self._engine.stream(to_messages(messages), **self._options(kwargs)))
+        options = self._stream_options(kwargs)
+        return _chat_gen(self._engine.stream(to_messages(messages), **options))
 
     @_chat_callback
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        chunks = self._engine.astream(to_messages(messages), **self._options(kwargs))
+        chunks = self._engine.astream(to_messages(messages), **self._stream_options(kwargs))
         return _achat_gen(chunks)
 
     # -- complete (never via the decorated chat methods) ---------------------------------
@@ -255,13 +256,13 @@ class ResilientLLM(FunctionCallingLLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        return _completion_gen(self._engine.stream(_prompt(prompt), **self._options(kwargs)))
+        return _completion_gen(self._engine.stream(_prompt(prompt), **self._stream_options(kwargs)))
 
     @_completion_callback
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        chunks = self._engine.astream(_prompt(prompt), **self._options(kwargs))
+        chunks = self._engine.astream(_prompt(prompt), **self._stream_options(kwargs))
         return _acompletion_gen(chunks)
 
     # -- tools ----------------------------------------------------------------------------
@@ -339,6 +340,13 @@ class ResilientLLM(FunctionCallingLLM):
         """The engine's per-call options: this LLM's defaults, then the call's own."""
         fields = {name: getattr(self, name) for name in _FIELD_PARAMS}
         return call_options(fields, self.additional_kwargs, kwargs)
+
+    def _stream_options(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """A stream's options: :meth:`_options` and the stream's own ``stream_recovery``."""
+        options = self._options(kwargs)
+        if "stream_recovery" in kwargs:
+            options["stream_recovery"] = kwargs["stream_recovery"]
+        return options
 
 
 def _prompt(prompt: str) -> list[Message]:

@@ -32,6 +32,7 @@ from resilient_llm import (
     ResilientLLM,
     ResponseCache,
     RetryPolicy,
+    StreamRecovery,
     StreamTimeouts,
 )
 from resilient_llm.events import Event
@@ -77,6 +78,7 @@ def _set_values() -> dict[str, Any]:
         "cache": ResponseCache(),
         "telemetry": Telemetry(),
         "on_refusal": "failover",
+        "stream_recovery": StreamRecovery(max_resumes=1),
     }
 
 

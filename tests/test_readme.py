@@ -112,3 +112,16 @@ def test_media_and_reasoning_example_runs(monkeypatch: pytest.MonkeyPatch) -> No
         assert signed.family == "anthropic"
         assert answered[-1].carried.signatures == (signed.signature,)
         assert final.content  # type: ignore[attr-defined]
+
+
+def test_stream_recovery_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    block = python_blocks("### Streams that survive a broken provider")[0]
+    with ChaosServer() as server:
+        server.script("openai", "truncate")
+        _point_sdks_at(server, monkeypatch)
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        assert namespace["text"] == "The capital of France is Paris."
+        seam = namespace["seam"]
+        assert (seam["from"], seam["to"], seam["form"]) == ("openai", "anthropic", "prefill")  # type: ignore[index]
+        assert [r.provider for r in server.log] == ["openai", "anthropic"]

@@ -39,6 +39,7 @@ from .policies.capabilities import Capabilities
 from .policies.limiter import RateLimit, Window
 from .policies.tokens import estimate_tokens
 from .providers.base import Provider
+from .run.continuation import StreamRecovery
 from .run.hedge import Hedge
 from .run.stall import StreamTimeouts
 
@@ -78,6 +79,7 @@ __all__ = [
     "RetryPolicy",
     "StateUnavailable",
     "StreamInterrupted",
+    "StreamRecovery",
     "StreamTimeouts",
     "SystemClock",
     "Text",

@@ -43,16 +43,18 @@ from .policies.adaptive import ProviderCap
 from .policies.backoff import RetryPolicy
 from .policies.breaker import BreakerPolicy, StateChange
 from .policies.budget import RetryBudget, RetryLedger
-from .policies.capabilities import capabilities_for, check_turns
+from .policies.capabilities import Capabilities, capabilities_for, check_turns
 from .policies.hedging import DEFAULT_HEDGE, Hedge
 from .policies.limiter import RateLimit
 from .policies.tokens import preload
 from .providers.base import Provider
 from .providers.registry import provider_spec
 from .run.bulkhead import Bulkhead
+from .run.continuation import StreamRecovery, recovery_setting
 from .run.drivers import AsyncRun, AsyncSend, Sent, SyncRun, SyncSend
 from .run.hedge import run_hedged, run_hedged_sync
 from .run.refusals import OnRefusal, achecked, checked, checked_reply
+from .run.resume import Resumer
 from .run.scope import CallScope
 from .run.stall import StreamTimeouts
 from .run.stranded import Stranded
@@ -97,7 +99,10 @@ class ResilientLLM:
     first chunk, no reply) for a share of the time left (:class:`Hedge`; on by default,
     ``None`` or ``False`` turn it off); the first complete answer wins.
     ``attempt_timeout`` bounds each attempt within the call's ``timeout`` (``Provider``'s
-    ``timeout`` does so for one route).
+    ``timeout`` does so for one route). ``stream_recovery="continue"`` (or a
+    :class:`StreamRecovery`) continues a stream that breaks after text reached the caller
+    on the next route that can, from where the text stops (off by default; also per
+    call: ``stream(..., stream_recovery="continue")``).
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class ResilientLLM:
         cache: CacheStore | None = None,
         telemetry: Telemetry | None = None,
         on_refusal: OnRefusal = "return",
+        stream_recovery: StreamRecovery | str | None = None,
     ) -> None:
         self._configure(
             EngineOptions(
@@ -144,6 +150,7 @@ class ResilientLLM:
                 cache=cache,
                 telemetry=telemetry,
                 on_refusal=on_refusal,
+                stream_recovery=stream_recovery,
             )
         )
 
@@ -166,6 +173,7 @@ class ResilientLLM:
         self.adaptive_limits = options.adaptive_limits
         self.hedge = cast("Hedge | None", options.hedge)
         self.on_refusal: OnRefusal = options.on_refusal
+        self.stream_recovery = cast("StreamRecovery | None", options.stream_recovery)
         self.state: StateBackend = options.state or MemoryState()
         self.clock: Clock = options.clock or SystemClock()
         self._emit = Emitter(list(options.handlers))
@@ -318,6 +326,7 @@ class ResilientLLM:
 
     def stream(self, messages: MessagesIn, **options: Any) -> Generator[ChatChunk, None, None]:
         """Chunks as they arrive; ``close()`` an abandoned stream to free its route at once."""
+        recovery = self._recovery(options)
         request, timeout = self._prepare(messages, options)
         scope = self._scope(request, "stream")
         if scope.hit is not None:
@@ -325,10 +334,17 @@ class ResilientLLM:
         deadline = self.clock.now() + timeout
         flow = self._flow(request, deadline, stream=True)
 
-        def open_stream(call: Call) -> Iterator[ChatChunk]:
+        def open_with(call: Call, request: ChatRequest) -> Iterator[ChatChunk]:
             adapter, timeout = self._adapters.get(call)
             chunks = adapter.stream(self._for_route(request, call), timeout)
             return chunks if self.on_refusal == "return" else checked(chunks, call.route.name)
+
+        def open_stream(call: Call) -> Iterator[ChatChunk]:
+            return open_with(call, request)
+
+        resume = self._resumer(recovery, request, deadline)
+        if resume is not None:
+            resume.open_sync = open_with
 
         sync_phase: SyncFirstPhase | None = None
         if self._hedges:
@@ -339,11 +355,14 @@ class ResilientLLM:
             ) -> tuple[SyncRun[StreamStart], StreamStart | None, Relay | CallReport]:
                 return run_hedged_sync(run, hedger, send, self._emit, discard_sync_stream)
 
-        chunks = run_sync_stream(flow, self.clock, open_stream, self.stream_timeouts, sync_phase)
+        chunks = run_sync_stream(
+            flow, self.clock, open_stream, self.stream_timeouts, sync_phase, resume
+        )
         return scope.relay(chunks)
 
     def astream(self, messages: MessagesIn, **options: Any) -> AsyncGenerator[ChatChunk, None]:
         """The async twin of :meth:`stream`; ``aclose()`` (or ``contextlib.aclosing``)."""
+        recovery = self._recovery(options)
         request, timeout = self._prepare(messages, options)
         scope = self._scope(request, "astream")
         if scope.hit is not None:
@@ -351,7 +370,10 @@ class ResilientLLM:
         deadline = self.clock.now() + timeout
         flow = self._flow(request, deadline, stream=True)
 
-        async def open_stream(call: Call) -> AsyncGenerator[ChatChunk, None]:
+        def open_stream(call: Call) -> AsyncGenerator[ChatChunk, None]:
+            return open_with(call, request)
+
+        async def open_with(call: Call, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
             adapter, timeout = await self._adapters.aget(call)
             chunks = adapter.astream(self._for_route(request, call), timeout)
             if self.on_refusal == "failover":
@@ -373,10 +395,49 @@ class ResilientLLM:
             ]:
                 return run_hedged(run, make, send, self._emit, discard_stream)
 
+        resume = self._resumer(recovery, request, deadline)
+        if resume is not None:
+            resume.open_async = open_with
         chunks = run_async_stream(
-            flow, self.clock, open_stream, self.stream_timeouts, first_phase, self._stranded
+            flow, self.clock, open_stream, self.stream_timeouts, first_phase, self._stranded, resume
         )
         return scope.arelay(chunks)
+
+    def _recovery(self, options: dict[str, Any]) -> StreamRecovery | None:
+        if "stream_recovery" not in options:
+            return self.stream_recovery
+        return recovery_setting("the call's stream_recovery", options.pop("stream_recovery"))
+
+    def _resumer(
+        self, recovery: StreamRecovery | None, request: ChatRequest, deadline: float
+    ) -> Resumer | None:
+        """How this streamed call goes on after a break: a new flow of it, within its
+        deadline, over its routes with the one that broke tried last."""
+        if recovery is None:
+            return None
+
+        def facts(call: Call) -> tuple[str, Capabilities]:
+            index = next(i for i, route in enumerate(self.routes) if route is call.route)
+            provider = self.providers[index]
+            model = self._for_route(request, call).model or provider.model
+            return provider.kind, capabilities_for(model, provider.capabilities)
+
+        def flow_for(continued: ChatRequest, broken: str) -> Flow:
+            names = [route.name for route in self.routes]
+            at = names.index(broken)
+            order = [*range(at + 1, len(names)), *range(at), at]
+            return self._flow(continued, deadline, stream=True, order=order)
+
+        return Resumer(
+            recovery,
+            request,
+            self.clock,
+            self._emit,
+            facts,
+            flow_for,
+            timeouts=self.stream_timeouts,
+            stranded=self._stranded,
+        )
 
     # -- state ------------------------------------------------------------------------
 
@@ -431,10 +492,16 @@ class ResilientLLM:
         *,
         stream: bool,
         skip: SharedRoute | None = None,
+        order: Sequence[int] | None = None,
     ) -> Flow:
-        """The decision core for one call over every route but ``skip``."""
+        """The decision core for one call over every route but ``skip`` (or the routes
+        of ``order``, in that order)."""
         now = self.clock.now()
-        keep = [i for i, route in enumerate(self.routes) if route is not skip]
+        keep = (
+            list(order)
+            if order is not None
+            else [i for i, route in enumerate(self.routes) if route is not skip]
+        )
         models = [
             request.model if i == 0 and request.model else self.providers[i].model for i in keep
         ]

@@ -32,6 +32,7 @@ __all__ = [
     "Settled",
     "StateDown",
     "StateRestored",
+    "StreamResumed",
 ]
 
 logger = logging.getLogger("resilient_llm")
@@ -112,6 +113,21 @@ class Settled(Event):
 
 
 @dataclass(frozen=True)
+class StreamResumed(Event):
+    """A stream broke after text had reached the caller and ``to_route`` continues the
+    same answer (``stream_recovery="continue"``); ``route`` is the one that broke,
+    ``chars`` how much text the caller had at the seam, ``form`` how the continuation was
+    asked for (``"prefill"``: the text as the model's own turn to go on from;
+    ``"instruction"``: the text, then a request to continue it)."""
+
+    to_route: str
+    chars: int
+    form: str
+    reason: str
+    kind: str = field(init=False, default="stream_resumed")
+
+
+@dataclass(frozen=True)
 class BreakerStateChanged(Event):
     old: str
     new: str
@@ -187,6 +203,7 @@ _WARN = (
     StateDown,
     StateRestored,
     CacheUnavailable,
+    StreamResumed,
 )
 
 

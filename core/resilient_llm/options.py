@@ -27,6 +27,7 @@ from .policies.breaker import BreakerPolicy
 from .policies.budget import RetryBudget
 from .policies.hedging import DEFAULT_HEDGE, Hedge
 from .providers.base import ChatAdapter, Provider, distinct_names
+from .run.continuation import StreamRecovery, recovery_setting
 from .run.refusals import ON_REFUSAL, OnRefusal
 from .run.stall import StreamTimeouts
 from .state import StateBackend
@@ -53,7 +54,9 @@ class EngineOptions:
 
     Held normalised: ``providers`` a tuple of distinctly named routes, ``on_event`` a
     tuple of handlers, ``timeout`` and ``spill_over`` floats, ``hedge`` a ``Hedge`` or
-    None (off; ``False`` is taken for None, ``True`` for the default ``Hedge()``).
+    None (off; ``False`` is taken for None, ``True`` for the default ``Hedge()``),
+    ``stream_recovery`` a ``StreamRecovery`` or None (off; ``"continue"`` is taken for
+    the default ``StreamRecovery()``, ``"off"`` for None).
 
     ``None`` keeps the engine's default where one is built per engine (a ``MemoryState``,
     a ``SystemClock``, a ``RetryPolicy()``). ``owner`` is the class named in error
@@ -81,6 +84,7 @@ class EngineOptions:
     # opentelemetry); the check below accepts only its ``Telemetry``.
     telemetry: object | None = None
     on_refusal: OnRefusal = "return"
+    stream_recovery: StreamRecovery | str | None = None
     owner: InitVar[str] = DEFAULT_OWNER
 
     def __post_init__(self, owner: str) -> None:
@@ -145,6 +149,11 @@ class EngineOptions:
             raise ConfigurationError(
                 f"{owner}.on_refusal must be 'return' or 'failover', got {self.on_refusal!r}"
             )
+        set_(
+            self,
+            "stream_recovery",
+            recovery_setting(f"{owner}.stream_recovery", self.stream_recovery),
+        )
 
     @classmethod
     def from_kwargs(

@@ -47,6 +47,7 @@ def test_public_names_are_pinned() -> None:
         "RetryPolicy",
         "StateUnavailable",
         "StreamInterrupted",
+        "StreamRecovery",
         "StreamTimeouts",
         "SystemClock",
         "Text",

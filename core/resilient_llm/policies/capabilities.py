@@ -40,12 +40,29 @@ class Unfit:
     too_long: bool = False
 
 
-_FEATURES = ("tools", "tool_choice", "json_schema", "images", "documents", "audio", "reasoning")
+_FEATURES = (
+    "tools",
+    "tool_choice",
+    "json_schema",
+    "images",
+    "documents",
+    "audio",
+    "reasoning",
+    "prefill",
+)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """A model's limits and features; ``None`` means unknown (never a reason to skip)."""
+    """A model's limits and features; ``None`` means unknown (never a reason to skip).
+
+    ``prefill``: the model continues a final assistant message of the request, which is
+    how a broken stream is best continued (``stream_recovery="continue"``); False: it
+    must be asked to continue in words instead (OpenAI's own models, which answer a
+    final assistant message anew, and Claude 4.6 and later, which refuse it with a 400).
+    None: the family decides (Anthropic and Gemini continue one; OpenAI's API does not,
+    so an OpenAI-compatible server that does says ``Capabilities(prefill=True)``).
+    """
 
     context_window: int | None = None
     max_output: int | None = None
@@ -56,6 +73,7 @@ class Capabilities:
     documents: bool | None = None
     audio: bool | None = None
     reasoning: bool | None = None
+    prefill: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("context_window", "max_output"):
@@ -134,6 +152,9 @@ _TABLE: dict[str, Capabilities] = {
     "o3": Capabilities(200_000, 100_000, **_OPENAI, **_THINKS),
     "o4-mini": Capabilities(200_000, 100_000, **_OPENAI, **_THINKS),
     "claude-opus-4": Capabilities(200_000, 32_000, **_CLAUDE, **_THINKS),
+    # Claude 4.6 and later answer a prefilled assistant turn with a 400.
+    "claude-opus-4-6": Capabilities(200_000, 128_000, **_CLAUDE, **_THINKS, prefill=False),
+    "claude-sonnet-4-6": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS, prefill=False),
     "claude-sonnet-4": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),
     "claude-haiku-4": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),
     "claude-3-7-sonnet": Capabilities(200_000, 64_000, **_CLAUDE, **_THINKS),

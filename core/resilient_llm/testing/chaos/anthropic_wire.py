@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -97,6 +98,30 @@ def _structured(data: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+# Claude 4.6 and later refuse a prefilled assistant turn (the real API's 400).
+_NO_PREFILL = re.compile(r"claude-(opus|sonnet|haiku)-4-([6-9]|\d\d)")
+
+
+def _check_prefill(data: Mapping[str, Any], model: str) -> None:
+    """A final assistant turn is a prefill: refused by newer models, and refused when its
+    text ends in whitespace, as the real API answers both."""
+    messages = data.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return
+    if _NO_PREFILL.match(model):
+        raise WireError(
+            "Prefilling assistant messages is not supported for this model. "
+            "Use structured outputs or a system prompt instead."
+        )
+    content = last.get("content")
+    text = content if isinstance(content, str) else ""
+    if isinstance(content, list) and content and isinstance(content[-1], dict):
+        text = str(content[-1].get("text", ""))
+    if text != text.rstrip():
+        raise WireError("messages: final assistant content cannot end with trailing whitespace")
+
+
 class AnthropicWire:
     protocol = "anthropic"
 
@@ -129,6 +154,7 @@ class AnthropicWire:
             max_tokens=max_tokens,
         )
         check_history(data)
+        _check_prefill(data, model)
         held = carried(data)
         options = {"thinking": thinking_on(data), "cache_markers": held.cache_markers}
         op: Literal["chat", "count"] = "count" if count else "chat"

@@ -12,6 +12,12 @@ The rules, in order:
   'punchline'"), else ``{"answer": ...}``;
 - otherwise a fact ("capital of France", "Paris" vs "Lyon") or ``"Echo: <last user text>"``.
 
+A request that continues a broken answer gets the rest of it, as a real model gives it:
+one whose last turn is the assistant's start of the answer its conversation would get
+(a prefill) gets exactly the rest; one whose last user turn follows such a start (an
+instruction to continue) gets the rest with the start's last word restated first, as
+models asked to continue tend to do, so the caller's seam has an overlap to remove.
+
 Arguments are filled from the last user text: integer/number fields take its numbers in
 order, string fields its quoted text ('…' or "…") in order, else a word of it (the first
 capitalised word after the first word, else the longest), booleans are true, enums take their
@@ -21,6 +27,7 @@ Tokens are ``ceil(chars / 4)`` (at least 1).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -127,6 +134,31 @@ def split_words(text: str, pieces: int = 4) -> list[str]:
 
 def answer(ask: Ask) -> Answer:
     """The deterministic answer to ``ask``."""
+    rest = _continued(ask)
+    if rest is not None:
+        return Answer(rest, (), ask.input_tokens, count_tokens(rest), "stop")
+    return _answer(ask)
+
+
+def _continued(ask: Ask) -> str | None:
+    """The rest of a broken answer this request asks to continue, or None."""
+    turns = ask.turns
+    if len(turns) >= 2 and turns[-1].role == "assistant" and turns[-1].text:
+        whole = _answer(dataclasses.replace(ask, turns=turns[:-1])).text
+        start = turns[-1].text
+        if whole.startswith(start) and len(whole) > len(start):
+            return whole[len(start) :]
+    if len(turns) >= 3 and turns[-1].role == "user" and turns[-2].role == "assistant":
+        whole = _answer(dataclasses.replace(ask, turns=turns[:-2])).text
+        start = turns[-2].text
+        if start.strip() and whole.startswith(start) and len(whole) > len(start):
+            kept = start.rstrip()
+            last_word = max(kept.rfind(" "), kept.rfind("\n")) + 1
+            return whole[last_word:]
+    return None
+
+
+def _answer(ask: Ask) -> Answer:
     last = ask.turns[-1] if ask.turns else Turn("user", "")
     prompt = _last_user(ask.turns)
     calls: tuple[Call, ...] = ()

@@ -32,6 +32,7 @@ FaultKind = Literal[
     "malformed",
     "truncate",
     "stream_error",
+    "reset_mid_stream",
     "slow_first_token",
     "stall",
     "blackhole",

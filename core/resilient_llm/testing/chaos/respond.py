@@ -6,10 +6,12 @@ aborts the TCP connection (RST) with no response; ``malformed`` sends half a JSO
 garbage SSE frame after the stream's start; ``truncate`` sends half a body under a full
 ``Content-Length``, or the stream's start and half its content, then closes (FIN) without
 the terminal event; ``stream_error`` sends the first content then the protocol's in-band
-error (without a stream it answers ``overloaded``); ``slow_first_token`` sends the stream's
-headers at once and its first frame after ``delay`` (default 1 s); ``stall`` sends the
-stream's start and first content, then nothing for ``delay`` (default 3600 s, or until the
-server stops), then the rest (without a stream it answers after ``delay``).
+error (without a stream it answers ``overloaded``); ``reset_mid_stream`` sends the first
+content then aborts the connection (RST; without a stream it is ``reset``);
+``slow_first_token`` sends the stream's headers at once and its first frame after ``delay``
+(default 1 s); ``stall`` sends the stream's start and first content, then nothing for
+``delay`` (default 3600 s, or until the server stops), then the rest (without a stream it
+answers after ``delay``).
 
 Hung providers, as clients meet them: ``blackhole`` accepts the request and never answers
 (no status, no reset: the connection stays open until the client leaves or the server
@@ -25,10 +27,13 @@ comes after ``delay`` per frame it would have streamed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import json
 import socket
 import struct
+import termios
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -75,7 +80,7 @@ async def respond(
     if kind == "blackhole":
         await pause(fault.delay or _HANG)
         return _close(request, web.StreamResponse())
-    if kind == "reset":
+    if kind == "reset" or (kind == "reset_mid_stream" and not ex.stream):
         return _abort(request)
     if kind in _ERRORS or (kind == "stream_error" and not ex.stream):
         error = cast(ErrorKind, "overloaded" if kind == "stream_error" else kind)
@@ -131,6 +136,8 @@ async def _stream(
         frames_out = [*frames.head, wire.garbage()]
     elif fault.kind == "stream_error":
         frames_out = [*frames.head, *frames.body[:1], wire.stream_error()]
+    elif fault.kind == "reset_mid_stream":
+        frames_out = [*frames.head, *frames.body[:1]]
     else:
         frames_out = [*frames.head, *frames.body, *frames.tail]
     try:
@@ -146,6 +153,9 @@ async def _stream(
             await response.write(frame)
         if fault.kind == "truncate":
             return _close(request, response)
+        if fault.kind == "reset_mid_stream":
+            await _delivered(request)
+            return _abort(request)
         await response.write_eof()
     except ConnectionError:
         # The client left mid-stream (e.g. closed it after the first chunk): not an error
@@ -190,6 +200,30 @@ async def _slow_body(
     except ConnectionError:
         pass  # the client gave up first, as it should
     return response
+
+
+async def _delivered(request: web.Request) -> None:
+    """Wait (briefly) until what was written has left this host: a reset discards what is
+    still queued here, while what reached the client is read before the reset."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    for _ in range(400):
+        if transport is None or transport.get_write_buffer_size() == 0:
+            queued = _queued(sock)
+            if queued == 0:
+                return
+        await asyncio.sleep(0.005)
+
+
+def _queued(sock: socket.socket | None) -> int:
+    """Bytes the kernel has not yet sent and seen acknowledged (0 where it cannot say)."""
+    if sock is None or not hasattr(termios, "TIOCOUTQ"):
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 def _abort(request: web.Request) -> web.StreamResponse:
