@@ -113,3 +113,20 @@ def test_a_3000_token_prompt_with_3000_out_fits_an_8k_window() -> None:
     assert (
         unfit_reason(capabilities_for("gpt-4"), request, estimate_tokens(request, "gpt-4")) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "prefill"),
+    [
+        ("claude-opus-4-6", False),
+        ("claude-opus-4-7", False),  # newer than the table: still refuses a prefill
+        ("claude-sonnet-5", False),
+        ("claude-sonnet-4-5", None),
+        ("claude-opus-4-20250514", None),  # a date is not a minor version
+        ("claude-3-5-sonnet-20241022", None),
+        ("gpt-4o", None),
+    ],
+)
+def test_claude_4_6_and_later_take_no_prefill(model: str, prefill: bool | None) -> None:
+    assert capabilities_for(model).prefill is prefill
+    assert capabilities_for(model, Capabilities(prefill=True)).prefill is True

@@ -13,6 +13,8 @@ assumed able to do everything, with an unknown window, so it is never skipped on
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -176,7 +178,22 @@ def capabilities_for(model: str, override: Capabilities | None = None) -> Capabi
     name = model.lower().rsplit("/", 1)[-1]  # "openai/gpt-4o" on OpenRouter is gpt-4o
     matches = [prefix for prefix in _TABLE if name.startswith(prefix)]
     base = _TABLE[max(matches, key=len)] if matches else Capabilities()
+    if base.prefill is None and _claude_version(name) >= (4, 6):
+        # A Claude newer than the table still refuses a prefill: ask it in words.
+        base = replace(base, prefill=False)
     return base.merged(override)
+
+
+# claude-opus-4-6, claude-sonnet-5, claude-3-5-sonnet-20241022: the version's numbers,
+# a date (eight digits) not among them.
+_CLAUDE_NAME = re.compile(r"claude-(?:[a-z]+-)?(\d{1,2})(?:-(\d{1,2}))?(?!\d)")
+
+
+def _claude_version(name: str) -> tuple[int, int]:
+    found = _CLAUDE_NAME.match(name)
+    if found is None:
+        return (0, 0)
+    return (int(found[1]), int(found[2] or 0))
 
 
 def unfit_reason(caps: Capabilities, request: ChatRequest, estimate: int) -> Unfit | None:
