@@ -14,7 +14,6 @@ assumed able to do everything, with an unknown window, so it is never skipped on
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
