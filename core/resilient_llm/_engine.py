@@ -49,7 +49,7 @@ from .policies.limiter import RateLimit
 from .policies.tokens import preload
 from .providers.base import Provider
 from .providers.registry import provider_spec
-from .run.assembly import acollect, collect
+from .run.assembly import acollect, aopen_reply, collect, open_reply
 from .run.bulkhead import Bulkhead
 from .run.drivers import AsyncRun, AsyncSend, Sent, SyncRun, SyncSend, alive
 from .run.hedge import run_hedged, run_hedged_sync
@@ -287,9 +287,10 @@ class ResilientLLM:
                     return self._answer(adapter.chat(routed, timeout))
                 # An attempt that may be raced reads its reply through the stream, whose
                 # first chunk is a sign of life (see run.assembly).
-                chunks = adapter.stream(routed, timeout)
+                chunks, headers = open_reply(adapter, routed, timeout)
+                name = call.route.name
                 return self._answer(
-                    collect(chunks, call.route.name, alive, self.clock, self.stream_timeouts)
+                    collect(chunks, headers, name, alive, self.clock, self.stream_timeouts)
                 )
 
             run: SyncRun[ChatResponse] = SyncRun(flow, self.clock)
@@ -315,9 +316,10 @@ class ResilientLLM:
                 routed = self._for_route(request, call)
                 if call.hedge_after is None:
                     return self._answer(await adapter.achat(routed, timeout))
-                chunks = adapter.astream(routed, timeout)
+                chunks, headers = aopen_reply(adapter, routed, timeout)
+                name = call.route.name
                 reply = await acollect(
-                    chunks, call.route.name, alive, self.clock, self.stream_timeouts
+                    chunks, headers, name, alive, self.clock, self.stream_timeouts
                 )
                 return self._answer(reply)
 

@@ -12,16 +12,18 @@ retried or failed over: never ``StreamInterrupted``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Protocol
 
 from ..clock import Clock
 from ..content import Reasoning, join_reasoning
 from ..errors import ProviderUnavailable
-from ..messages import ChatChunk, ChatResponse, ToolCall, Usage
+from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
 from ..policies.hints import RateLimitHints
 from .stall import Pump, Stalled, StreamTimeouts
 
-__all__ = ["Assembled", "acollect", "collect"]
+__all__ = ["Assembled", "acollect", "aopen_reply", "collect", "open_reply"]
 
 
 class Assembled:
@@ -68,24 +70,55 @@ class Assembled:
             reasoning=join_reasoning(self.reasoning),
         )
 
-    def whole(self, route: str) -> ChatResponse:
-        """The reply of a stream read to its end, with the quota its headers stated."""
+    def whole(self, route: str, headers: Mapping[str, str]) -> ChatResponse:
+        """The reply of a stream read to its end, with its rate-limit ``headers`` and the
+        quota they stated."""
         reply = self.reply()
         if reply is None:
             raise _no_chunk(route)
-        if self.quota is None:
-            return reply
-        return dataclasses.replace(reply, quota=self.quota)
+        return dataclasses.replace(reply, rate_limit_headers=dict(headers), quota=self.quota)
+
+
+class _Streams(Protocol):
+    def stream(self, request: ChatRequest, timeout: float) -> Iterator[ChatChunk]: ...
+
+    def astream(self, request: ChatRequest, timeout: float) -> AsyncIterator[ChatChunk]: ...
+
+
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+
+def open_reply(
+    adapter: _Streams, request: ChatRequest, timeout: float
+) -> tuple[Iterator[ChatChunk], Mapping[str, str]]:
+    """The stream of ``request`` and its rate-limit headers (filled in as it starts), from
+    an SDK adapter; another adapter's stream comes without them."""
+    opened = getattr(adapter, "stream_with_headers", None)
+    if opened is None:
+        return adapter.stream(request, timeout), _NONE
+    return opened(request, timeout)  # type: ignore[no-any-return]
+
+
+def aopen_reply(
+    adapter: _Streams, request: ChatRequest, timeout: float
+) -> tuple[AsyncIterator[ChatChunk], Mapping[str, str]]:
+    """The async twin of :func:`open_reply`."""
+    opened = getattr(adapter, "astream_with_headers", None)
+    if opened is None:
+        return adapter.astream(request, timeout), _NONE
+    return opened(request, timeout)  # type: ignore[no-any-return]
 
 
 def collect(
     chunks: Iterator[ChatChunk],
+    headers: Mapping[str, str],
     route: str,
     alive: Callable[[], None],
     clock: Clock,
     timeouts: StreamTimeouts | None = None,
 ) -> ChatResponse:
-    """Read ``chunks`` to the end into one reply; ``alive()`` once the first arrives.
+    """Read ``chunks`` to the end into one reply (``headers``: its rate-limit headers, as
+    :func:`open_reply` gives them); ``alive()`` once the first chunk arrives.
 
     The attempt's watch bounds the reads (its deadline is never lifted here: nothing is
     relayed, so the whole reply must come in time); with ``timeouts`` a pump thread reads,
@@ -101,7 +134,7 @@ def collect(
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        return seen.whole(route)
+        return seen.whole(route, headers)
     pump = Pump(chunks, route)
     try:
         while True:
@@ -109,7 +142,7 @@ def collect(
             try:
                 chunk = pump.next(limit, clock)
             except StopIteration:
-                return seen.whole(route)
+                return seen.whole(route, headers)
             except Stalled:
                 raise _stalled(route, limit, seen.first is None) from None
             if seen.add(chunk) is seen.first:
@@ -120,6 +153,7 @@ def collect(
 
 async def acollect(
     chunks: AsyncIterator[ChatChunk],
+    headers: Mapping[str, str],
     route: str,
     alive: Callable[[], None],
     clock: Clock,
@@ -136,7 +170,7 @@ async def acollect(
                 async with clock.timeout(limit):
                     chunk = await anext(chunks)
             except StopAsyncIteration:
-                return seen.whole(route)
+                return seen.whole(route, headers)
             except TimeoutError:
                 if limit is None:
                     raise  # the attempt's own timeout: the run reports it
