@@ -89,6 +89,8 @@ def _same(reply: ChatResponse) -> tuple[Any, ...]:
         reply.usage,
         _counts(reply.quota),
         {k: v for k, v in reply.rate_limit_headers.items() if "reset" not in k},
+        {k: reply.metadata.get(k) for k in ("raw_finish_reason", "block_reason")},
+        "id" in reply.metadata,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..clock import Clock
 from ..content import Reasoning, join_reasoning
@@ -39,10 +39,14 @@ class Assembled:
         self.reasoning: list[Reasoning] = []
         self.model = ""
         self.quota: RateLimitHints | None = None
+        self.metadata: dict[str, Any] = {}
 
     def add(self, chunk: ChatChunk) -> ChatChunk:
         if self.first is None:
             self.first = chunk
+        # The first chunk's, then what later ones add (the terminal one: the reply's id
+        # and the provider's own finish reason, as a whole reply's metadata has them).
+        self.metadata.update(chunk.metadata)
         self.text.append(chunk.delta)
         if chunk.refusal is not None:
             self.refusal.append(chunk.refusal)
@@ -65,7 +69,7 @@ class Assembled:
             tool_calls=tuple(self.tool_calls),
             usage=self.usage,
             finish_reason=self.finish_reason,
-            metadata=self.first.metadata,
+            metadata=self.metadata,
             refusal="".join(self.refusal) if self.refusal else None,
             reasoning=join_reasoning(self.reasoning),
         )
