@@ -208,6 +208,16 @@ def hung() -> list[Row]:
             answered = sum(1 for t in took if math.isfinite(t))
             out[on] = (answered, took[197], _count(server, "anthropic-spare"))
             llm.close()
+    # A slow but live primary: its first chunk at once, its whole reply after about 60 % of
+    # the deadline. A whole reply is judged by its stream's first chunk, so it is let be.
+    live: dict[bool, int] = {}
+    for on in (False, True):
+        steady = Plan(script=[Fault("steady", delay=0.35)] * 20)
+        with _server({"openai-live": steady, "anthropic-idle": Plan()}) as (server, p):
+            llm = _engine(p["openai-live"], p["anthropic-idle"], timeout=4.0, hedge=on)
+            _tried(llm, 20, 20)
+            live[on] = _count(server, "anthropic-idle")
+            llm.close()
     mixed: dict[bool, int] = {}
     for on in (False, True):
         plans = {
@@ -238,6 +248,12 @@ def hung() -> list[Row]:
             "calls to the second route",
             str(out[False][2]),
             str(out[True][2]),
+        ),
+        Row(
+            "hedging by signs of life",
+            "calls to the second route, of 20 to a slow but live primary (whole reply ~2.5 s)",
+            str(live[False]),
+            str(live[True]),
         ),
         Row(
             "hedging by signs of life",

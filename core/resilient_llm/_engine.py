@@ -49,9 +49,10 @@ from .policies.limiter import RateLimit
 from .policies.tokens import preload
 from .providers.base import Provider
 from .providers.registry import provider_spec
+from .run.assembly import acollect, aopen_reply, collect, open_reply
 from .run.bulkhead import Bulkhead
 from .run.continuation import StreamRecovery, recovery_setting
-from .run.drivers import AsyncRun, AsyncSend, Sent, SyncRun, SyncSend
+from .run.drivers import AsyncRun, AsyncSend, Sent, SyncRun, SyncSend, alive
 from .run.hedge import run_hedged, run_hedged_sync
 from .run.refusals import OnRefusal, achecked, checked, checked_reply
 from .run.resume import Resumer
@@ -289,7 +290,16 @@ class ResilientLLM:
 
             def send(call: Call) -> Sent[ChatResponse]:
                 adapter, timeout = self._adapters.get(call)
-                return self._answer(adapter.chat(self._for_route(request, call), timeout))
+                routed = self._for_route(request, call)
+                if call.hedge_after is None:
+                    return self._answer(adapter.chat(routed, timeout))
+                # An attempt that may be raced reads its reply through the stream, whose
+                # first chunk is a sign of life (see run.assembly).
+                chunks, headers = open_reply(adapter, routed, timeout)
+                name = call.route.name
+                return self._answer(
+                    collect(chunks, headers, name, alive, self.clock, self.stream_timeouts)
+                )
 
             run: SyncRun[ChatResponse] = SyncRun(flow, self.clock)
             if self._hedges:
@@ -311,7 +321,14 @@ class ResilientLLM:
 
             async def send(call: Call) -> Sent[ChatResponse]:
                 adapter, timeout = await self._adapters.aget(call)
-                reply = await adapter.achat(self._for_route(request, call), timeout)
+                routed = self._for_route(request, call)
+                if call.hedge_after is None:
+                    return self._answer(await adapter.achat(routed, timeout))
+                chunks, headers = aopen_reply(adapter, routed, timeout)
+                name = call.route.name
+                reply = await acollect(
+                    chunks, headers, name, alive, self.clock, self.stream_timeouts
+                )
                 return self._answer(reply)
 
             run: AsyncRun[ChatResponse] = AsyncRun(flow, self.clock, self._stranded)

@@ -40,7 +40,10 @@ def test_the_reason_names_the_missing_sign_and_the_limit() -> None:
     assert Hedge().why("a", 5.0, 10.0, stream=True) == (
         "no first chunk from 'a' within 5s, 50% of the 10s left"
     )
-    assert Hedge(2.0).why("a", 2.0, 10.0, stream=False) == "no reply from 'a' within 2s"
+    assert (
+        Hedge(2.0).why("a", 2.0, 10.0, stream=False)
+        == "no first chunk of the reply from 'a' within 2s"
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,7 +77,7 @@ def test_the_flow_asks_for_a_hedge_while_another_route_could_answer() -> None:
     a, b = Bare("a"), Bare("b")
     call = admitted(_flow(a, b, hedge=Hedge()), a)
     assert call.hedge_after == 5.0
-    assert "no reply from 'a'" in call.why
+    assert "no first chunk of the reply from 'a'" in call.why
 
 
 def test_a_reasoning_route_is_raced_later() -> None:

@@ -27,7 +27,10 @@ reached the caller: the engine's policy is then ``StreamInterrupted`` with the p
 no retry, no failover (retrying would repeat text the caller already has). ``malformed``
 breaks every stream *before* any text: retry, then failover, like any 5xx. Without a stream,
 ``truncate`` is half a JSON body (failover), ``stream_error`` is answered ``overloaded``
-(failover) and ``slow_first_token`` is a plain, prompt answer.
+(failover) and ``slow_first_token`` is a plain, prompt answer. But a whole reply that may
+be hedged (another route could answer, and its patience is shorter than its own timeout)
+is read through the stream, so that its first chunk is a sign of life: there ``truncate``
+and ``stream_error`` break the stream after its start, a failed attempt all the same.
 
 A ``hang``, and a stream's ``slow_first_token``, are cut by the primary's own attempt
 timeout, retried, then failed over; with one route and no attempt timeout, the call's
@@ -97,9 +100,11 @@ def primary_attempts(kind: str, mode: str, fault: str) -> tuple[list[tuple[int, 
         return [(401 if fault == "auth" else 404, fault)], "misconfigured"
     if fault in STATUS:
         status = STATUS[fault][kind]
-    elif fault == "stream_error":  # without a stream it is answered "overloaded"
+    elif fault == "stream_error":
+        # A whole reply that may be hedged is read through the stream (its first chunk a
+        # sign of life), which the fault breaks after its start: a 200, then the error.
         assert mode not in STREAMS
-        status = STATUS["overloaded"][kind]
+        status = 200
     elif fault in ("reset", "hang"):  # no response: reset at once, or cut by the client
         status = 0
     else:  # malformed, truncate: a 200 whose body cannot be read; slow_first_token: a 200

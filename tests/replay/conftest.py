@@ -159,6 +159,10 @@ class Bench:
     def engine(self, *providers: Provider, **options: Any) -> ResilientLLM:
         options.setdefault("retry", RETRY)
         options.setdefault("breaker", BreakerPolicy(failure_threshold=3, cooldown=30))
+        # The recordings are per mode, a whole reply's the plain JSON one; a call that may
+        # be hedged reads its whole reply through the stream instead (what it assembles
+        # is checked against the plain reply in tests/engine/test_hung_whole.py).
+        options.setdefault("hedge", False)
         llm = ResilientLLM(
             list(providers),
             clock=FakeClock(1000.0),  # backoff and retry-after waits pass at once

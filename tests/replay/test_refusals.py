@@ -220,8 +220,9 @@ def test_langchain_passes_on_refusal_to_the_engine(bench: Bench) -> None:
     good = bench.route("gemini", "healthy")
     bench.serve(refusing, "anthropic/refusal")
     bench.serve(good, "gemini/generate_text")
+    # Plain requests, as the recordings are (see conftest's Bench.engine).
     model = ChatResilientLLM(
-        providers=[refusing, good], on_refusal="failover", clock=FakeClock(0.0)
+        providers=[refusing, good], on_refusal="failover", clock=FakeClock(0.0), hedge=False
     )
     try:
         message = model.invoke(QUESTION)
@@ -264,7 +265,9 @@ def test_llamaindex_passes_on_refusal_to_the_engine(bench: Bench) -> None:
     good = bench.route("anthropic", "healthy")
     bench.serve(refusing, "openai/refusal")
     bench.serve(good, "anthropic/message_text")
-    llm = LlamaResilientLLM([refusing, good], on_refusal="failover", clock=FakeClock(0.0))
+    llm = LlamaResilientLLM(
+        [refusing, good], on_refusal="failover", clock=FakeClock(0.0), hedge=False
+    )
     try:
         response = asyncio.run(llm.achat([ChatMessage(role=MessageRole.USER, content="Hi")]))
     finally:

@@ -3,12 +3,13 @@
 A hung provider (a request accepted and never answered, headers and then silence, a reply
 trickling in a byte at a time) is one of the commonest LLM failures; waiting it out spends
 the caller's whole deadline on it. A fixed per-attempt timeout is no cure, since it cuts
-legitimate long generations. So an attempt is judged by its signs of life: a stream's
-first chunk, a whole reply's arrival. One that shows none for a share of the time the call
-has left (``share``, ``reasoning_share`` for models that think silently before their first
-token), or for ``delay`` seconds when that is set, gets the next route started beside it;
-the first complete answer wins. A slow but live stream, its first chunk in, is never
-raced. This module decides; the drivers (:mod:`resilient_llm.run.hedge`) race.
+legitimate long generations. So an attempt is judged by its signs of life: its first
+chunk, a whole reply's included (a call that may be raced reads its reply through the
+provider's stream). One that shows none for a share of the time the call has left
+(``share``, ``reasoning_share`` for models that think silently before their first token),
+or for ``delay`` seconds when that is set, gets the next route started beside it; the
+first complete answer wins. A slow but live reply, its first chunk in, is never raced.
+This module decides; the drivers (:mod:`resilient_llm.run.hedge`) race.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def _share(name: str, value: float) -> float:
 class Hedge:
     """Ask the next route too when an attempt shows no sign of life for long enough.
 
-    ``delay``: a fixed limit in seconds to the first sign of life (a stream's first chunk,
-    a whole reply); None (the default) takes ``share`` of the time the call has left when
-    the attempt starts, or ``reasoning_share`` on a route whose model reasons before its
-    first token (capabilities ``reasoning``). Either way the limit is at most the time left.
+    ``delay``: a fixed limit in seconds to the first sign of life (the first chunk, of a
+    stream or of a whole reply read through the stream); None (the default) takes
+    ``share`` of the time the call has left when the attempt starts, or
+    ``reasoning_share`` on a route whose model reasons before its first token
+    (capabilities ``reasoning``). Either way the limit is at most the time left.
     """
 
     delay: float | None
@@ -61,7 +63,8 @@ class Hedge:
 
     def why(self, route: str, patience: float, left: float, *, stream: bool) -> str:
         """What the hedge event says: which sign of life did not come, and the limit."""
-        sign = "first chunk" if stream else "reply"
+        # A whole reply that may be raced is read through the stream (run.assembly).
+        sign = "first chunk" if stream else "first chunk of the reply"
         limit = (
             f"{patience:.3g}s"
             if self.delay is not None

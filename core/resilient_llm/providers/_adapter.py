@@ -24,7 +24,7 @@ from ._common import header_items
 from ._drivers import Clients, StreamState
 from ._hints import quota_hints
 from ._redact import redact_chain
-from .base import Provider
+from .base import Provider, rate_limit_headers
 
 __all__ = ["SDKAdapter"]
 
@@ -166,7 +166,30 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
         prepared = self.prepare(request, timeout, stream=True)
         return self._stream(request, prepared, timeout)
 
-    def _stream(self, request: ChatRequest, prepared: _P, timeout: float) -> Iterator[ChatChunk]:
+    def stream_with_headers(
+        self, request: ChatRequest, timeout: float
+    ) -> tuple[Iterator[ChatChunk], Mapping[str, str]]:
+        """:meth:`stream`, and the response's rate-limit headers (``rate_limit_headers``
+        of a whole reply), filled in as the first event arrives."""
+        prepared = self.prepare(request, timeout, stream=True)
+        heard: dict[str, str] = {}
+        return self._stream(request, prepared, timeout, heard), heard
+
+    def astream_with_headers(
+        self, request: ChatRequest, timeout: float
+    ) -> tuple[AsyncIterator[ChatChunk], Mapping[str, str]]:
+        """The async twin of :meth:`stream_with_headers`."""
+        prepared = self.prepare(request, timeout, stream=True)
+        heard: dict[str, str] = {}
+        return self._astream(request, prepared, timeout, heard), heard
+
+    def _stream(
+        self,
+        request: ChatRequest,
+        prepared: _P,
+        timeout: float,
+        heard: dict[str, str] | None = None,
+    ) -> Iterator[ChatChunk]:
         state = self.stream_state(request, prepared)
         try:
             events = self.open_stream(self._clients.sync(), prepared, timeout)
@@ -182,7 +205,7 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
                 except self._errors as exc:
                     raise self._map(exc) from exc
                 if quota is None:
-                    quota = _Quota(self.stream_headers(events, event))
+                    quota = _Quota(self.stream_headers(events, event), heard)
                 yield from quota.mark(state.feed(event))
             yield from (quota or _Quota(None)).mark(state.finish())
         finally:
@@ -193,7 +216,11 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
         return self._astream(request, prepared, timeout)
 
     async def _astream(
-        self, request: ChatRequest, prepared: _P, timeout: float
+        self,
+        request: ChatRequest,
+        prepared: _P,
+        timeout: float,
+        heard: dict[str, str] | None = None,
     ) -> AsyncIterator[ChatChunk]:
         state = self.stream_state(request, prepared)
         try:
@@ -210,7 +237,7 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
                 except self._errors as exc:
                     raise self._map(exc) from exc
                 if quota is None:
-                    quota = _Quota(self.stream_headers(events, event))
+                    quota = _Quota(self.stream_headers(events, event), heard)
                 for chunk in quota.mark(state.feed(event)):
                     yield chunk
             for chunk in (quota or _Quota(None)).mark(state.finish()):
@@ -224,10 +251,14 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
 
 
 class _Quota:
-    """A stream's quota hints, put on its first chunk: the headers came with its start."""
+    """A stream's quota hints, put on its first chunk: the headers came with its start.
+    ``heard`` (when given) gets the rate-limit headers themselves."""
 
-    def __init__(self, headers: object) -> None:
-        self._hints: RateLimitHints | None = quota_hints(header_items(headers))
+    def __init__(self, headers: object, heard: dict[str, str] | None = None) -> None:
+        items = header_items(headers)
+        self._hints: RateLimitHints | None = quota_hints(items)
+        if heard is not None:
+            heard.update(rate_limit_headers(items))
 
     def mark(self, chunks: Iterable[ChatChunk]) -> Iterator[ChatChunk]:
         for chunk in chunks:

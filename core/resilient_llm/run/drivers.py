@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import (
     Awaitable,
@@ -50,6 +51,7 @@ __all__ = [
     "Sent",
     "SyncRun",
     "SyncSend",
+    "alive",
     "run_async",
     "run_sync",
     "timed_out",
@@ -62,6 +64,20 @@ T = TypeVar("T")
 Sent = tuple[T, int | None, RateLimitHints | None]
 SyncSend = Callable[[Call], Sent[T]]
 AsyncSend = Callable[[Call], Awaitable[Sent[T]]]
+
+
+# Told by an attempt that it shows a sign of life (a whole reply read through a stream has
+# its first chunk): the quiet timer of the attempt being made in this context stops.
+_ALIVE: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "resilient_llm_alive", default=None
+)
+
+
+def alive() -> None:
+    """The attempt being made here shows a sign of life: it is not to be hedged now."""
+    told = _ALIVE.get()
+    if told is not None:
+        told()
 
 
 class Abandoned(BaseException):
@@ -149,10 +165,12 @@ class SyncRun(Generic[T]):
                 return send(call)
         assert call.hedge_after is not None
         quiet(call, clock.now() + call.hedge_after)
+        told = _ALIVE.set(lambda: quiet(None, 0.0))
         try:
             with watching(watch):
                 return send(call)
         finally:
+            _ALIVE.reset(told)
             quiet(None, 0.0)  # a sign of life, or the attempt is over
 
     def close(self) -> None:
@@ -234,16 +252,24 @@ class AsyncRun(Generic[T]):
         quiet = self.quiet
         if quiet is None or call.hedge_after is None:
             return await send(call)
-        task = asyncio.ensure_future(send(call))
+        signs = asyncio.Event()
+        # The task copies this context as it is made: its attempt's alive() sets ``signs``.
+        told = _ALIVE.set(signs.set)
+        try:
+            task = asyncio.ensure_future(send(call))
+        finally:
+            _ALIVE.reset(told)
+        heard = asyncio.ensure_future(signs.wait())
         try:
             # On the clock, as a timeout on waiting (a fake clock's sleep ends at once).
             with contextlib.suppress(TimeoutError):
                 async with self.clock.timeout(call.hedge_after):
-                    await asyncio.wait({task})
-            if not task.done():
+                    await asyncio.wait({task, heard}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and not signs.is_set():
                 quiet(call)
             return await task
         finally:
+            heard.cancel()
             if not task.done():
                 task.cancel()
                 await asyncio.wait({task})

@@ -2,7 +2,9 @@
 
 The flow decides which attempts may be raced and how long each may stay quiet
 (:class:`~resilient_llm.policies.hedging.Hedge`, on ``Call.hedge_after``); this module
-races. The primary's run says when its attempt has been quiet too long; a second run is
+races. The primary's run says when its attempt has been quiet too long (an attempt says
+it is alive with :func:`~resilient_llm.run.drivers.alive`: a whole reply read through the
+stream does so at its first chunk, :mod:`~resilient_llm.run.assembly`); a second run is
 then started on the routes the primary is not on, under the same deadline, and the first
 complete answer wins (for a stream, the first chunk). The other run is cancelled, which
 gives back its limiter slot, bulkhead slot and breaker permit, and counts neither way.

@@ -20,9 +20,9 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Protocol
 
-from ..content import Reasoning, join_reasoning
 from ..extras.cache import CacheFront, Lookup, replay_chunk
-from ..messages import ChatChunk, ChatRequest, ChatResponse, ToolCall, Usage
+from ..messages import ChatChunk, ChatRequest, ChatResponse
+from .assembly import Assembled
 from .streams import aclose_stream, close_stream
 
 __all__ = ["CallScope", "CallTrace"]
@@ -116,7 +116,7 @@ class CallScope:
         return self._arelay(chunks)
 
     def _relay(self, chunks: Iterator[ChatChunk]) -> Generator[ChatChunk, None, None]:
-        seen = _Assembled()
+        seen = Assembled()
         try:
             while True:
                 with self._step():
@@ -138,7 +138,7 @@ class CallScope:
         self._ended(reply=seen.reply())
 
     async def _arelay(self, chunks: AsyncIterator[ChatChunk]) -> AsyncGenerator[ChatChunk, None]:
-        seen = _Assembled()
+        seen = Assembled()
         try:
             while True:
                 with self._step():
@@ -162,7 +162,7 @@ class CallScope:
     def _step(self) -> AbstractContextManager[object]:
         return _IDLE if self._trace is None else self._trace.activate()
 
-    def _pulled(self, seen: _Assembled, chunk: ChatChunk) -> ChatChunk:
+    def _pulled(self, seen: Assembled, chunk: ChatChunk) -> ChatChunk:
         if seen.first is None and self.lookup is not None and self.lookup.reply is None:
             chunk = dataclasses.replace(
                 chunk, metadata={**chunk.metadata, "cache": self.lookup.status}
@@ -186,48 +186,6 @@ class CallScope:
             self._front.remember(lookup, reply)
         if self._trace is not None:
             self._trace.finish(reply=reply, error=error, abandoned=abandoned)
-
-
-class _Assembled:
-    """The reply a stream amounts to: its text, the terminal chunk's calls and usage."""
-
-    def __init__(self) -> None:
-        self.first: ChatChunk | None = None
-        self.text: list[str] = []
-        self.tool_calls: list[ToolCall] = []
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.refusal: list[str] = []
-        self.reasoning: list[Reasoning] = []
-        self.model = ""
-
-    def add(self, chunk: ChatChunk) -> ChatChunk:
-        if self.first is None:
-            self.first = chunk
-        self.text.append(chunk.delta)
-        if chunk.refusal is not None:
-            self.refusal.append(chunk.refusal)
-        self.tool_calls.extend(chunk.tool_calls)
-        self.reasoning.extend(chunk.reasoning)
-        self.usage = chunk.usage or self.usage
-        self.finish_reason = chunk.finish_reason or self.finish_reason
-        self.model = chunk.model or self.model
-        return chunk
-
-    def reply(self) -> ChatResponse | None:
-        if self.first is None:
-            return None
-        return ChatResponse(
-            content="".join(self.text),
-            provider=self.first.provider,
-            model=self.model,
-            tool_calls=tuple(self.tool_calls),
-            usage=self.usage,
-            finish_reason=self.finish_reason,
-            metadata=self.first.metadata,
-            refusal="".join(self.refusal) if self.refusal else None,
-            reasoning=join_reasoning(self.reasoning),
-        )
 
 
 async def _once(chunk: ChatChunk) -> AsyncGenerator[ChatChunk, None]:

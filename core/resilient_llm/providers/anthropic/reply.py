@@ -194,6 +194,7 @@ class AnthropicStreamState:
     _blocks: dict[int, _Block] = field(default_factory=dict)
     _calls: list[ToolCall] = field(default_factory=list)
     _structured: bool = False
+    _id: str | None = None
 
     def _chunk(self, text: str = "", reasoning: Reasoning | None = None) -> ChatChunk:
         pieces = () if reasoning is None else (reasoning,)
@@ -208,6 +209,7 @@ class AnthropicStreamState:
         if kind == "message_start":
             message = node(get(event, "message"), "message_start.message")
             self.model = text(message, "model", "message_start.message") or self.model
+            self._id = text(message, "id", "message_start.message") or self._id
             usage = optional_node(message, "usage", "message_start.message")
             self._input = _usage(usage, "message_start.message.usage")
             self._output_tokens = count(usage, "output_tokens", "message_start.usage")
@@ -303,5 +305,7 @@ class AnthropicStreamState:
                 usage=usage,
                 finish_reason=finish,
                 refusal=refusal_reason(self._stop_reason, self._stop_details),
+                # As a whole reply's metadata says (a reply assembled from chunks keeps it).
+                metadata={"raw_finish_reason": self._stop_reason, "id": self._id},
             )
         ]

@@ -255,7 +255,10 @@ class GeminiStreamState:
         calls = _unique_ids(self._calls)
         refusal = refusal_reason(self._raw, self._blocked)
         finish = "refusal" if refusal is not None else finish_reason(self._raw, bool(calls))
-        blocked = {"block_reason": self._blocked} if self._raw is None else {}
+        # As a whole reply's metadata says (a reply assembled from chunks keeps it).
+        metadata: dict[str, Any] = {"raw_finish_reason": self._raw}
+        if self._raw is None:
+            metadata["block_reason"] = self._blocked
         return [
             ChatChunk(
                 provider=self.route,
@@ -264,6 +267,6 @@ class GeminiStreamState:
                 usage=self._usage,
                 finish_reason=finish,
                 refusal=refusal,
-                metadata=blocked,
+                metadata=metadata,
             )
         ]

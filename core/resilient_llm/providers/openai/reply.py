@@ -171,6 +171,7 @@ class OpenAIStreamState:
     _usage: Usage | None = None
     _calls: dict[int, _PartialCall] = field(default_factory=dict)
     _refused: bool = False
+    _id: str | None = None
 
     def feed(self, event: ChatCompletionChunk) -> list[ChatChunk]:
         with reading(self.route):
@@ -179,6 +180,7 @@ class OpenAIStreamState:
     def _feed(self, event: Any) -> list[ChatChunk]:
         node(event, "event")
         self.model = text(event, "model", "event") or self.model
+        self._id = text(event, "id", "event") or self._id
         self._usage = usage(event, "event") or self._usage
         out: list[ChatChunk] = []
         for choice in items(event, "choices", "event")[:1]:
@@ -241,5 +243,7 @@ class OpenAIStreamState:
                 tool_calls=calls,
                 usage=self._usage,
                 finish_reason="refusal" if self._refused else finish_reason(self._finish),
+                # As a whole reply's metadata says (a reply assembled from chunks keeps it).
+                metadata={"raw_finish_reason": self._finish, "id": self._id},
             )
         ]
