@@ -19,6 +19,7 @@ from resilient_llm import ChatResponse, FakeClock, Message, Provider, RateLimit,
 from resilient_llm.events import AttemptFinished, AttemptStarted, Event, Hedged, LimiterWait
 from resilient_llm.policies.hints import RateLimitHints
 from resilient_llm.run.hedge import Hedge
+from resilient_llm.run.stall import StreamTimeouts
 from resilient_llm.testing.chaos import Fault, Plan
 
 from .conftest import ANSWER, FALLBACK, KINDS, QUESTION, Bench, cutting, eventually
@@ -269,17 +270,16 @@ def test_the_first_chunk_stops_the_quiet_timer(bench: Bench, kind: str, mode: st
     fallback = bench.route(FALLBACK[kind], "spare")
     # The first content at once, then silence until the test releases the rest.
     bench.script(primary, Fault("stall", delay=60))
-    llm = _fake(bench, primary, fallback, clock=clock)
+    # The idle limit's wait (to fake time 9) begins only once the first chunk has been
+    # read and the attempt declared alive: seeing it, the test knows the sign of life
+    # came, however slowly this machine's threads ran.
+    llm = _fake(bench, primary, fallback, clock=clock, stream_timeouts=StreamTimeouts(idle=9))
     results: list[Any] = []
     caller = threading.Thread(target=lambda: results.append(bench.run(llm, mode)))
     caller.start()
     try:
-        assert eventually(bench.arrivals(primary, "stall", 200))
-        # The hedge's timer (fake time 0.2) is armed before the request is sent, and
-        # disarmed by the first chunk; only an async attempt's own timeout (10) stays (a
-        # sync attempt's reads are bounded by its watch, no timer).
-        assert eventually(lambda: clock.deadlines() in ([10.0], []) or not caller.is_alive())
-        clock.advance(5.0)  # far past the hedge's delay, short of the attempt's timeout
+        assert eventually(lambda: 9.0 in clock.deadlines() or not caller.is_alive())
+        clock.advance(5.0)  # far past the hedge's delay, short of the idle limit
     finally:
         bench.server.release(primary.name)
         caller.join()
