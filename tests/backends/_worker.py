@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import sys
 import time
@@ -47,6 +48,10 @@ def build(
         if config["redis"] is None
         else RedisState(config["redis"], prefix=config["prefix"], **config.get("state", {}))
     )
+    for kind in {p["kind"] for p in config["providers"]}:
+        # Each family's SDK before any call: an import on the first call (seconds, on a
+        # loaded machine) would eat the calls' deadlines.
+        importlib.import_module(f"resilient_llm.providers.{kind}.adapter")
     limit = config.get("rate_limit")
     if limit:
         built = RateLimit(**limit)

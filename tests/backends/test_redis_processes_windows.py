@@ -77,7 +77,7 @@ def test_four_processes_share_an_anthropic_style_quota_output_binding(
     used = sum(r.status == 200 for r in records) * MAX_TOKENS / output
     print(f"\nredis, 4 processes, anthropic-style: {rejected} 429s, {used:.0%} of output used")
     assert rejected == 0
-    assert len(answered) == 40, flat[:2]
+    assert len(answered) == 40
     assert used >= 0.9
     assert {r["error"] for r in flat if not r["ok"]} <= {"DeadlineExceeded", "RateLimited"}
     assert sum(1 for batch in results if any(r["ok"] for r in batch)) >= 2
