@@ -288,6 +288,8 @@ end
 -- A log entry's value: {r, t, i, o} and the lanes whose slices it was charged to. An entry
 -- written by the one-window path holds its tokens alone.
 local function decode(v)
+  local r0, t0, i0, o0, rest = string.match(v, '^(%d+),(%d+),(%d+),(%d+)|?(.*)$')
+  if r0 then return {tonumber(r0), tonumber(t0), tonumber(i0), tonumber(o0)}, rest end
   local amounts, sliced = string.match(v, '^([^|]*)|?(.*)$')
   local r, tk, i, o = string.match(amounts, '^([^,]*),?([^,]*),?([^,]*),?([^,]*)$')
   local c
@@ -392,16 +394,19 @@ local function load_lanes()
   end
   local lists = {}
   for k, lane in ipairs(ls) do
-    local list = {}
-    if lane.slice == 0 then
-      for j = 1, #records do list[j] = records[j] end
-    end
     local extra = own[lane.key]
-    if extra then
+    if extra == nil then
+      -- Read only: lanes without entries of their own share the log's.
+      lists[k] = lane.slice == 0 and records or {}
+    else
+      local list = {}
+      if lane.slice == 0 then
+        for j = 1, #records do list[j] = records[j] end
+      end
       for _, e in ipairs(extra) do list[#list + 1] = e end
       table.sort(list, function(a, b2) return a.start < b2.start end)
+      lists[k] = list
     end
-    lists[k] = list
   end
   return lists
 end
@@ -411,13 +416,18 @@ local function lane_earliest(lane, list, at, need)
   local span = lane.span
   local first = 1
   while first <= #list and list[first].start + span <= at do first = first + 1 end
+  -- One pass sums every dimension.
+  local sum = {0, 0, 0, 0}
+  for k = first, #list do
+    local c = list[k].c
+    sum[1], sum[2], sum[3], sum[4] = sum[1] + c[1], sum[2] + c[2], sum[3] + c[3], sum[4] + c[4]
+  end
   for d = 1, 4 do
     local limit = lane.lim[d]
     if limit ~= nil then
       -- A request bigger than the limit waits until it has the window to itself.
       if need[d] > limit then limit = need[d] end
-      local used = 0
-      for k = first, #list do used = used + list[k].c[d] end
+      local used = sum[d]
       local f = first
       while used + need[d] > limit do
         local e = list[f]
