@@ -4,9 +4,10 @@
 -- the memory and Redis backends admit the same requests at the same times (the test suite
 -- runs the same sequences against both and compares).
 --
--- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, and id:settled
---       -> 1 once settled), 3 meta (hash: horizon, total, seq, born, and offset and last
---       for server time), 4 breaker (hash, with the epoch of its ids),
+-- KEYS: 1 log (zset id -> admission time), 2 tokens (hash id -> tokens, or "r,t,i,o|..."
+--       on the lanes' path, see lanes; and id:settled -> 1 once settled), 3 meta (hash:
+--       horizon, total, seq, born, adopted (windows a 429 named), and offset and last for
+--       server time), 4 breaker (hash, with the epoch of its ids),
 --       5 outcomes (zset), 6 live (hash permit key -> a probe's grant time, else 0),
 --       7 pause (string: end time), 8 peers (zset route object id -> its last decision),
 --       9 slices (hash "seconds|start" -> "r,t,i,o": what one window alone counts, a slice
