@@ -11,7 +11,8 @@
 --       5 outcomes (zset), 6 live (hash permit key -> a probe's grant time, else 0),
 --       7 pause (string: end time), 8 peers (zset route object id -> its last decision),
 --       9 slices (hash "seconds|start" -> "r,t,i,o": what one window alone counts, a slice
---       of a long window or what a 429 said was used)
+--       of a long window or what a 429 said was used), 10 pending (zset id -> admission
+--       time: entries the log no longer reads, kept for a late settle of their slices)
 -- ARGV: 1 op, 2 time (a number: the caller's clock; "@shift:lo:hi" or "": the Redis
 --       server's clock, see server_time), 3 the limiter: "window" or
 --       "window~in_flight~windows" (see lanes), 4 rpm, 5 tpm ("" = none),
@@ -66,7 +67,7 @@ local WINDOW, RPM, TPM = tonumber(W_ARG), tonumber(ARGV[4]), tonumber(ARGV[5])
 local COUNTING = E_ARG ~= ''
 local EXTRA = tonumber(E_ARG) or 0
 local SPAN = WINDOW + EXTRA
-local K_SLICE = KEYS[9]
+local K_SLICE, K_PENDING = KEYS[9], KEYS[10]
 local THRESHOLD, RATE = tonumber(ARGV[6]), tonumber(ARGV[7])
 local B_WINDOW, COOLDOWN, PROBES = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
@@ -191,8 +192,11 @@ end
 -- all. The log keeps one entry per admission ("r,t,i,o|seconds of the sliced lanes it was
 -- charged to"), read by lanes of up to EXACT_UP_TO; a longer lane counts in slices (a
 -- SLICES-th of it, every admission of a slice counted from the slice's end), so a day
--- costs at most SLICES fields, not an entry per request. The log keeps an entry KEEP
--- seconds when a lane is sliced, so a late settle or cancel still finds its slices.
+-- costs at most SLICES fields, not an entry per request. The log keeps an entry while a
+-- lane reads it, and meta 'lsum' sums the log, so a decision reads only the oldest entries
+-- (those that left a lane, and those a request waits for), however full the window; an
+-- entry charged to slices then waits KEEP seconds in the pending set, so a late settle or
+-- cancel still finds its slices.
 -- SPEC: "seconds:r:t:i:o" per window, comma-separated ("" for none).
 
 local EXACT_UP_TO, SLICES, KEEP = 3600, 240, 900
@@ -276,16 +280,6 @@ local function longest()
   return most
 end
 
--- How long the log keeps an entry.
-local function retained()
-  local keep, sliced = 0, false
-  for _, lane in ipairs(lanes()) do
-    if lane.slice > 0 then sliced = true elseif lane.span > keep then keep = lane.span end
-  end
-  if sliced and keep < KEEP then keep = KEEP end
-  return keep
-end
-
 -- A log entry's value: {r, t, i, o} and the lanes whose slices it was charged to. An entry
 -- written by the one-window path holds its tokens alone.
 local function decode(v)
@@ -305,6 +299,65 @@ end
 
 local function encode(c)
   return c[1] .. ',' .. c[2] .. ',' .. c[3] .. ',' .. c[4]
+end
+
+-- How long the log keeps an entry: while a lane reads it. One charged to slices then
+-- waits in the pending set (KEEP seconds from its admission) for a late settle or cancel.
+local function retained()
+  local keep = 0
+  for _, lane in ipairs(lanes()) do
+    if lane.slice == 0 and lane.span > keep then keep = lane.span end
+  end
+  return keep
+end
+
+-- The running sum of every entry in the log (r, t, i, o), so a lane reads only the few
+-- entries at its oldest end: those that left it, and those a request waits for.
+local LSUM = nil
+local function lsum()
+  if LSUM ~= nil then return LSUM end
+  local kept = redis.call('HGET', K_META, 'lsum')
+  if kept then
+    LSUM = (decode(kept))
+    return LSUM
+  end
+  -- Made once, when the route first takes the lanes' path.
+  LSUM = {0, 0, 0, 0}
+  local raw = redis.call('ZRANGE', K_LOG, 0, -1)
+  if #raw > 0 then
+    local vals = redis.call('HMGET', K_TOK, unpack(raw))
+    for k = 1, #raw do
+      local c = decode(vals[k] or '0')
+      for d = 1, 4 do LSUM[d] = LSUM[d] + c[d] end
+    end
+  end
+  return LSUM
+end
+
+local function lsum_add(c, sign)
+  local sum = lsum()
+  for d = 1, 4 do sum[d] = sum[d] + sign * c[d] end
+  redis.call('HSET', K_META, 'lsum', encode(sum))
+end
+
+-- The log's oldest entries, read in batches as far as a lane needs them.
+local FRONT = nil
+local function front(k)
+  if FRONT == nil then FRONT = {n = 0, done = false} end
+  while FRONT.n < k and not FRONT.done do
+    local raw = redis.call('ZRANGE', K_LOG, FRONT.n, FRONT.n + 63, 'WITHSCORES')
+    if #raw < 128 then FRONT.done = true end
+    if #raw > 0 then
+      local ids = {}
+      for i = 1, #raw, 2 do ids[#ids + 1] = raw[i] end
+      local vals = redis.call('HMGET', K_TOK, unpack(ids))
+      for i = 1, #ids do
+        FRONT.n = FRONT.n + 1
+        FRONT[FRONT.n] = {start = tonumber(raw[2 * i]), c = (decode(vals[i] or '0'))}
+      end
+    end
+  end
+  return FRONT[k]
 end
 
 local function slice_start(at, slice)
@@ -338,13 +391,32 @@ local function prune_lanes()
   local horizon = num(redis.call('HGET', K_META, 'horizon'), nil)
   local keep = retained()
   local old = redis.call('ZRANGEBYSCORE', K_LOG, '-inf', fmt(t - keep), 'WITHSCORES')
-  for i = 1, #old, 2 do
-    local at = tonumber(old[i + 1])
-    if at + keep <= t then
-      redis.call('ZREM', K_LOG, old[i])
-      redis.call('HDEL', K_TOK, old[i], old[i] .. ':settled')
-      horizon = lane_horizon(horizon, at + keep)
+  if #old > 0 then
+    local ids = {}
+    for i = 1, #old, 2 do ids[#ids + 1] = old[i] end
+    local vals = redis.call('HMGET', K_TOK, unpack(ids))
+    local gone = {0, 0, 0, 0}
+    for k, id in ipairs(ids) do
+      local at = tonumber(old[2 * k])
+      if at + keep <= t then
+        local c, sliced = decode(vals[k] or '0')
+        for d = 1, 4 do gone[d] = gone[d] + c[d] end
+        redis.call('ZREM', K_LOG, id)
+        if sliced ~= '' then
+          redis.call('ZADD', K_PENDING, fmt(at), id)
+        else
+          redis.call('HDEL', K_TOK, id, id .. ':settled')
+        end
+        horizon = lane_horizon(horizon, at + keep)
+      end
     end
+    lsum_add(gone, -1)
+    FRONT = nil
+  end
+  local lapsed = redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', fmt(t - KEEP))
+  for _, id in ipairs(lapsed) do
+    redis.call('HDEL', K_TOK, id, id .. ':settled')
+    redis.call('ZREM', K_PENDING, id)
   end
   local all = redis.call('HGETALL', K_SLICE)
   for i = 1, #all, 2 do
@@ -442,6 +514,66 @@ local function lane_earliest(lane, list, at, need)
   return at
 end
 
+-- Each lane's own entries (slices, and what 429s said was used), by lane, in start order.
+local function own_entries()
+  local own = {}
+  local all = redis.call('HGETALL', K_SLICE)
+  for i = 1, #all, 2 do
+    local s2, start = string.match(all[i], '^([^|]+)|(.+)$')
+    local list = own[s2]
+    if list == nil then
+      list = {}
+      own[s2] = list
+    end
+    list[#list + 1] = {start = tonumber(start), c = (decode(all[i + 1]))}
+  end
+  for _, list in pairs(own) do
+    table.sort(list, function(a, b2) return a.start < b2.start end)
+  end
+  return own
+end
+
+-- lane_earliest for a lane that reads the log: what it counts is the log's running sum and
+-- its own entries, less the oldest entries that left it by ``at``; only those, and the ones
+-- a request waits for, are read. Entries are taken oldest first from the log and the
+-- lane's own list together, as one list would be.
+local function exact_earliest(lane, mine, at, need)
+  local span = lane.span
+  local sum = lsum()
+  local used = {sum[1], sum[2], sum[3], sum[4]}
+  for _, e in ipairs(mine) do
+    for d = 1, 4 do used[d] = used[d] + e.c[d] end
+  end
+  local function next_of(i, j)
+    local a, b2 = front(i), mine[j]
+    if a ~= nil and (b2 == nil or a.start <= b2.start) then return a, i + 1, j end
+    if b2 ~= nil then return b2, i, j + 1 end
+    return nil, i, j
+  end
+  local i, j = 1, 1
+  while true do
+    local e, ni, nj = next_of(i, j)
+    if e == nil or e.start + span > at then break end
+    for d = 1, 4 do used[d] = used[d] - e.c[d] end
+    i, j = ni, nj
+  end
+  for d = 1, 4 do
+    local limit = lane.lim[d]
+    if limit ~= nil then
+      if need[d] > limit then limit = need[d] end
+      local u, fi, fj = used[d], i, j
+      while u + need[d] > limit do
+        local e, ni, nj = next_of(fi, fj)
+        if e == nil then break end
+        if e.start + span > at then at = e.start + span end
+        u = u - e.c[d]
+        fi, fj = ni, nj
+      end
+    end
+  end
+  return at
+end
+
 local function lanes_admission_time(need, not_before)
   local at = t
   if not_before ~= nil and not_before > at then at = not_before end
@@ -449,11 +581,18 @@ local function lanes_admission_time(need, not_before)
   if horizon ~= nil and horizon > at then at = horizon end
   local last = redis.call('ZRANGE', K_LOG, -1, -1, 'WITHSCORES')
   if #last > 0 and tonumber(last[2]) > at then at = tonumber(last[2]) end
-  local ls, lists = lanes(), load_lanes()
+  local ls, own = lanes(), own_entries()
   -- All lanes at once: moving ``at`` for one may need another to look again.
   while true do
     local moved = at
-    for k, lane in ipairs(ls) do moved = lane_earliest(lane, lists[k], moved, need) end
+    for _, lane in ipairs(ls) do
+      local mine = own[lane.key] or {}
+      if lane.slice > 0 then
+        moved = lane_earliest(lane, mine, moved, need)
+      else
+        moved = exact_earliest(lane, mine, moved, need)
+      end
+    end
     if moved == at then return at end
     at = moved
   end
@@ -471,7 +610,17 @@ local function lanes_reserve(need, at)
   end
   redis.call('ZADD', K_LOG, fmt(at), id)
   redis.call('HSET', K_TOK, id, encode(need) .. '|' .. table.concat(sliced, ','))
+  lsum_add(need, 1)
+  FRONT = nil
   return id
+end
+
+-- Where an entry is: its admission time, and whether the log still holds it (else it
+-- waits in the pending set for its slices' sake).
+local function located(id)
+  local at = tonumber(redis.call('ZSCORE', K_LOG, id))
+  if at ~= nil then return at, true end
+  return tonumber(redis.call('ZSCORE', K_PENDING, id)), false
 end
 
 -- Give an entry's amounts back to (sign -1) or charge them to (+1) its slices.
@@ -484,10 +633,16 @@ end
 local function lanes_cancel(id)
   local v = redis.call('HGET', K_TOK, id)
   if v and redis.call('HEXISTS', K_TOK, id .. ':settled') == 0 then
-    local at = tonumber(redis.call('ZSCORE', K_LOG, id))
+    local at, in_log = located(id)
     local c, sliced = decode(v)
     if at ~= nil then to_slices(at, sliced, c, -1) end
-    redis.call('ZREM', K_LOG, id)
+    if in_log then
+      lsum_add(c, -1)
+      redis.call('ZREM', K_LOG, id)
+      FRONT = nil
+    else
+      redis.call('ZREM', K_PENDING, id)
+    end
     redis.call('HDEL', K_TOK, id)
   end
 end
@@ -495,13 +650,18 @@ end
 local function lanes_settle(id, usage)
   local v = redis.call('HGET', K_TOK, id)
   if v then
-    local at = tonumber(redis.call('ZSCORE', K_LOG, id))
+    local at, in_log = located(id)
     local c, sliced = decode(v)
     local new = need_of(usage)
     new[1] = c[1]
     if at ~= nil then
       to_slices(at, sliced, c, -1)
       to_slices(at, sliced, new, 1)
+    end
+    if in_log then
+      lsum_add(c, -1)
+      lsum_add(new, 1)
+      FRONT = nil
     end
     redis.call('HSET', K_TOK, id, encode(new) .. '|' .. sliced, id .. ':settled', 1)
   end
@@ -747,6 +907,9 @@ local function give_back(id)
   if MULTI then lanes_cancel(id) else cancel(id) end
 end
 
+-- The running sum is made (once) before anything changes the log.
+if MULTI then lsum() end
+
 if op == 'look' then
   limiter_prune()
   local wait = admission(ARGV[11], held_back()) - t
@@ -844,7 +1007,10 @@ local ahead = 0
 if #last > 0 then ahead = math.max(0, tonumber(last[2]) - t) end
 local ttl = math.ceil((ahead + 2 * math.max(longest() + EXTRA, B_WINDOW, COOLDOWN)) * 1000) + 1000
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
-if K_SLICE and MULTI then redis.call('PEXPIRE', K_SLICE, ttl) end
+if K_SLICE and MULTI then
+  redis.call('PEXPIRE', K_SLICE, ttl)
+  redis.call('PEXPIRE', K_PENDING, ttl)
+end
 -- Who decided on this route in the last two windows (one id per route object, that is per
 -- process): while Redis is away, each of them falls back to 1 / this count of the quota.
 local peers = 0
