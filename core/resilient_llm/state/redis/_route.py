@@ -34,6 +34,7 @@ from ...policies.breaker import (
 from ...policies.hints import DEFAULT_CAP, RateLimitHints
 from ...policies.limiter import (
     EXACT_UP_TO,
+    MAX_IN_FLIGHT,
     Limiter,
     LimiterSnapshot,
     RateLimit,
@@ -104,6 +105,9 @@ class RedisRoute(Route):
         # Windows a 429 named, for Redis: sent ahead of the route's next operation, so
         # ``observe`` (called inline by the flow, on an event loop too) never blocks.
         self._told: list[Plan] = []
+        # This process's admissions of the last window: when, and the in-flight time they
+        # were decided with (see ``_may_be_overdrawn``).
+        self._extras: deque[tuple[float, float]] = deque()
         # The memory fallback applies this process's share of the quota: while Redis is
         # away, the processes Redis last saw on the route split it between them.
         self._exchange.on_peers = self._heard
@@ -216,10 +220,14 @@ class RedisRoute(Route):
         return result
 
     def _admit(self, tokens: int, now: float) -> Plan:
+        extra = self.limiter.in_flight
+
         def read(t: float, result: list[Any]) -> Ticket:
             if not result:
                 return Ticket(None, None)
             at = _here(result[1], now, t)
+            with self._recent_lock:
+                self._extras.append((at, extra))
             self._consumed(tokens, at)
             # A fallback that starts within the window still counts this admission.
             mirror = self.limiter.note(tokens, at, now)
@@ -334,7 +342,23 @@ class RedisRoute(Route):
         def read(t: float, result: list[Any]) -> Permit | None:
             return _permit(result) if result else None
 
-        return Plan("acquire", now, (), read, lambda: Route.acquire(self, now))
+        check = "1" if self._may_be_overdrawn(now) else ""
+        return Plan("acquire", now, (check,), read, lambda: Route.acquire(self, now))
+
+    def _may_be_overdrawn(self, now: float) -> bool:
+        """Whether the script should look for an overdraft (``Limiter.overdrawn``): only
+        once the in-flight time grew past what this process's admissions of the last
+        window were decided with. Until then each was admitted counting every one before
+        it at least as long, so none can be (and the check reads the whole window)."""
+        if self.limiter._flights is None:
+            return False
+        current = self.limiter.in_flight
+        keep = float(self.rate_limit.window) + MAX_IN_FLIGHT
+        with self._recent_lock:
+            extras = self._extras
+            while extras and extras[0][0] + keep < now:
+                extras.popleft()
+            return any(extra < current for _, extra in extras)
 
     def ready_at(self, now: float) -> float:
         result: float = self._run(self._ready_at(now))[0]

@@ -930,7 +930,9 @@ elseif op == 'admit' then
     end
   end
 elseif op == 'acquire' then
-  if paused_until() <= t and not overdrawn() then
+  -- ARGV[11] "1": the caller's in-flight time grew since its admissions, look for an
+  -- overdraft (reading the window); else none can be.
+  if paused_until() <= t and not (ARGV[11] == '1' and overdrawn()) then
     result = acquire() or {}
   end
 elseif op == 'ready' then
