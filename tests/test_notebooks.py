@@ -27,7 +27,7 @@ FIGURES = {
     "01_seed_story.ipynb": ("01_timeline.png", "01_limiter.png"),
     "02_langchain.ipynb": ("02_langchain.png",),
     "03_llamaindex.ipynb": ("03_llamaindex.png",),
-    "04_rate_limits.ipynb": ("04_rate_limits.png",),
+    "04_rate_limits.ipynb": ("04_rate_limits.png", "04_windows.png"),
 }
 # What could send a notebook to the real providers, or an SDK elsewhere than asked.
 LIVE_SWITCHES = (

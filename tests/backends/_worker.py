@@ -4,7 +4,8 @@ It says ``{"ready": ...}`` on stdout, then answers one JSON command per stdin li
 JSON line, all on one event loop (as an application's worker would run):
 
 - ``{"cmd": "setup", "config": {...}}``: (re)build its engines over one ``RedisState``
-  (``config["redis"]`` None: the memory backend), from providers on the chaos server;
+  (``config["redis"]`` None: the memory backend), from providers on the chaos server,
+  limited by ``config["rate_limit"]`` (``RateLimit`` keywords) and ``config["windows"]``;
 - ``{"cmd": "calls", "engine": NAME, "n": N, "repeat": R, ...}``: N concurrent tasks, each
   making R (default 1) ``achat`` calls in a row; each result says whether it was answered,
   by which route, or which error it raised, and when it started and ended
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import sys
 import time
@@ -46,7 +48,16 @@ def build(
         if config["redis"] is None
         else RedisState(config["redis"], prefix=config["prefix"], **config.get("state", {}))
     )
+    for kind in {p["kind"] for p in config["providers"]}:
+        # Each family's SDK before any call: an import on the first call (seconds, on a
+        # loaded machine) would eat the calls' deadlines.
+        importlib.import_module(f"resilient_llm.providers.{kind}.adapter")
     limit = config.get("rate_limit")
+    if limit:
+        built = RateLimit(**limit)
+        # Further windows, ``RateLimit.window`` keyword arguments each, combined with ``|``.
+        for window in config.get("windows", ()):
+            built = built | RateLimit.window(**window)
     providers = {
         p["name"]: Provider(
             p["kind"],
@@ -54,7 +65,7 @@ def build(
             name=p["name"],
             base_url=p["base_url"],
             api_key="test-key",
-            rate_limit=RateLimit(**limit) if limit and p.get("limited", True) else None,
+            rate_limit=built if limit and p.get("limited", True) else None,
         )
         for p in config["providers"]
     }

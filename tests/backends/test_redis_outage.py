@@ -349,3 +349,31 @@ def test_awaited_commands_are_retried_once_at_most(own_redis: RedisServer, prefi
         asyncio.run(main())
     finally:
         state.close()
+
+
+def test_while_redis_is_away_each_process_takes_its_share_of_every_window(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """A minute's quota and a (two-hour) day's: the fallback takes 1 / 3 of each, so the
+    three processes together keep to the day's quota as well as the minute's."""
+    day, daily = 7200.0, 2 * QUOTA
+    limit = RateLimit(requests_per_minute=QUOTA, window=WINDOW) | RateLimit.window(
+        day, requests=daily
+    )
+    group = Processes(own_redis, prefix, limit)
+    try:
+        for now in (0.0, 0.5):  # twice: the second time each hears the full count
+            for route in group.routes:
+                assert route.admit(0, now).permit is not None
+        own_redis.kill()
+        # Each counts its two admissions through Redis: 2 more of its share of 4 a window.
+        assert group.round_robin(1.0) == PROCESSES * 2
+        # A window on: the minute frees, the day's share of 8 holds 4 more each.
+        assert group.round_robin(WINDOW + 1.5) == PROCESSES * 4
+        assert group.round_robin(2 * WINDOW + 2.0) == 0, "the day's shares are spent"
+        snap = group.routes[0].snapshot(2 * WINDOW + 2.0).limiter
+        assert [w.window.requests for w in snap.windows] == [QUOTA // 3, daily // 3]
+        assert snap.held_by == "requests/120min"
+        assert 2 * PROCESSES + len(group.sent) == daily
+    finally:
+        group.close()

@@ -28,6 +28,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from resilient_llm.events import Event
+from resilient_llm.messages import Usage
+from resilient_llm.policies.adaptive import ProviderCap
 from resilient_llm.policies.breaker import (
     BreakerPolicy,
     BreakerSnapshot,
@@ -35,7 +37,16 @@ from resilient_llm.policies.breaker import (
     Permit,
     StateChange,
 )
-from resilient_llm.policies.limiter import LimiterSnapshot, RateLimit
+from resilient_llm.policies.hints import RateLimitHints
+from resilient_llm.policies.limiter import (
+    DAY,
+    DEFAULT_IN_FLIGHT,
+    EXACT_UP_TO,
+    SLICES,
+    LimiterSnapshot,
+    RateLimit,
+)
+from resilient_llm.policies.quota import Tokens
 from resilient_llm.state import MemoryState
 from resilient_llm.state.memory import Look, Route, Slot, Ticket
 from resilient_llm.state.redis import RedisState
@@ -75,6 +86,22 @@ class Backend:
         changes: list[StateChange] = []
         route.add_breaker_listener(changes.append)
         return route, changes
+
+    def entries(self, route: Route) -> int:
+        """What the route's limiter keeps: log entries and slices."""
+        if isinstance(self.state, RedisState):
+            keys = self.state.keys(route.name)
+            client = self.state.client
+            return (
+                int(client.zcard(keys[0])) + int(client.hlen(keys[8])) + int(client.zcard(keys[9]))
+            )
+        return sum(len(lane.entries) for lane in route.limiter._lanes)
+
+    def slices(self, route: Route) -> int:
+        """The long windows' slices it keeps."""
+        if isinstance(self.state, RedisState):
+            return int(self.state.client.hlen(self.state.keys(route.name)[8]))
+        return sum(len(lane.entries) for lane in route.limiter._lanes if lane.slice)
 
     def __repr__(self) -> str:
         return self.kind
@@ -556,6 +583,127 @@ def test_a_pause_refuses_due_calls_and_the_latest_end_wins(backend: Backend) -> 
     assert route.acquire(16.0) is None
     assert route.acquire(17.0) is not None
     assert slot.at == 15.0
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def ask(total: int, output: int) -> Tokens:
+    return Tokens(total, input=total - output, output=output)
+
+
+def test_every_window_must_fit_and_all_admit_at_once(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(requests_per_minute=10) | RateLimit.window(10, requests=2))
+    slots = [route.admit(1, 0.0).slot for _ in range(3)]
+    assert [s.at for s in slots if s is not None] == [0.0, 0.0, 10.0]
+    # The third holds the ten-second window; the minute window counted it too.
+    windows = route.snapshot(0.0).limiter.windows
+    assert [(w.name, w.requests_used) for w in windows] == [
+        ("requests/1min", 3),
+        ("requests/10s", 3),
+    ]
+
+
+def test_output_is_charged_as_its_allowance_and_settled_on_usage(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(input_tokens_per_minute=1_000, output_tokens_per_minute=300))
+    first = take(route, 0.0, ask(150, 100))
+    take(route, 1.0, ask(150, 100))
+    take(route, 2.0, ask(150, 100))
+    queued = route.admit(ask(150, 100), 3.0).slot
+    assert queued is not None
+    assert queued.at == 60.0, "output binds; input is far"
+    # The first reply produced 20 output tokens: 80 go back to the output window.
+    route.succeed(*first, 3.0, Tokens(70, input=50, output=20))
+    # 320 output counted with the queued one: the entry of 1.0 must leave too, at 61.
+    assert route.look(ask(150, 100), 3.0).wait == 58.0
+    window = route.snapshot(3.0).limiter.windows[0]
+    assert (window.input_tokens_used, window.output_tokens_used) == (50 + 3 * 50, 320)
+    route.cancel(queued)
+    assert route.look(ask(150, 100), 3.0).wait == 57.0, "the first (20) leaves at 60"
+
+
+def test_cache_reads_are_left_out_of_input_where_the_family_says_so(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(input_tokens_per_minute=1_000))
+    route.cache_reads_count = False
+    slot, permit = take(route, 0.0, ask(900, 0))
+    usage = Usage(input_tokens=900, output_tokens=0, cached_input_tokens=800).total_tokens
+    route.succeed(slot, permit, 0.0, usage)
+    assert route.snapshot(0.0).limiter.windows[0].input_tokens_used == 100
+    assert route.look(ask(900, 0), 0.0).wait == 0.0
+
+
+def test_a_day_keeps_a_counter_per_slice_and_never_admits_past_its_limit(
+    backend: Backend,
+) -> None:
+    route, _ = backend.route(RateLimit(requests_per_day=300))
+    step = DAY / 600
+    granted = []
+    for i in range(1_800):  # three days of callers who go elsewhere rather than queue
+        now = i * step
+        if route.look(1, now).wait == 0:
+            slot, permit = take(route, now, 1)
+            route.succeed(slot, permit, now, 1)
+            granted.append(slot.at)
+        if i % 97 == 0:
+            assert backend.entries(route) <= SLICES + 1 + 96
+    assert backend.slices(route) <= SLICES + 1
+    for i, start in enumerate(granted):
+        assert sum(1 for a in granted[i : i + 301] if a < start + DAY) <= 300
+    assert granted[299] == 299 * step
+    assert granted[300] <= granted[0] + DAY * (1 + 1 / SLICES)
+    assert len(granted) >= 3 * 300 * 0.98
+
+
+def test_a_daily_hold_shows_in_the_snapshot_with_its_end(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(requests_per_minute=100, requests_per_day=2))
+    take(route, 0.0)
+    take(route, 10.0)
+    snap = route.snapshot(20.0).limiter
+    assert snap.held_by == "requests/1d"
+    assert DAY - 20.0 <= snap.held_for <= DAY * (1 + 1 / SLICES)
+    assert route.look(0, 20.0).wait == snap.held_for
+    assert route.snapshot(21.0).limiter.windows[1].requests_used == 2
+    assert route.snapshot(21.0).limiter.windows[0].requests_used == 2
+
+
+def test_in_flight_time_is_counted_and_learnt_from_answers(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(requests_per_minute=1))
+    route.limiter.count_in_flight()
+    slot, permit = take(route, 0.0, 1)
+    assert route.look(1, 0.0).wait == 60.0 + DEFAULT_IN_FLIGHT
+    route.succeed(slot, permit, 0.05, None)
+    assert route.look(1, 0.05).wait == 60.0
+    queued = route.admit(1, 0.05).slot
+    assert queued is not None
+    assert queued.at == 60.05
+
+
+def test_a_queued_request_waking_into_an_overdraft_queues_again(backend: Backend) -> None:
+    route, _ = backend.route(RateLimit(requests_per_minute=1) | RateLimit.window(DAY, requests=9))
+    route.limiter.count_in_flight()
+    first = take(route, 0.0, 1)
+    queued = route.admit(1, 0.0).slot
+    assert queued is not None
+    assert queued.at == 60.0 + DEFAULT_IN_FLIGHT
+    route.succeed(*first, 1.5, None)  # in flight far longer than allowed for
+    assert route.acquire(queued.at) is None
+    route.cancel(queued)
+    assert route.acquire(queued.at) is not None
+
+
+def test_a_429_naming_a_window_counts_it_full_but_the_slot_its_wait_frees(
+    backend: Backend,
+) -> None:
+    route, _ = backend.route(RateLimit(requests_per_minute=100))
+    route.provider_cap = ProviderCap()
+    route.observe(RateLimitHints(exhausted=(("requests", DAY, 5),), retry_after=50.0), 100.0)
+    # The 429's own retry-after is the route's pause elsewhere; here the windows alone.
+    assert route.look(1, 150.0).wait == 0.0, "the slot the provider's wait frees"
+    take(route, 150.0, 1)
+    snap = route.snapshot(150.0).limiter
+    assert snap.held_by == "requests/1d"
+    assert snap.held_for == DAY - 50.0, "the rest: a window after the 429"
+    assert route.look(1, 150.0).wait == DAY - 50.0
 
 
 # --------------------------------------------------------------------------- the model
@@ -1040,3 +1188,122 @@ def _answer(run: Run, op: str, pick: int, fraction: float) -> object:
     if op == "pause":
         route.pause(now, fraction * run.limit.window)
     return None  # "snapshot" too: snapshots are compared after every step
+
+
+# --------------------------------------------------------------------------- windows, differential
+
+
+# A few windows, each limiting a few dimensions, for the differential test below.
+window_limits = st.builds(
+    lambda first, second, day: first | second | day,
+    st.builds(
+        RateLimit,
+        requests_per_minute=st.none() | st.integers(1, 3),
+        tokens_per_minute=st.none() | st.integers(20, 120),
+        window=st.sampled_from([60.0, 7.5]),
+        input_tokens_per_minute=st.none() | st.integers(20, 120),
+        output_tokens_per_minute=st.none() | st.integers(10, 60),
+    ),
+    st.builds(
+        RateLimit.window,
+        st.sampled_from([1.0, 30.0]),
+        requests=st.none() | st.integers(1, 4),
+        output_tokens=st.none() | st.integers(10, 90),
+    ),
+    st.builds(
+        RateLimit.window,
+        st.sampled_from([DAY, 7200.0]),
+        requests=st.none() | st.integers(2, 8),
+        tokens=st.none() | st.integers(60, 400),
+    ),
+)
+window_ops = st.lists(
+    st.tuples(
+        st.sampled_from(("look", "admit", "admit", "tick", "tick", "succeed", "cancel", "429")),
+        st.integers(0, 50),
+        st.floats(0, 1),
+    ),
+    min_size=10,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limit=window_limits, start=starts, ops=window_ops, flight=st.booleans())
+def test_differential_windows_decide_alike(
+    memory_backend: Backend,
+    redis_backend: Backend,
+    limit: RateLimit,
+    start: float,
+    ops: list[tuple[str, int, float]],
+    flight: bool,
+) -> None:
+    """Several windows, input and output tokens, a sliced long window, in-flight time:
+    the same operations on memory and Redis give the same answers and window figures."""
+    routes = [memory_backend.route(limit)[0], redis_backend.route(limit)[0]]
+    for route in routes:
+        route.provider_cap = ProviderCap()
+        if flight:
+            route.limiter.count_in_flight()
+    held: list[list[tuple[Slot, Permit | None]]] = [[], []]
+    several = limit.several or limit.window > EXACT_UP_TO
+    now = start
+    for op, pick, fraction in ops:
+        tokens: int = ask(int(fraction * 60), int(fraction * 30))
+        if not limit.several and limit.window <= EXACT_UP_TO:
+            # The one-window path keeps totals alone: a 429's window later reads them as
+            # input and output both (the careful side), where memory kept the split.
+            tokens = int(tokens)
+        if routes[0].limiter.too_large(tokens):
+            continue  # refused before any route is asked (``check_fits``)
+        answers = []
+        for route, mine in zip(routes, held, strict=True):
+            # A request answers within minutes: Redis keeps an admission's own entry (what
+            # settles a long window's slice) for 15 of them, memory as long as its caller.
+            mine[:] = [h for h in mine if now - h[0].at < 600]
+            if op == "look":
+                answers.append(route.look(tokens, now).wait)
+            elif op == "admit":
+                ticket = route.admit(tokens, now)
+                if ticket.slot is not None:
+                    mine.append((ticket.slot, ticket.permit))
+                answers.append(None if ticket.slot is None else ticket.slot.at)
+            elif op == "succeed" and mine:
+                slot, permit = mine.pop(pick % len(mine))
+                if permit is not None:
+                    usage: int = Tokens(
+                        int(fraction * 40), input=int(fraction * 30), output=int(fraction * 10)
+                    )
+                    if not isinstance(tokens, Tokens):
+                        usage = int(usage)  # the one-window path, as above
+                    route.succeed(slot, permit, now + fraction, usage)
+            elif op == "cancel" and mine:
+                route.cancel(mine.pop(pick % len(mine))[0])
+            elif op == "429":
+                # A 429 naming a window, one of the route's or a new long one, with its
+                # limit. (A new window of up to an hour counts, in Redis, what the log
+                # holds from before it was named, beside the 429's full count; memory
+                # starts it empty but for that: Redis is the more careful there.)
+                spans = [*(w.seconds for w in limit.windows), DAY, 7200.0]
+                what = ("requests", "output_tokens")[pick % 2]
+                seconds = spans[(pick // 2) % len(spans)]
+                hints = RateLimitHints(exhausted=((what, seconds, 1 + pick % 5),))
+                route.observe(hints, now)
+                several = True  # a window a 429 named: Redis takes the lanes' path
+        if op == "tick":
+            now += [fraction * 20, 7.5, 60.0, DAY / SLICES, 3600.0][pick % 5]
+        assert answers[0] == answers[1] if answers else True, (op, answers)
+        memory, redis = (route.snapshot(now).limiter for route in routes)
+        assert memory == redis
+        if not several:
+            # One window of requests and tokens: Redis keeps the totals alone (its fast
+            # path), so input and output read as the total.
+            memory = replace(
+                memory,
+                windows=tuple(
+                    replace(w, input_tokens_used=w.tokens_used, output_tokens_used=w.tokens_used)
+                    for w in memory.windows
+                ),
+            )
+        assert memory.windows == redis.windows
+        assert (memory.held_by, memory.held_for) == (redis.held_by, redis.held_for)

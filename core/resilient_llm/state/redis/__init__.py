@@ -175,4 +175,15 @@ class RedisState:
         return f"RedisState({where(self.client)}, prefix={self.prefix!r})"
 
 
-_PARTS = ("log", "tokens", "meta", "breaker", "outcomes", "live", "pause", "peers")
+_PARTS = (
+    "log",
+    "tokens",
+    "meta",
+    "breaker",
+    "outcomes",
+    "live",
+    "pause",
+    "peers",
+    "slices",
+    "pending",
+)

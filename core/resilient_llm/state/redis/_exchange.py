@@ -135,6 +135,9 @@ class Exchange:
         # What to write into Redis first when it may be back (what was decided without it).
         self.on_return: Callable[[float], Plan | None] | None = None
         self._returning = False
+        # The script's limiter argument (ARGV[3]) for each call, when it changes between
+        # calls (the in-flight time learnt); else the fixed one.
+        self.limiter_arg: Callable[[], str] | None = None
 
     @property
     def away(self) -> bool:
@@ -152,6 +155,8 @@ class Exchange:
         with self._book:
             fixed = list(self._args)
             hint = self._hint
+        if self.limiter_arg is not None:
+            fixed[0] = self.limiter_arg()
         if self._store.time == "server":
             lo = hi = ""
             if hint is not None:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._forks import renew_locks
-from ...errors import ConfigurationError
 from ...events import EventHandler
 from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ...policies.breaker import (
@@ -32,7 +31,18 @@ from ...policies.breaker import (
     CircuitState,
     Permit,
 )
-from ...policies.limiter import Limiter, LimiterSnapshot, RateLimit, Reservation
+from ...policies.hints import DEFAULT_CAP, RateLimitHints
+from ...policies.limiter import (
+    EXACT_UP_TO,
+    MAX_IN_FLIGHT,
+    Limiter,
+    LimiterSnapshot,
+    RateLimit,
+    Reservation,
+    Window,
+    WindowSnapshot,
+)
+from ...policies.rate_limit import DIMENSIONS
 from ..memory import Route, RouteSnapshot, _memory
 from ._exchange import Exchange, Plan, Store, nothing, opt, text
 
@@ -73,13 +83,6 @@ class RedisRoute(Route):
         attempt_timeout: float | None,
         emit: EventHandler,
     ) -> None:
-        if limit.several:
-            # route.lua keeps one log of requests and total tokens; admitting by part of
-            # the limits would break the promise silently.
-            raise ConfigurationError(
-                f"route {name!r}: RedisState enforces one window of requests and tokens; "
-                f"{limit!r} has more (several windows, or input/output token limits)"
-            )
         super().__init__(
             name, Limiter(limit), CircuitBreaker(policy, name=name), attempt_timeout=attempt_timeout
         )
@@ -95,6 +98,16 @@ class RedisRoute(Route):
             policy.half_open_probes,
         ]
         self._exchange = Exchange(state, name, args, emit)
+        # The limiter's argument (its windows and the in-flight time) follows what the
+        # route learns, so it is made for each call.
+        self._exchange.limiter_arg = self._limiter_arg
+        self._spec: tuple[RateLimit, str] | None = None
+        # Windows a 429 named, for Redis: sent ahead of the route's next operation, so
+        # ``observe`` (called inline by the flow, on an event loop too) never blocks.
+        self._told: list[Plan] = []
+        # This process's admissions of the last window: when, and the in-flight time they
+        # were decided with (see ``_may_be_overdrawn``).
+        self._extras: deque[tuple[float, float]] = deque()
         # The memory fallback applies this process's share of the quota: while Redis is
         # away, the processes Redis last saw on the route split it between them.
         self._exchange.on_peers = self._heard
@@ -112,6 +125,29 @@ class RedisRoute(Route):
         # rest of the window's quota.
         self._careful_until = -math.inf
 
+    def _limiter_arg(self) -> str:
+        """ARGV[3] of ``route.lua``: the first window, then (when counted) the in-flight
+        time and every window, for a limit the one-window path cannot hold."""
+        limit = self.rate_limit
+        cached = self._spec
+        if cached is None or cached[0] is not limit:
+            cached = self._spec = (limit, _windows_spec(limit))
+        limiter = self.limiter
+        # Not ``in_flight`` alone: a limiter counting in-flight time that learnt 0 still
+        # takes back a queued slot woken into an overdraft (limiter.py's ``overdrawn``).
+        counting = "" if limiter._flights is None else repr(limiter.in_flight)
+        if not counting and not cached[1]:
+            return repr(float(limit.window))
+        return f"{float(limit.window)!r}~{counting}~{cached[1]}"
+
+    def _need(self, tokens: int) -> str:
+        """A request's tokens for the script (see :func:`_charged`)."""
+        return _charged(self.limiter._charge(tokens))
+
+    def _usage(self, tokens: int) -> str:
+        """What a reply's usage charges, as the memory route settles it."""
+        return _charged(self.limiter._charge(tokens, cached_counts=self.cache_reads_count))
+
     # -- the flow's effects ----------------------------------------------------------
 
     def perform(
@@ -127,7 +163,7 @@ class RedisRoute(Route):
         plan = self._plan(name, args)
         if local or (budget is not None and budget < self._state.timeout):
             return self._exchange.local(plan), True
-        return self._exchange.run(plan)
+        return self._run(plan)
 
     async def aperform(
         self,
@@ -142,7 +178,7 @@ class RedisRoute(Route):
         plan = self._plan(name, args)
         if local:
             return self._exchange.local(plan), True
-        return await self._exchange.arun(plan)
+        return await self._arun(plan)
 
     def _plan(self, name: OpName, args: tuple[Any, ...]) -> Plan:
         plan: Callable[..., Plan] = getattr(self, f"_{name}")
@@ -152,18 +188,18 @@ class RedisRoute(Route):
         self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
     ) -> None:
         for plan in self._finish_plans(how, slot, permit, now, tokens):
-            self._exchange.run(plan)
+            self._run(plan)
 
     async def afinish(
         self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
     ) -> None:
         for plan in self._finish_plans(how, slot, permit, now, tokens):
-            await self._exchange.arun(plan)
+            await self._arun(plan)
 
     # -- decisions -----------------------------------------------------------------
 
     def look(self, tokens: int, now: float) -> Look:
-        result: Look = self._exchange.run(self._look(tokens, now))[0]
+        result: Look = self._run(self._look(tokens, now))[0]
         return result
 
     def _look(self, tokens: int, now: float) -> Plan:
@@ -174,20 +210,24 @@ class RedisRoute(Route):
         return Plan(
             "look",
             now,
-            (tokens, self._hold(tokens, now)),
+            (self._need(tokens), self._hold(tokens, now)),
             read,
             lambda: Route.look(self, tokens, now),
         )
 
     def admit(self, tokens: int, now: float) -> Ticket:
-        result: Ticket = self._exchange.run(self._admit(tokens, now))[0]
+        result: Ticket = self._run(self._admit(tokens, now))[0]
         return result
 
     def _admit(self, tokens: int, now: float) -> Plan:
+        extra = self.limiter.in_flight
+
         def read(t: float, result: list[Any]) -> Ticket:
             if not result:
                 return Ticket(None, None)
             at = _here(result[1], now, t)
+            with self._recent_lock:
+                self._extras.append((at, extra))
             self._consumed(tokens, at)
             # A fallback that starts within the window still counts this admission.
             mirror = self.limiter.note(tokens, at, now)
@@ -200,7 +240,7 @@ class RedisRoute(Route):
         return Plan(
             "admit",
             now,
-            (tokens, self._hold(tokens, now)),
+            (self._need(tokens), self._hold(tokens, now)),
             read,
             lambda: self._admit_locally(tokens, now),
         )
@@ -243,8 +283,43 @@ class RedisRoute(Route):
             return None
         triples: list[str | float | None] = []
         for slot_id, reservation in kept:
-            triples += [slot_id, reservation.at - now, reservation.tokens]
+            triples += [slot_id, reservation.at - now, _charged(reservation._charge)]
         return Plan("seed", now, tuple(triples), nothing, lambda: None, best_effort=True)
+
+    def observe(self, hints: RateLimitHints, now: float) -> None:
+        """As the memory route, and a window a 429 named goes to Redis too, so every
+        process holds the route until it frees (sent ahead of the next operation)."""
+        super().observe(hints, now)
+        if hints.empty or self.provider_cap is None:
+            return
+        retry = hints.retry_after
+        for what, seconds, limit in hints.exhausted:
+            if limit is None or what not in DIMENSIONS:
+                continue
+            # As ``Limiter.exhausted``: a wait at the parsers' cap may be a longer one cut.
+            trusted = retry is not None and retry < min(seconds, DEFAULT_CAP)
+            args = (DIMENSIONS.index(what) + 1, seconds, limit, retry if trusted else None)
+            with self._recent_lock:
+                self._told.append(
+                    Plan("exhausted", now, args, nothing, lambda: None, best_effort=True)
+                )
+
+    def _run(self, plan: Plan) -> tuple[Any, bool]:
+        for told in self._untold():
+            self._exchange.run(told)
+        return self._exchange.run(plan)
+
+    async def _arun(self, plan: Plan) -> tuple[Any, bool]:
+        for told in self._untold():
+            await self._exchange.arun(told)
+        return await self._exchange.arun(plan)
+
+    def _untold(self) -> list[Plan]:
+        if not self._told:
+            return []
+        with self._recent_lock:
+            told, self._told = self._told, []
+        return told
 
     def learn(self, limit: RateLimit) -> None:
         super().learn(limit)
@@ -260,17 +335,33 @@ class RedisRoute(Route):
         return None if not_before is None else not_before - now
 
     def acquire(self, now: float) -> Permit | None:
-        result: Permit | None = self._exchange.run(self._acquire(now))[0]
+        result: Permit | None = self._run(self._acquire(now))[0]
         return result
 
     def _acquire(self, now: float) -> Plan:
         def read(t: float, result: list[Any]) -> Permit | None:
             return _permit(result) if result else None
 
-        return Plan("acquire", now, (), read, lambda: Route.acquire(self, now))
+        check = "1" if self._may_be_overdrawn(now) else ""
+        return Plan("acquire", now, (check,), read, lambda: Route.acquire(self, now))
+
+    def _may_be_overdrawn(self, now: float) -> bool:
+        """Whether the script should look for an overdraft (``Limiter.overdrawn``): only
+        once the in-flight time grew past what this process's admissions of the last
+        window were decided with. Until then each was admitted counting every one before
+        it at least as long, so none can be (and the check reads the whole window)."""
+        if self.limiter._flights is None:
+            return False
+        current = self.limiter.in_flight
+        keep = float(self.rate_limit.window) + MAX_IN_FLIGHT
+        with self._recent_lock:
+            extras = self._extras
+            while extras and extras[0][0] + keep < now:
+                extras.popleft()
+            return any(extra < current for _, extra in extras)
 
     def ready_at(self, now: float) -> float:
-        result: float = self._exchange.run(self._ready_at(now))[0]
+        result: float = self._run(self._ready_at(now))[0]
         return result
 
     def _ready_at(self, now: float) -> Plan:
@@ -288,11 +379,17 @@ class RedisRoute(Route):
     def _finish_plans(
         self, how: FinishHow, slot: Slot, permit: Permit, now: float | None, tokens: int | None
     ) -> list[Plan]:
+        reservation = slot.mirror if isinstance(slot, RedisSlot) else slot
+        if isinstance(reservation, Reservation) and now is not None and how != "release":
+            # How long requests take to reach the provider: the time each admission is
+            # counted beyond its window, here and (sent with each call) in Redis.
+            reservation.answered(now)
         if isinstance(slot, RedisSlot) and slot.mirror is not None:
             if how == "succeed" and tokens is not None:
-                slot.mirror.settle(tokens)
+                slot.mirror.settle(tokens, cached_counts=self.cache_reads_count)
             elif how == "withdraw":
                 slot.mirror.cancel()
+        usage = None if tokens is None else self._usage(tokens)
         in_redis = isinstance(slot, RedisSlot), isinstance(permit, RedisPermit)
         slot_id = slot.id if isinstance(slot, RedisSlot) else None
         permit_id = permit.key if isinstance(permit, RedisPermit) else None
@@ -300,16 +397,16 @@ class RedisRoute(Route):
         if how == "succeed":
             assert now is not None, "a success is recorded at a time"
             if in_redis == (True, True):
-                return [self._record("succeed", now, slot_id, permit_id, tokens)]
+                return [self._record("succeed", now, slot_id, permit_id, usage)]
             if permit_id is not None:
                 plans.append(self._record("succeed", now, None, permit_id))
             else:
                 self.breaker.record_success(permit, now)
             if tokens is not None:
                 if slot_id is not None:
-                    plans.append(self._record("succeed", now, slot_id, None, tokens))  # settles
+                    plans.append(self._record("succeed", now, slot_id, None, usage))  # settles
                 else:
-                    _memory(slot).settle(tokens)
+                    _memory(slot).settle(tokens, cached_counts=self.cache_reads_count)
             return plans
         if how == "fail":
             assert now is not None, "a failure is recorded at a time"
@@ -349,17 +446,17 @@ class RedisRoute(Route):
         if not isinstance(permit, RedisPermit):
             super().release(permit)
         else:
-            self._exchange.run(self._record("release", None, None, permit.key))
+            self._run(self._record("release", None, None, permit.key))
 
     def cancel(self, slot: Slot) -> None:
         for plan in self._cancel_plans(slot):
-            self._exchange.run(plan)
+            self._run(plan)
 
     def withdraw(self, slot: Slot, permit: Permit) -> None:
         self.finish("withdraw", slot, permit, None, None)
 
     def pause(self, now: float, seconds: float) -> None:
-        self._exchange.run(self._pause(now, seconds))
+        self._run(self._pause(now, seconds))
 
     def _pause(self, now: float, seconds: float) -> Plan:
         # The memory pause is kept as well, so a fallback still honours it.
@@ -378,7 +475,7 @@ class RedisRoute(Route):
 
     def reset(self, now: float) -> None:
         """Close the shared breaker and clear its counts, for every process."""
-        self._exchange.run(self._record("reset", now))
+        self._run(self._record("reset", now))
 
     def shared_snapshot(self, now: float) -> RouteSnapshot:
         plan = Plan(
@@ -389,27 +486,34 @@ class RedisRoute(Route):
             lambda: Route.shared_snapshot(self, now),
             best_effort=True,
         )
-        snapshot: RouteSnapshot = self._exchange.run(plan)[0]
+        snapshot: RouteSnapshot = self._run(plan)[0]
         return snapshot
 
     def _read_snapshot(self, now: float, t: float, result: list[Any]) -> RouteSnapshot:
-        admitted, used, size, total, first, failures, calls, opened, probes, paused = (
-            text(v) for v in result
-        )
-        rpm, tpm, window = (
-            self.rate_limit.requests_per_minute,
-            self.rate_limit.tokens_per_minute,
-            self.rate_limit.window,
-        )
+        fields = [text(v) for v in result]
+        admitted, used, queued, requests, tokens, refill = fields[:6]
+        failures, calls, opened, probes, paused = fields[6:11]
+        windows = [
+            _window_snapshot(spec, counted, _here(free_at, now, t) - now)
+            for spec, counted, free_at in zip(
+                fields[11::3], fields[12::3], fields[13::3], strict=True
+            )
+        ]
+        first = windows[0].window
+        rpm, tpm = first.requests, first.tokens
+        holding = max(windows, key=lambda w: w.free_in)
         limiter = LimiterSnapshot(
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
             requests_used=int(admitted),
             estimated_tokens=int(used),
-            queue_length=int(size) - int(admitted),
-            refill_time=_here(first, now, t) + window - now if first else 0.0,
-            requests_remaining=None if rpm is None else max(0, rpm - int(size)),
-            tokens_remaining=None if tpm is None else max(0, tpm - int(total)),
+            queue_length=int(queued),
+            refill_time=_here(refill, now, t) - now if refill else 0.0,
+            requests_remaining=None if rpm is None else max(0, rpm - int(requests)),
+            tokens_remaining=None if tpm is None else max(0, tpm - int(tokens)),
+            windows=tuple(windows),
+            held_by=holding.name if holding.free_in > 0 else None,
+            held_for=holding.free_in,
         )
         opened_at = _here(opened, now, t) if opened else None
         state = self._exchange.seen
@@ -440,6 +544,35 @@ def _here(value: object, now: float, t: float) -> float:
     # times are already ours: returned as they are, with no rounding from the round trip.
     x = float(text(value))
     return x if math.isinf(x) or t == now else now + (x - t)
+
+
+def _window_snapshot(spec: str, counted: str, free_in: float) -> WindowSnapshot:
+    seconds, *limits = spec.split(":")
+    window = Window(float(seconds), *(int(v) if v else None for v in limits))
+    requests, tokens, inputs, outputs = (int(float(v)) for v in counted.split(","))
+    return WindowSnapshot(window, requests, tokens, inputs, outputs, max(0.0, free_in))
+
+
+def _charged(charge: list[int]) -> str:
+    """``[requests, tokens, input, output]`` as the script reads a request's tokens: the
+    total, with its input and output when they differ from it."""
+    if charge[1] == charge[2] == charge[3]:
+        return str(charge[1])
+    return f"{charge[1]},{charge[2]},{charge[3]}"
+
+
+def _windows_spec(limit: RateLimit) -> str:
+    """Every window of ``limit`` for ``route.lua`` ("" when the one-window path holds it:
+    one window of at most an hour, of requests and total tokens)."""
+    windows = limit.windows
+    if not limit.several and windows[0].seconds <= EXACT_UP_TO:
+        return ""
+    return ",".join(
+        ":".join(
+            [repr(w.seconds), *("" if (v := getattr(w, n)) is None else str(v) for n in DIMENSIONS)]
+        )
+        for w in windows
+    )
 
 
 def _permit(fields: list[Any]) -> RedisPermit:
