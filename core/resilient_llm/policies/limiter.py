@@ -558,7 +558,14 @@ class Limiter:
             at = max(at, not_before)
         need = self._charge(tokens)
         extra = self.in_flight
-        parted = [(lane, lane.window.parted(self._parts)) for lane in self._lanes]
+        # An unlimited lane never moves ``at``; asking it would copy its window's entries.
+        parted = [
+            (lane, limits)
+            for lane in self._lanes
+            if (limits := lane.window.parted(self._parts)).limited
+        ]
+        if not parted:
+            return at
         # All lanes at once: moving ``at`` for one may need another to look again.
         while True:
             moved = at
