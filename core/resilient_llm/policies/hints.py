@@ -24,7 +24,6 @@ from typing import TypeVar, cast
 
 __all__ = [
     "DEFAULT_CAP",
-    "HINTED",
     "RateLimitHints",
     "hints_from_headers",
     "parse_duration",
