@@ -266,7 +266,7 @@ class _LCOpenAI:
         self._make = lambda: ChatOpenAI(
             model=MODELS["openai"],
             base_url=primary.url,
-            api_key=API_KEY,  # type: ignore[arg-type]
+            api_key=API_KEY,
             http_async_client=openai.DefaultAioHttpClient(),
         )
         self._model = self._make()
