@@ -71,7 +71,9 @@ clean:
 
 # Benchmarks against the peers (benchmarks/): their own venv, since LangChain's Gemini package
 # pins google-genai 2.x and LiteLLM has pins of its own. Not part of `make test`: tests never
-# time anything. BENCH_ARGS=--quick for a smoke run. Then each beyond-the-peers feature, off
+# time anything. BENCH_ARGS=--quick for a smoke run. Then the overhead against its floors: the
+# raw SDK on both async transports, ChatOpenAI, RedisState against memory, RSS at 10k and 100k
+# calls (benchmarks/floors.py). Then each beyond-the-peers feature, off
 # and on (benchmarks/features.py). Then the caller's event-loop lag, with the route state in a
 # real Redis behind a delaying proxy (benchmarks/loop_lag.py; it starts its own redis-server).
 # Then the outage overshoot: processes sharing a quota in Redis, Redis killed for 3 s and
@@ -88,6 +90,7 @@ $(BENCH)/.installed: pyproject.toml benchmarks/requirements.txt
 .PHONY: bench
 bench: $(BENCH)/.installed redis-server
 	$(BENCH)/bin/python -m benchmarks.run $(BENCH_ARGS)
+	$(BENCH)/bin/python -m benchmarks.floors $(BENCH_ARGS)
 	$(BENCH)/bin/python -m benchmarks.features
 	$(BENCH)/bin/python -m benchmarks.loop_lag $(BENCH_ARGS)
 	$(BENCH)/bin/python -m benchmarks.redis_faults $(BENCH_ARGS)

@@ -32,7 +32,7 @@ from . import report
 from .harness import ROOT, cold_start, run_interleaved, run_once
 from .scenarios import SCENARIOS, Scenario
 from .stats import median
-from .systems import SYSTEMS
+from .systems import PEERS, SYSTEMS
 
 __all__ = ["main"]
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small counts, one repetition")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, or 1 with --quick)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", default=",".join(PEERS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)

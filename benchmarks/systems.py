@@ -15,7 +15,16 @@ from typing import Any, Protocol
 
 from .spec import API_KEY, MODELS, Setup
 
-__all__ = ["CONFIGURATION", "IMPORTS", "LABELS", "SYSTEMS", "System", "build"]
+__all__ = [
+    "CONFIGURATION",
+    "IMPORTS",
+    "LABELS",
+    "PEERS",
+    "REDIS_URL_VARIABLE",
+    "SYSTEMS",
+    "System",
+    "build",
+]
 
 
 class System(Protocol):
@@ -30,6 +39,9 @@ class System(Protocol):
 
 LABELS = {
     "raw": "raw openai SDK",
+    "raw_httpx": "raw openai SDK, default httpx transport",
+    "lc_openai": "ChatOpenAI (LangChain), aiohttp transport",
+    "engine_redis": "resilient-llm engine, RedisState",
     "engine": "resilient-llm engine",
     "lc_resilient": "ChatResilientLLM (LangChain)",
     "litellm": "LiteLLM Router",
@@ -39,6 +51,9 @@ LABELS = {
 # What a user writes at the top of a module to use the system; timed in fresh processes.
 IMPORTS = {
     "raw": "import openai",
+    "raw_httpx": "import openai",
+    "lc_openai": "from langchain_openai import ChatOpenAI",
+    "engine_redis": "from resilient_llm import ResilientLLM, Provider, RateLimit",
     "engine": "from resilient_llm import ResilientLLM, Provider, RateLimit",
     "lc_resilient": "from langchain_resilient import ChatResilientLLM",
     "litellm": "from litellm import Router",
@@ -51,6 +66,18 @@ IMPORTS = {
 }
 
 CONFIGURATION = {
+    "raw_httpx": (
+        "`openai.OpenAI` / `AsyncOpenAI` on the primary route only, SDK defaults, the async "
+        "client on the SDK's default httpx transport."
+    ),
+    "lc_openai": (
+        "`ChatOpenAI(model, base_url, api_key, http_async_client=openai.DefaultAioHttpClient())` "
+        "on the primary route, SDK defaults otherwise; `invoke`/`ainvoke`."
+    ),
+    "engine_redis": (
+        "The engine's arguments plus `state=RedisState(url)` on a local redis-server "
+        "(persistence off)."
+    ),
     "raw": (
         "`openai.OpenAI` / `AsyncOpenAI` on the primary route only, SDK defaults "
         "(`max_retries=2`, which honours retry-after up to 60 s). No fallback, no limiter. "
@@ -90,6 +117,12 @@ def _messages(prompt: str) -> list[dict[str, str]]:
 
 
 class _Raw:
+    """The floor: the openai SDK alone on the primary route. The async client rides the
+    SDK's aiohttp transport (``aiohttp=True``, the engine's default) or its default httpx
+    one; the sync client is the SDK's default either way, as the engine's is."""
+
+    aiohttp = True
+
     def __init__(self, setup: Setup) -> None:
         import openai
 
@@ -105,10 +138,11 @@ class _Raw:
         # Made on the running loop: the aiohttp transport's session belongs to it.
         if self._async is None:
             transport = getattr(self._openai, "DefaultAioHttpClient", None)
+            use = transport is not None and self.aiohttp
             self._async = self._openai.AsyncOpenAI(
                 base_url=self._url,
                 api_key=API_KEY,
-                http_client=transport() if transport is not None else None,
+                http_client=transport() if use else None,
             )
         return self._async
 
@@ -126,6 +160,10 @@ class _Raw:
 
     def close(self) -> None:
         self._sync.close()
+
+
+class _RawHttpx(_Raw):
+    aiohttp = False
 
 
 def _engine_kwargs(setup: Setup) -> dict[str, Any]:
@@ -160,6 +198,11 @@ def _engine_kwargs(setup: Setup) -> dict[str, Any]:
     }
 
 
+REDIS_URL_VARIABLE = "RLLM_BENCH_REDIS_URL"
+"""Where ``engine_redis`` keeps its route state: set by the orchestrator (``floors.py``),
+which starts the redis-server."""
+
+
 class _Engine:
     def __init__(self, setup: Setup) -> None:
         from resilient_llm import ResilientLLM
@@ -174,6 +217,18 @@ class _Engine:
 
     def close(self) -> None:
         self._llm.close()
+
+
+class _EngineRedis(_Engine):
+    """The engine with its route state in a real Redis (``RedisState``), not in memory."""
+
+    def __init__(self, setup: Setup) -> None:
+        from resilient_llm import ResilientLLM
+        from resilient_llm.state.redis import RedisState
+
+        url = os.environ[REDIS_URL_VARIABLE]
+        state = RedisState(url, prefix=f"bench{os.getpid()}")
+        self._llm = ResilientLLM(**_engine_kwargs(setup), state=state)
 
 
 def _text(message: Any) -> str:
@@ -195,6 +250,39 @@ class _LCResilient:
 
     def close(self) -> None:
         self._model.resilient_engine.close()
+
+
+class _LCOpenAI:
+    """LangChain's own ``ChatOpenAI`` on the primary route: the floor for ChatResilientLLM.
+    Its async client on the SDK's aiohttp transport, as the engine's; SDK retries as
+    default, as the raw floor's."""
+
+    def __init__(self, setup: Setup) -> None:
+        import openai
+        from langchain_openai import ChatOpenAI
+
+        primary = setup.routes[0]
+        assert primary.kind == "openai", "ChatOpenAI's floor is the OpenAI route"
+        self._make = lambda: ChatOpenAI(
+            model=MODELS["openai"],
+            base_url=primary.url,
+            api_key=API_KEY,
+            http_async_client=openai.DefaultAioHttpClient(),
+        )
+        self._model = self._make()
+        self._async: Any = None
+
+    def call(self, prompt: str, max_tokens: int) -> str:
+        return _text(self._model.invoke(prompt, max_tokens=max_tokens))
+
+    async def acall(self, prompt: str, max_tokens: int) -> str:
+        # Made on the running loop: the aiohttp transport's session belongs to it.
+        if self._async is None:
+            self._async = self._make()
+        return _text(await self._async.ainvoke(prompt, max_tokens=max_tokens))
+
+    def close(self) -> None:
+        pass
 
 
 def quiet_litellm() -> None:
@@ -331,7 +419,12 @@ SYSTEMS: dict[str, Callable[[Setup], System]] = {
     "lc_resilient": _LCResilient,
     "litellm": _LiteLLM,
     "lc_peer": _LCPeer,
+    "raw_httpx": _RawHttpx,
+    "lc_openai": _LCOpenAI,
+    "engine_redis": _EngineRedis,
 }
+PEERS = ("raw", "engine", "lc_resilient", "litellm", "lc_peer")
+"""What ``run.py`` compares in every scenario; the others are floors for ``floors.py``."""
 
 
 def build(name: str, setup: Setup) -> System:

@@ -10,6 +10,8 @@ first reply, in this fresh process; print ``RESULT <json>``.
 
 ``profile SYSTEM SETUP_JSON seq|conc``: see ``hotspots.py``.
 
+``memory SYSTEM SETUP_JSON MARKS``: RSS after each mark's number of calls; see ``memory.py``.
+
 Only the standard library is imported before the system's own imports, and every socket is
 held to loopback (``loopback.guard``).
 """
@@ -86,6 +88,10 @@ def main(argv: list[str]) -> None:
         result = run(scenario_name, system_name, setup_json, quick == "1")
     elif mode == "cold":
         result = cold(*args)
+    elif mode == "memory":
+        from .memory import memory_here
+
+        result = memory_here(*args)
     elif mode == "profile":
         from .hotspots import profile_here
 

@@ -1,10 +1,12 @@
 """Scenario 1, overhead: every provider healthy with zero latency, so any time above the raw
 SDK's is what the layer itself costs.
 
-Sequential: 2,000 sync calls one after another (µs per call, wall and the worker's CPU).
-Concurrent: 5,000 async calls, 100 in flight (calls per second). All five systems' workers
-stay up and take turns, in 5 rounds of 400 sequential then 1,000 concurrent calls each, so
-that load from elsewhere on the machine weighs on all of them alike; each round is one
+Sequential: 2,000 sync calls one after another (µs per call, wall and the worker's CPU),
+then 2,000 async calls one after another (the async transport's µs per call).
+Concurrent: 5,000 async calls, 100 in flight (calls per second). All the systems' workers
+stay up and take turns, in 5 rounds of 400 sync, 400 async sequential, then 1,000
+concurrent calls each, so that load from elsewhere on the machine weighs on all of them
+alike; each round is one
 measurement, its ratios taken against the raw SDK's slice of the same round. Peak RSS is
 the worker's high-water mark at the end; import time and the first reply are measured
 apart, in fresh processes (see ``run.py``). No rate limits here: a limiter sized far above
@@ -34,6 +36,7 @@ COLUMNS = [
     Column("seq_us", "sequential µs/call", "{:.0f}", True),
     Column("seq_ratio", "x raw", "{:.2f}", True),
     Column("seq_cpu_us", "client CPU µs/call", "{:.0f}", True),
+    Column("aseq_us", "async sequential µs/call", "{:.0f}", True),
     Column("conc_rps", "calls/s @100", "{:.0f}", False),
     Column("conc_ratio", "raw ÷ system", "{:.2f}", True),
     Column("conc_cpu_us", "client CPU µs/call @100", "{:.0f}", True),
@@ -69,6 +72,18 @@ def _sequential(system: System, total: int, max_tokens: int) -> tuple[float, flo
     for _ in range(total):
         try:
             ok = is_answer(system.call(PROMPT, max_tokens))
+        except Exception:
+            ok = False
+        errors += not ok
+    return time.perf_counter() - wall, time.process_time() - cpu, errors
+
+
+async def _one_by_one(system: System, total: int, max_tokens: int) -> tuple[float, float, int]:
+    errors = 0
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(total):
+        try:
+            ok = is_answer(await system.acall(PROMPT, max_tokens))
         except Exception:
             ok = False
         errors += not ok
@@ -116,6 +131,7 @@ def schedule(quick: bool) -> list[list[dict[str, Any]]]:
     return [
         [
             {"mode": "seq", "calls": sequential // rounds},
+            {"mode": "aseq", "calls": sequential // rounds},
             {"mode": "conc", "calls": concurrent // rounds},
         ]
         for _ in range(rounds)
@@ -123,10 +139,13 @@ def schedule(quick: bool) -> list[list[dict[str, Any]]]:
 
 
 def step(system: System, setup: Setup, spec: dict[str, Any]) -> dict[str, Any]:
-    """One slice of a round: ``{"mode": "seq" | "conc", "calls": n}``."""
+    """One slice of a round: ``{"mode": "seq" | "aseq" | "conc", "calls": n}``."""
     calls = int(spec["calls"])
     if spec["mode"] == "seq":
         wall, cpu, failed = _sequential(system, calls, setup.max_tokens)
+    elif spec["mode"] == "aseq":
+        runner = _loop(system, setup.max_tokens)
+        wall, cpu, failed = runner.run(_one_by_one(system, calls, setup.max_tokens))
     else:
         runner = _loop(system, setup.max_tokens)
         wall, cpu, failed = runner.run(_concurrent(system, calls, setup.max_tokens))
@@ -135,22 +154,23 @@ def step(system: System, setup: Setup, spec: dict[str, Any]) -> dict[str, Any]:
 
 def work(system: System, setup: Setup, quick: bool, go: float) -> dict[str, Any]:
     """Every slice of the schedule in a row, for one system alone (``harness.run_once``)."""
-    slices = [step(system, setup, spec) for specs in schedule(quick) for spec in specs]
-    seq, conc = slices[0::2], slices[1::2]
-    return {
-        "seq_n": sum(s["n"] for s in seq),
-        "seq_s": sum(s["s"] for s in seq),
-        "seq_cpu_s": sum(s["cpu_s"] for s in seq),
-        "conc_n": sum(s["n"] for s in conc),
-        "conc_s": sum(s["s"] for s in conc),
-        "conc_cpu_s": sum(s["cpu_s"] for s in conc),
-        "failed": sum(s["failed"] for s in slices),
-        "calls": sum(s["n"] for s in slices) + 2 * _CONCURRENCY,
-    }
+    by_mode: dict[str, list[dict[str, Any]]] = {}
+    for specs in schedule(quick):
+        for spec in specs:
+            by_mode.setdefault(spec["mode"], []).append(step(system, setup, spec))
+    result: dict[str, Any] = {}
+    for mode, parts in by_mode.items():
+        result[f"{mode}_n"] = sum(s["n"] for s in parts)
+        result[f"{mode}_s"] = sum(s["s"] for s in parts)
+        result[f"{mode}_cpu_s"] = sum(s["cpu_s"] for s in parts)
+    slices = [s for parts in by_mode.values() for s in parts]
+    result["failed"] = sum(s["failed"] for s in slices)
+    result["calls"] = sum(s["n"] for s in slices) + 2 * _CONCURRENCY
+    return result
 
 
 def measure(result: dict[str, Any], hits: list[Hit], quick: bool) -> dict[str, Any]:
-    return {
+    figures = {
         "seq_us": result["seq_s"] / result["seq_n"] * 1e6,
         "seq_cpu_us": result["seq_cpu_s"] / result["seq_n"] * 1e6,
         "conc_rps": result["conc_n"] / result["conc_s"],
@@ -159,3 +179,7 @@ def measure(result: dict[str, Any], hits: list[Hit], quick: bool) -> dict[str, A
         "failed": result["failed"],
         "upstream_per_call": len(hits) / result["calls"] if result.get("calls") else None,
     }
+    if result.get("aseq_n"):
+        figures["aseq_us"] = result["aseq_s"] / result["aseq_n"] * 1e6
+        figures["aseq_cpu_us"] = result["aseq_cpu_s"] / result["aseq_n"] * 1e6
+    return figures

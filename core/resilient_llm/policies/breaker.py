@@ -258,7 +258,9 @@ class CircuitBreaker:
 
     def _take(self, permit: Permit) -> bool:
         # Only this generation's unused permits are live: stale or reused ones do nothing.
-        if self._live.get(permit.id) != permit:
+        # Almost always the very object handed out: no field-by-field comparison then.
+        live = self._live.get(permit.id)
+        if live is not permit and live != permit:
             return False
         del self._live[permit.id]
         if permit.probe:

@@ -64,6 +64,9 @@ _RFC3339_RE = re.compile(
 _LETTERS_RE = re.compile(r"[A-Za-z]{3}")
 _RETRY_INFO = "google.rpc.RetryInfo"
 
+HINTED = ("retry-after", "x-ratelimit-", "anthropic-ratelimit-")
+"""How every header name :func:`hints_from_headers` reads begins (lower-cased)."""
+
 
 def _text(value: object) -> str | None:
     """The stripped text of a header value, or None for anything that is not text."""
@@ -312,6 +315,9 @@ class RateLimitHints:
         )
 
 
+_NO_HINTS_AT_ALL = RateLimitHints()
+
+
 def _header_map(headers: object) -> dict[str, str]:
     """Lower-cased header names to values; the first occurrence of a name wins."""
     found: dict[str, str] = {}
@@ -346,6 +352,8 @@ def hints_from_headers(
     absent. A reset may be a duration or an RFC 3339 instant.
     """
     h = _header_map(headers)
+    if not any(name.startswith(HINTED) for name in h):
+        return _NO_HINTS_AT_ALL
     a = "anthropic-ratelimit-"
 
     def reset(value: str | None) -> float | None:

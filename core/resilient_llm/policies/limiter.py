@@ -256,6 +256,8 @@ class Limiter:
         self._lock = threading.Lock()
         renew_locks(self, "_lock")
         self._lanes = [Lane(w) for w in self._limit.windows]
+        self._limited: list[Lane] = []
+        self._windows_changed()
         # Reservations not yet due, in admission order (FIFO for later callers).
         self._queue: list[Reservation] = []
         # When the last pruned entry stopped counting. New admissions never start before it,
@@ -265,6 +267,8 @@ class Limiter:
         self._parts = 1
         # Admission-to-answer times (None: in-flight time not counted, exact windows).
         self._flights: deque[float] | None = None
+        # What in_flight says: 0 without counting, the default before the first answer.
+        self._in_flight = 0.0
         # Whether a total-only token count also charges the output windows in full.
         self.cached_counts = True
 
@@ -274,21 +278,20 @@ class Limiter:
         with self._lock:
             if self._flights is None:
                 self._flights = deque(maxlen=_FLIGHTS)
+                self._in_flight = DEFAULT_IN_FLIGHT
 
     @property
     def in_flight(self) -> float:
         """The time each entry is counted beyond its window."""
-        flights = self._flights
-        if flights is None:
-            return 0.0
-        if not flights:
-            return DEFAULT_IN_FLIGHT
-        return min(MAX_IN_FLIGHT, max(flights))
+        return self._in_flight
 
     def _answered(self, seconds: float) -> None:
         with self._lock:
-            if self._flights is not None and seconds >= 0:
-                self._flights.append(seconds)
+            flights = self._flights
+            if flights is not None and seconds >= 0:
+                flights.append(seconds)
+                # Worked out here, once per answer, not on each of a call's several reads.
+                self._in_flight = min(MAX_IN_FLIGHT, max(flights))
 
     @property
     def limit(self) -> RateLimit:
@@ -386,6 +389,7 @@ class Limiter:
                 more=old.more,
             )
             self._lanes[0].window = self._limit.windows[0]
+            self._windows_changed()
 
     def adopt(self, window: Window) -> None:
         """Enforce ``window`` from now on, beside the configured ones: a window the provider
@@ -446,7 +450,9 @@ class Limiter:
             if self._flights is None:
                 return False
             extra = self.in_flight
-            for lane in self._lanes:
+            # An unlimited lane cannot be overdrawn, and scanning its minute of entries on
+            # every call would cost more than the call itself at high throughput.
+            for lane in self._limited:
                 limits = lane.window.parted(self._parts)
                 span = lane.window.seconds + extra
                 used = [0, 0, 0, 0]
@@ -463,7 +469,14 @@ class Limiter:
                         return True
             return False
 
+    def _windows_changed(self) -> None:
+        # The lanes that limit something, the only ones a decision needs to ask: an
+        # unlimited lane keeps its entries for snapshots alone. A share of a limited
+        # window is limited too (never below 1), so the parts do not change this.
+        self._limited = [lane for lane in self._lanes if lane.window.limited]
+
     def _rebuild_limit(self) -> None:
+        self._windows_changed()
         first = self._lanes[0].window
         self._limit = RateLimit(
             first.requests,
@@ -514,8 +527,11 @@ class Limiter:
 
     def too_large(self, tokens: int) -> str | None:
         """Why a request of ``tokens`` can never fit a whole limit, or None."""
+        limited = self._limited
+        if not limited:
+            return None
         need = self._charge(tokens)
-        for lane in self._lanes:
+        for lane in limited:
             window = lane.window
             for d, name in enumerate(DIMENSIONS[1:], start=1):
                 limit = getattr(window, name)
@@ -552,9 +568,12 @@ class Limiter:
         at = max(now, self._horizon, self._queue_base())
         if not_before is not None:
             at = max(at, not_before)
+        if not self._limited:
+            return at
         need = self._charge(tokens)
         extra = self.in_flight
-        parted = [(lane, lane.window.parted(self._parts)) for lane in self._lanes]
+        # An unlimited lane never moves ``at``; asking it would copy its window's entries.
+        parted = [(lane, lane.window.parted(self._parts)) for lane in self._limited]
         # All lanes at once: moving ``at`` for one may need another to look again.
         while True:
             moved = at

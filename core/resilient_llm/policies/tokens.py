@@ -336,12 +336,37 @@ def _scaled(text: str, spans: list[tuple[int, int]], exact: Callable[[str], int]
     return math.ceil(whole * sum(exact(piece) for piece in sample) / max(1, seen))
 
 
+# Per model name and per encoding, made once: an estimate runs on every call, and a
+# route has one model.
+_MODEL_ENCODINGS: dict[str, EncodingName | None] = {}
+_COUNTERS: dict[str, tuple[tiktoken.Encoding, Callable[[str], int]]] = {}
+_MAX_MODELS = 1024  # model names are few; a caller inventing them gets no cache past this
+
+
 def _counter(model: str | None) -> Callable[[str], int]:
-    name = encoding_for_model(model)
-    encoding = _encoding(name) if name else None
+    if isinstance(model, str):
+        try:
+            name = _MODEL_ENCODINGS[model]
+        except KeyError:
+            name = encoding_for_model(model)
+            if len(_MODEL_ENCODINGS) < _MAX_MODELS:
+                _MODEL_ENCODINGS[model] = name
+    else:
+        name = None
+    if name is None:
+        return _heuristic_tokens
+    # A loaded encoding is never replaced, so reading it needs no lock; one that failed
+    # to load (None) goes through the loader, which knows.
+    encoding = _LOADED.get(name) or _encoding(name)
     if encoding is None:
         return _heuristic_tokens
+    made = _COUNTERS.get(name)
+    if made is None or made[0] is not encoding:
+        made = _COUNTERS[name] = (encoding, _exact_counter(encoding))
+    return made[1]
 
+
+def _exact_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
     def exact(text: str) -> int:  # encode_ordinary: "<|endoftext|>" in a prompt is text
         return len(encoding.encode_ordinary(text))
 

@@ -252,7 +252,10 @@ def header_items(headers: object) -> Mapping[str, str] | None:
     if headers is None:
         return None
     try:
-        return {str(k): str(v) for k, v in dict(headers).items()}  # type: ignore[call-overload]
+        # A Mapping's own items(): dict() of httpx's Headers looks every key up again,
+        # which scans the whole list once per key.
+        pairs = headers.items() if isinstance(headers, Mapping) else dict(headers).items()  # type: ignore[call-overload]
+        return {str(k): str(v) for k, v in pairs}
     except (TypeError, ValueError):
         return None
 
