@@ -15,7 +15,7 @@ def test_the_seed_story_calls_who_it_should_in_order() -> None:
         calls = [
             (r.provider, r.status)
             for r in server.log
-            if r.path.endswith(("chat/completions", "messages", "generateContent"))
+            if r.path.lower().endswith(("chat/completions", "messages", "generatecontent"))
         ]
     assert calls == [
         ("openai", 429),  # 1: OpenAI is rate limited and paused for 30 s ...
