@@ -26,24 +26,19 @@ from ...flow.ops import FinishHow, Look, OpName, Slot, Ticket
 from ...policies.breaker import (
     BreakerListener,
     BreakerPolicy,
-    BreakerSnapshot,
     CircuitBreaker,
-    CircuitState,
     Permit,
 )
 from ...policies.hints import DEFAULT_CAP, RateLimitHints
 from ...policies.limiter import (
-    EXACT_UP_TO,
     MAX_IN_FLIGHT,
     Limiter,
-    LimiterSnapshot,
     RateLimit,
     Reservation,
-    Window,
-    WindowSnapshot,
 )
 from ...policies.rate_limit import DIMENSIONS
 from ..memory import Route, RouteSnapshot, _memory
+from ._codec import RedisPermit, charged, here, permit, read_snapshot, windows_spec
 from ._exchange import Exchange, Plan, Store, nothing, opt, text
 
 __all__ = ["RedisPermit", "RedisRoute", "RedisSlot"]
@@ -58,14 +53,6 @@ class RedisSlot:
     wait: float
     # The same admission in the memory fallback's log (see ``Limiter.note``).
     mirror: Reservation | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class RedisPermit(Permit):
-    """A breaker permit held in Redis, handed back by ``key``: its ``id`` and the nonce of
-    the call that took it, so unique even after Redis lost the counter ids come from."""
-
-    key: str = ""
 
 
 class RedisRoute(Route):
@@ -131,7 +118,7 @@ class RedisRoute(Route):
         limit = self.rate_limit
         cached = self._spec
         if cached is None or cached[0] is not limit:
-            cached = self._spec = (limit, _windows_spec(limit))
+            cached = self._spec = (limit, windows_spec(limit))
         limiter = self.limiter
         # Not ``in_flight`` alone: a limiter counting in-flight time that learnt 0 still
         # takes back a queued slot woken into an overdraft (limiter.py's ``overdrawn``).
@@ -141,12 +128,12 @@ class RedisRoute(Route):
         return f"{float(limit.window)!r}~{counting}~{cached[1]}"
 
     def _need(self, tokens: int) -> str:
-        """A request's tokens for the script (see :func:`_charged`)."""
-        return _charged(self.limiter._charge(tokens))
+        """A request's tokens for the script (see :func:`._codec.charged`)."""
+        return charged(self.limiter._charge(tokens))
 
     def _usage(self, tokens: int) -> str:
         """What a reply's usage charges, as the memory route settles it."""
-        return _charged(self.limiter._charge(tokens, cached_counts=self.cache_reads_count))
+        return charged(self.limiter._charge(tokens, cached_counts=self.cache_reads_count))
 
     # -- the flow's effects ----------------------------------------------------------
 
@@ -205,7 +192,7 @@ class RedisRoute(Route):
     def _look(self, tokens: int, now: float) -> Plan:
         def read(t: float, result: list[Any]) -> Look:
             ready, paused, wait = result
-            return Look(_here(ready, now, t), _here(paused, now, t), float(text(wait)))
+            return Look(here(ready, now, t), here(paused, now, t), float(text(wait)))
 
         return Plan(
             "look",
@@ -225,7 +212,7 @@ class RedisRoute(Route):
         def read(t: float, result: list[Any]) -> Ticket:
             if not result:
                 return Ticket(None, None)
-            at = _here(result[1], now, t)
+            at = here(result[1], now, t)
             with self._recent_lock:
                 self._extras.append((at, extra))
             self._consumed(tokens, at)
@@ -235,7 +222,7 @@ class RedisRoute(Route):
             self._remember(slot.id, mirror, now)
             if len(result) == 2:
                 return Ticket(slot, None)
-            return Ticket(slot, _permit(result[2:]))
+            return Ticket(slot, permit(result[2:]))
 
         return Plan(
             "admit",
@@ -283,7 +270,7 @@ class RedisRoute(Route):
             return None
         triples: list[str | float | None] = []
         for slot_id, reservation in kept:
-            triples += [slot_id, reservation.at - now, _charged(reservation._charge)]
+            triples += [slot_id, reservation.at - now, charged(reservation._charge)]
         return Plan("seed", now, tuple(triples), nothing, lambda: None, best_effort=True)
 
     def observe(self, hints: RateLimitHints, now: float) -> None:
@@ -340,7 +327,7 @@ class RedisRoute(Route):
 
     def _acquire(self, now: float) -> Plan:
         def read(t: float, result: list[Any]) -> Permit | None:
-            return _permit(result) if result else None
+            return permit(result) if result else None
 
         check = "1" if self._may_be_overdrawn(now) else ""
         return Plan("acquire", now, (check,), read, lambda: Route.acquire(self, now))
@@ -366,7 +353,7 @@ class RedisRoute(Route):
 
     def _ready_at(self, now: float) -> Plan:
         def read(t: float, result: list[Any]) -> float:
-            return _here(result[0], now, t)
+            return here(result[0], now, t)
 
         return Plan("ready", now, (), read, lambda: Route.ready_at(self, now))
 
@@ -482,99 +469,20 @@ class RedisRoute(Route):
             "snapshot",
             now,
             (),
-            lambda t, result: self._read_snapshot(now, t, result),
+            lambda t, result: read_snapshot(
+                result,
+                now,
+                t,
+                name=self.name,
+                state=self._exchange.seen,
+                cooldown=self.breaker.policy.cooldown,
+                disabled=self.disabled,
+            ),
             lambda: Route.shared_snapshot(self, now),
             best_effort=True,
         )
         snapshot: RouteSnapshot = self._run(plan)[0]
         return snapshot
 
-    def _read_snapshot(self, now: float, t: float, result: list[Any]) -> RouteSnapshot:
-        fields = [text(v) for v in result]
-        admitted, used, queued, requests, tokens, refill = fields[:6]
-        failures, calls, opened, probes, paused = fields[6:11]
-        windows = [
-            _window_snapshot(spec, counted, _here(free_at, now, t) - now)
-            for spec, counted, free_at in zip(
-                fields[11::3], fields[12::3], fields[13::3], strict=True
-            )
-        ]
-        first = windows[0].window
-        rpm, tpm = first.requests, first.tokens
-        holding = max(windows, key=lambda w: w.free_in)
-        limiter = LimiterSnapshot(
-            requests_per_minute=rpm,
-            tokens_per_minute=tpm,
-            requests_used=int(admitted),
-            estimated_tokens=int(used),
-            queue_length=int(queued),
-            refill_time=_here(refill, now, t) - now if refill else 0.0,
-            requests_remaining=None if rpm is None else max(0, rpm - int(requests)),
-            tokens_remaining=None if tpm is None else max(0, tpm - int(tokens)),
-            windows=tuple(windows),
-            held_by=holding.name if holding.free_in > 0 else None,
-            held_for=holding.free_in,
-        )
-        opened_at = _here(opened, now, t) if opened else None
-        state = self._exchange.seen
-        breaker = BreakerSnapshot(
-            state,
-            int(failures),
-            int(calls),
-            opened_at,
-            opened_at + self.breaker.policy.cooldown
-            if state is CircuitState.OPEN and opened_at is not None
-            else None,
-            int(probes),
-        )
-        return RouteSnapshot(
-            name=self.name,
-            limiter=limiter,
-            breaker=breaker,
-            paused_for=max(0.0, _here(paused, now, t) - now),
-            disabled=self.disabled,
-        )
-
     def __repr__(self) -> str:
         return f"RedisRoute({self.name!r})"
-
-
-def _here(value: object, now: float, t: float) -> float:
-    # On the engine's own clock (time="client") the script decided at ``now`` itself and its
-    # times are already ours: returned as they are, with no rounding from the round trip.
-    x = float(text(value))
-    return x if math.isinf(x) or t == now else now + (x - t)
-
-
-def _window_snapshot(spec: str, counted: str, free_in: float) -> WindowSnapshot:
-    seconds, *limits = spec.split(":")
-    window = Window(float(seconds), *(int(v) if v else None for v in limits))
-    requests, tokens, inputs, outputs = (int(float(v)) for v in counted.split(","))
-    return WindowSnapshot(window, requests, tokens, inputs, outputs, max(0.0, free_in))
-
-
-def _charged(charge: list[int]) -> str:
-    """``[requests, tokens, input, output]`` as the script reads a request's tokens: the
-    total, with its input and output when they differ from it."""
-    if charge[1] == charge[2] == charge[3]:
-        return str(charge[1])
-    return f"{charge[1]},{charge[2]},{charge[3]}"
-
-
-def _windows_spec(limit: RateLimit) -> str:
-    """Every window of ``limit`` for ``route.lua`` ("" when the one-window path holds it:
-    one window of at most an hour, of requests and total tokens)."""
-    windows = limit.windows
-    if not limit.several and windows[0].seconds <= EXACT_UP_TO:
-        return ""
-    return ",".join(
-        ":".join(
-            [repr(w.seconds), *("" if (v := getattr(w, n)) is None else str(v) for n in DIMENSIONS)]
-        )
-        for w in windows
-    )
-
-
-def _permit(fields: list[Any]) -> RedisPermit:
-    permit_id, probe, generation, key = (text(v) for v in fields)
-    return RedisPermit(probe=probe == "1", generation=int(generation), id=int(permit_id), key=key)
