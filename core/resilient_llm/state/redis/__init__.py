@@ -1,8 +1,9 @@
 """Routes whose limiter, breaker and pause live in Redis, shared by every process.
 
 ``ResilientLLM(providers, state=RedisState("redis://host:6379/0"))``: each route's state
-changes only inside one Lua script (``route.lua``), atomically, one round trip per decision,
-timed by the Redis server's clock so processes on different hosts agree. Keys carry
+changes only inside one Lua script (``route.lua`` and the parts ``_SCRIPT`` joins to it),
+atomically, one round trip per decision, timed by the Redis server's clock so processes
+on different hosts agree. Keys carry
 ``prefix`` and the route name, and expire once idle.
 
 When Redis cannot be reached, ``on_unavailable`` decides:
@@ -50,6 +51,16 @@ from ._connect import Client, connect, connect_async, where
 from ._route import RedisRoute
 
 __all__ = ["RedisRoute", "RedisState"]
+
+# The route script, in parts run as one (each Redis call runs the whole, atomically): the
+# clock and the one-window limiter, the lanes' records and decisions, the breaker, the ops.
+_SCRIPT = (
+    "route.lua",
+    "route_lanes.lua",
+    "route_lanes_decide.lua",
+    "route_breaker.lua",
+    "route_ops.lua",
+)
 
 Policy = Literal["fallback", "fail"]
 TimeSource = Literal["server", "client"]
@@ -113,7 +124,8 @@ class RedisState:
         self.clock: Clock = clock or SystemClock()
         # For tests only: seconds added to the server's clock, standing for a clock step.
         self.server_time_shift = 0.0
-        self._source = resources.files(__package__).joinpath("route.lua").read_text("utf-8")
+        here = resources.files(__package__)
+        self._source = "\n".join(here.joinpath(part).read_text("utf-8") for part in _SCRIPT)
         self.script = self.client.register_script(self._source)
         self.timeout = float(timeout)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
