@@ -80,6 +80,8 @@ def disarm(timer: Timer) -> None:
         if timer.state != _ARMED:
             return
         timer.state = _DISARMED
+        # Left in the heap until its moment: it must not keep its call's state alive.
+        timer.action = _nothing
         timers = timer._timers
         timers.disarmed += 1
         if timers.eager and timer.moment == timers.target:
@@ -88,6 +90,10 @@ def disarm(timer: Timer) -> None:
             timers.heap = [t for t in timers.heap if t.state == _ARMED]
             heapq.heapify(timers.heap)
             timers.disarmed = 0
+
+
+def _nothing(timer: Timer) -> None:
+    pass
 
 
 class _Timers:
