@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 from .._watch import Watch, watching
-from ..clock import Clock
+from ..clock import Clock, SystemClock
 from ..errors import ProviderUnavailable, ResilientLLMError
 from ..flow.admission import CallReport
 from ..flow.call import Flow
@@ -124,12 +124,14 @@ class SyncRun(Generic[T]):
         flow, clock = self.flow, self.clock
         try:
             while True:
-                if self._stop.is_set():
+                # Only attempts are abandoned: a relayed stream's end (no ``send``) is told
+                # to its flow even when the stream is dropped after losing a race.
+                if send is not None and self._stop.is_set():
                     raise Abandoned
                 if isinstance(effect, Relay):
                     return value, effect
                 if isinstance(effect, Wait):
-                    clock.sleep(effect.seconds)
+                    self._sleep(effect.seconds)
                     effect = flow.send(clock.now())
                 elif isinstance(effect, Call):
                     if send is None:
@@ -150,6 +152,16 @@ class SyncRun(Generic[T]):
         except BaseException:
             self.close()
             raise
+
+    def _sleep(self, seconds: float) -> None:
+        clock = self.clock
+        if type(clock).sleep is SystemClock.sleep:
+            # The real sleep, cut short by abandon(): a raced primary runs on the caller's
+            # thread, which takes the hedge's answer as soon as this run stops.
+            if seconds > 0:
+                self._stop.wait(seconds)
+        else:
+            clock.sleep(seconds)  # a fake clock's sleep ends at once
 
     def _send(self, send: SyncSend[T], call: Call) -> Sent[T]:
         # A blocking read cannot be cut from outside: the reads made for this attempt are

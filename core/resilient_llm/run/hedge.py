@@ -9,16 +9,19 @@ then started on the routes the primary is not on, under the same deadline, and t
 complete answer wins (for a stream, the first chunk). The other run is cancelled, which
 gives back its limiter slot, bulkhead slot and breaker permit, and counts neither way.
 
-Async runs race as tasks on the caller's loop. Sync runs race on two threads, the caller
-waiting on the clock for the first answer; a sync loser's reads are cut at once (its
-attempt's watch shuts its connection down, :mod:`resilient_llm._watch`), so its thread
-ends within one read and gives back what its flow held.
+Async runs race as tasks on the caller's loop. A sync primary runs on the caller's thread,
+and its quiet spells arm a timer on the clock's one shared thread
+(:mod:`~resilient_llm.run.timers`): only a call whose attempt stays quiet pays for a
+thread, the hedge's. A sync loser's reads are cut at once (its attempt's watch shuts its
+connection down, :mod:`resilient_llm._watch`), so its run ends within one read and gives
+back what its flow held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -28,7 +31,8 @@ from ..flow.admission import CallReport
 from ..flow.effects import Call, Relay
 from ..flow.ops import SharedRoute
 from ..policies.hedging import DEFAULT_HEDGE, Hedge
-from .drivers import AsyncRun, AsyncSend, SyncRun, SyncSend
+from .drivers import Abandoned, AsyncRun, AsyncSend, SyncRun, SyncSend
+from .timers import Timer, arm, disarm
 
 __all__ = ["DEFAULT_HEDGE", "Hedge", "run_hedged", "run_hedged_sync"]
 
@@ -119,75 +123,171 @@ async def _first_success(tasks: list[asyncio.Future[_Stop[T]]]) -> asyncio.Futur
     raise error
 
 
-class _Lane(Generic[T]):
-    """One sync run on its own thread, raced against another."""
+class _SyncRace(Generic[T]):
+    """A sync call's primary, run on the caller's thread, and the hedge a quiet attempt of
+    it starts on a thread of its own.
+
+    Every field below is read and changed under ``lock``. The primary's quiet spells arm
+    a timer on the clock's shared thread (:mod:`~resilient_llm.run.timers`); the timer
+    starts the hedge. The first answer wins: the hedge's cuts the primary's reads
+    (``abandon``), the primary's cancels the hedge's run.
+    """
 
     def __init__(
         self,
-        run: SyncRun[T],
+        primary: SyncRun[T],
+        make_hedge: Callable[[SharedRoute | None], tuple[SyncRun[T], SharedRoute] | None],
         send: SyncSend[T],
-        changed: threading.Event,
+        emit: EventHandler,
         discard: Callable[[SyncRun[T], T], None] | None,
     ) -> None:
-        self.run = run
-        self.changed = changed
+        self.primary = primary
+        self.make_hedge = make_hedge
+        self.send = send
+        self.emit = emit
         self.discard = discard
         self.lock = threading.Lock()
-        self.done = False
-        self.lost = False
-        self.result: _Stop[T] | None = None
-        self.error: BaseException | None = None
-        self.quiet_call: Call | None = None
-        self.quiet_at: float | None = None
-        # The caller's context (its trace) goes with the run.
-        context = contextvars.copy_context()
-        self.thread = threading.Thread(
-            target=context.run, args=(self._go, send), name="resilient-llm-hedge", daemon=True
-        )
+        self.timer: Timer | None = None
+        self.racing = True  # no hedge started, and one may be
+        self.running = True  # the primary's run has not ended
+        self.winner: SyncRun[T] | None = None
+        self.lane: _Lane[T] | None = None
+        # The caller's context (its trace) goes with the hedge's thread.
+        self.context = contextvars.copy_context()
 
-    def watch_quiet(self) -> None:
-        self.run.quiet = self._quiet
-
-    def _quiet(self, call: Call | None, at: float) -> None:
-        self.quiet_call = call
-        self.quiet_at = None if call is None else at
-        self.changed.set()
-
-    def _go(self, send: SyncSend[T]) -> None:
-        try:
-            result = self.run.start(send)
-        except BaseException as error:  # handed to the racer; a lost run's is dropped
-            with self.lock:
-                self.error, self.done = error, True
-            self.changed.set()
-            return
+    def quiet(self, call: Call | None, at: float) -> None:
+        """The primary's attempt ``call`` is quiet until ``at`` (None: it is not now)."""
         with self.lock:
-            self.done = not self.lost
-            if self.done:
-                self.result = result
-        if self.done:
-            self.changed.set()
-        else:
-            self._drop(result)  # it won its own race after losing the call's
+            old, self.timer = self.timer, None
+            if call is not None and self.racing:
+                self.timer = arm(self.primary.clock, at, functools.partial(self._due, call))
+        if old is not None:
+            disarm(old)
 
-    def _drop(self, result: _Stop[T]) -> None:
+    def _due(self, call: Call, timer: Timer) -> None:
+        """On the clock's thread: the primary's attempt stayed quiet; start the hedge."""
+        with self.lock:
+            if timer is not self.timer or not self.racing:
+                return  # a sign of life, or the primary's end, came first
+            self.timer, self.racing = None, False
+            lane = self.lane = _Lane(self, call)
+        try:
+            lane.thread.start()
+        except BaseException:  # no thread to be had: the primary goes on alone
+            lane.ended.set()
+            raise
+
+    def won(self, lane: _Lane[T], result: _Stop[T]) -> bool:
+        """On the hedge's thread: its run answered; whether that answer is the call's."""
+        with self.lock:
+            if self.winner is not None or lane.lost:
+                return False
+            self.winner, lane.result = lane.run, result
+            if self.running:
+                self.primary.abandon()  # its thread, the caller's, then takes this answer
+        return True
+
+    def ended(
+        self, result: _Stop[T] | None, error: BaseException | None
+    ) -> tuple[SyncRun[T], T | None, Relay | CallReport]:
+        """On the caller's thread: the primary's run returned ``result`` or raised ``error``;
+        the call's answer (the hedge's, if it won or the primary failed and it answers)."""
+        with self.lock:
+            self.running = self.racing = False
+            timer, self.timer = self.timer, None
+            if self.winner is None and result is not None:
+                self.winner = self.primary
+            winner, lane = self.winner, self.lane
+        if timer is not None:
+            disarm(timer)
+        if winner is self.primary:
+            assert result is not None
+            if lane is not None:
+                lane.lose()
+            return (self.primary, *result)
+        if lane is None:
+            assert error is not None
+            raise error
+        if winner is None:
+            if error is not None and not isinstance(error, Exception):
+                lane.lose()  # an interrupt: nobody waits for the hedge
+                raise error
+            try:
+                lane.ended.wait()  # the primary failed: the hedge may yet answer
+            except BaseException:
+                lane.lose()
+                raise
+            with self.lock:
+                winner = self.winner
+            if winner is None:
+                # Both failed: the primary's error carries the call's fuller history.
+                assert error is not None
+                raise error
+        elif error is not None and not isinstance(error, Exception | Abandoned):
+            lane.lose()  # the hedge answered, but the caller was interrupted
+            raise error
+        if result is not None:
+            self.drop(self.primary, result)  # the primary answered just after the hedge
+        assert lane.result is not None
+        assert lane.run is not None
+        return (lane.run, *lane.result)
+
+    def drop(self, run: SyncRun[T], result: _Stop[T]) -> None:
         value, stop = result
         if self.discard is not None and isinstance(stop, Relay) and value is not None:
-            self.discard(self.run, value)
+            self.discard(run, value)
 
-    def succeeded(self) -> bool:
-        return self.done and self.error is None and self.result is not None
+
+class _Lane(Generic[T]):
+    """A sync call's hedge: a second run on its own thread."""
+
+    def __init__(self, race: _SyncRace[T], call: Call) -> None:
+        self.race = race
+        self.call = call
+        self.run: SyncRun[T] | None = None
+        self.result: _Stop[T] | None = None  # its answer, once it is the call's
+        self.lost = False
+        self.ended = threading.Event()
+        self.thread = threading.Thread(
+            target=race.context.run, args=(self._go,), name="resilient-llm-hedge", daemon=True
+        )
+
+    def _go(self) -> None:
+        try:
+            self._race()
+        except BaseException:  # a failed hedge; the primary's own outcome stands
+            pass
+        finally:
+            self.ended.set()
+
+    def _race(self) -> None:
+        race = self.race
+        made = race.make_hedge(self.call.route)
+        if made is None:
+            return  # nothing left to hedge with
+        run, slow = made
+        with race.lock:
+            if self.lost:
+                return  # the primary answered meanwhile; the run never started
+            self.run = run
+        race.emit(_hedged(self.call, slow, run.clock.now()))
+        result = run.start(race.send)
+        if not race.won(self, result):
+            race.drop(run, result)  # it answered after the primary
 
     def lose(self) -> None:
-        """Cancel this lane: its run stops at once; a result it already has is dropped."""
-        with self.lock:
+        """Cancel the hedge: its run stops at once; an answer it already has is dropped."""
+        race = self.race
+        with race.lock:
             self.lost = True
             result, self.result = self.result, None
-        self.run.quiet = None
+            run = self.run
+        if run is None:
+            return
         if result is not None:
-            self._drop(result)
+            race.drop(run, result)
         else:
-            self.run.abandon()
+            run.abandon()
 
 
 def run_hedged_sync(
@@ -197,44 +297,14 @@ def run_hedged_sync(
     emit: EventHandler,
     discard: Callable[[SyncRun[T], T], None] | None = None,
 ) -> tuple[SyncRun[T], T | None, Relay | CallReport]:
-    """The sync twin of :func:`run_hedged`: each run on a thread, the caller waiting on the
-    clock for the first answer (or for the primary's attempt to be quiet too long)."""
-    clock = primary.clock
-    changed = threading.Event()
-    lanes = [_Lane(primary, send, changed, discard)]
-    lanes[0].watch_quiet()
-    lanes[0].thread.start()
-    racing = True
-    winner: _Lane[T] | None = None
+    """The sync twin of :func:`run_hedged`: the primary runs on the caller's thread, and
+    only once one of its attempts has been quiet too long does the hedge get a thread."""
+    race = _SyncRace(primary, make_hedge, send, emit, discard)
+    primary.quiet = race.quiet
     try:
-        while winner is None:
-            changed.clear()  # before looking, so a change made after the look is seen
-            winner = next((lane for lane in lanes if lane.succeeded()), None)
-            if winner is not None:
-                break
-            if all(lane.done for lane in lanes):
-                error = lanes[0].error
-                assert error is not None
-                raise error
-            wait: float | None = None
-            first = lanes[0]
-            at, call = first.quiet_at, first.quiet_call
-            if racing and at is not None and call is not None:
-                wait = at - clock.now()
-                if wait <= 0:
-                    racing = False
-                    first.run.quiet = None
-                    hedge = make_hedge(call.route)
-                    if hedge is not None:
-                        run, slow = hedge
-                        emit(_hedged(call, slow, clock.now()))
-                        lanes.append(_Lane(run, send, changed, discard))
-                        lanes[-1].thread.start()
-                    continue
-            clock.wait(changed, wait)
-    finally:
-        for lane in lanes:
-            if lane is not winner:
-                lane.lose()
-    assert winner.result is not None
-    return (winner.run, *winner.result)
+        result = primary.start(send)
+    except BaseException as error:
+        primary.quiet = None
+        return race.ended(None, error)
+    primary.quiet = None
+    return race.ended(result, None)
