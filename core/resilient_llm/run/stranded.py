@@ -61,22 +61,28 @@ class Stranded:
     @contextlib.contextmanager
     def holding(self, release: Release) -> Iterator[None]:
         """Register ``release`` under the running loop until the block ends."""
-        loop = asyncio.get_running_loop()
         key = next(self._ids)
-        with self._lock:
-            held = self._loops.get(id(loop))
-            if held is None or held.ref() is not loop:
-                if held is not None:
-                    self._orphans.extend(held.calls.values())
-                held = self._loops[id(loop)] = _Loop(loop)
-            held.calls[key] = release
+        ident, held = self._register(key, release)
         try:
             yield
         finally:
             with self._lock:
                 held.calls.pop(key, None)
-                if not held.calls and self._loops.get(id(loop)) is held:
-                    del self._loops[id(loop)]
+                if not held.calls and self._loops.get(ident) is held:
+                    del self._loops[ident]
+
+    def _register(self, key: int, release: Release) -> tuple[int, _Loop]:
+        # Apart, so that the call's frame keeps no reference to its loop.
+        loop = asyncio.get_running_loop()
+        ident = id(loop)
+        with self._lock:
+            held = self._loops.get(ident)
+            if held is None or held.ref() is not loop:
+                if held is not None:
+                    self._orphans.extend(held.calls.values())
+                held = self._loops[ident] = _Loop(loop)
+            held.calls[key] = release
+        return ident, held
 
     def reclaim(self) -> int:
         """Give back what calls on closed loops hold; how many calls that was."""
