@@ -41,7 +41,7 @@ class RouteFacts:
                 turn_reason(
                     providers[i].kind, request, provider_spec(providers[i].kind).needs_a_turn
                 )
-                or unfit_reason(caps[i], request, self.estimates[i])
+                or unfit_reason(caps[i], request, self._window_estimate(caps[i], i))
                 or _unsendable(providers[i], request)
             ),
         )
@@ -54,6 +54,11 @@ class RouteFacts:
                 max_output=caps[i].max_output,
             ),
         )
+
+    def _window_estimate(self, caps: Capabilities, index: int) -> int:
+        # Only a known context window is checked against the estimate: a model without
+        # one (a custom OpenAI-compatible server's) is not estimated for it.
+        return 0 if caps.context_window is None else self.estimates[index]
 
 
 class _PerRoute(Sequence[_T]):

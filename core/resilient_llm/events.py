@@ -33,6 +33,7 @@ __all__ = [
     "StateDown",
     "StateRestored",
     "StreamResumed",
+    "heard",
 ]
 
 logger = logging.getLogger("resilient_llm")
@@ -224,6 +225,11 @@ class Emitter:
     def remove(self, handler: EventHandler) -> None:
         self._handlers = tuple(h for h in self._handlers if h != handler)
 
+    @property
+    def listening(self) -> bool:
+        """Whether a routine (DEBUG) event reaches anyone: a handler, or the logger."""
+        return bool(self._handlers) or logger.isEnabledFor(logging.DEBUG)
+
     def __call__(self, event: Event) -> None:
         level = logging.WARNING if isinstance(event, _WARN) else logging.DEBUG
         if logger.isEnabledFor(level):
@@ -233,3 +239,9 @@ class Emitter:
                 callback(event)
             except Exception:
                 logger.exception("event handler %r failed on %s", callback, event.kind)
+
+
+def heard(emit: EventHandler) -> bool:
+    """Whether a routine (DEBUG) event handed to ``emit`` would reach anyone: the steps
+    of every call need not be built while nobody listens."""
+    return not isinstance(emit, Emitter) or emit.listening

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from resilient_llm.events import Emitter, Event, Failover, LimiterWait
+from resilient_llm.events import Emitter, Event, Failover, LimiterWait, heard
 
 
 def test_emitter_logs_and_calls_every_handler_even_after_one_fails(
@@ -36,3 +36,20 @@ def test_handlers_can_be_added_and_removed_at_any_time() -> None:
     emit.remove(first.append)
     emit(LimiterWait("a", 1.0, 1.0, "limiter"))
     assert (len(first), len(second)) == (1, 2)
+
+
+def test_routine_events_are_heard_by_a_handler_or_a_debug_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emit = Emitter()
+    with caplog.at_level(logging.WARNING, logger="resilient_llm"):
+        assert not heard(emit), "nobody listens: a call's steps need not be built"
+        seen: list[Event] = []
+        emit.add(seen.append)
+        assert heard(emit)
+        emit.remove(seen.append)
+        assert not heard(emit)
+    with caplog.at_level(logging.DEBUG, logger="resilient_llm"):
+        assert heard(emit)
+    # Any other handler is called as it is: it hears everything.
+    assert heard(lambda event: None)

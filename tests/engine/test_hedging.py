@@ -62,6 +62,30 @@ def test_a_slow_primary_is_raced_and_the_faster_answer_wins(bench: Bench, kind: 
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_on_the_real_clock_a_hung_primary_is_raced(bench: Bench, kind: str) -> None:
+    # The real clock's quiet timer is the loop's own (no task beside the attempt). The
+    # primary hangs for a minute, so the hedge's millisecond ends first however busy the
+    # machine is.
+    primary = bench.route(kind, "slow")
+    fallback = bench.route(FALLBACK[kind], "quick")
+    bench.script(primary, HANG)
+    llm = ResilientLLM(
+        [primary, fallback],
+        breaker=BREAKER,
+        timeout=10.0,
+        hedge=Hedge(0.001),
+        on_event=bench.events.append,
+    )
+    bench.engines.append(llm)
+    reply = bench.runner.run(llm.achat(QUESTION))
+    assert (reply.content, reply.provider) == (ANSWER, fallback.name)
+    [hedged] = bench.of(Hedged)
+    assert hedged.route == primary.name
+    snapshot = llm.snapshot()
+    assert snapshot[primary.name].breaker.failures == 0, "a cancelled loser is no failure"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_quick_primary_is_never_hedged(bench: Bench, kind: str) -> None:
     primary = bench.route(kind, "primary")
     fallback = bench.route(FALLBACK[kind], "fallback")

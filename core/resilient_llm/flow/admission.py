@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AttemptRecord
-from ..events import AttemptFinished, EventHandler, RouteSkipped
+from ..events import AttemptFinished, EventHandler, RouteSkipped, heard
 from ..policies.breaker import Permit
 from ..policies.limiter import settled_tokens
 from .ops import Finish, FinishHow, SharedRoute, Slot
@@ -101,7 +101,8 @@ class CallReport:
         emit: EventHandler,
     ) -> None:
         self.attempts.append(AttemptRecord(route, outcome, started, now - started, status))
-        emit(AttemptFinished(route, now, attempt, outcome, now - started, status))
+        if heard(emit):
+            emit(AttemptFinished(route, now, attempt, outcome, now - started, status))
 
     def skipped(self, route: str, reason: str, now: float, emit: EventHandler) -> None:
         """Note a route passed over, once per reason: a call may look at it many times."""

@@ -59,6 +59,7 @@ from ..events import (
     RetryScheduled,
     RouteDisabled,
     RoutePaused,
+    heard,
 )
 from ..policies.budget import RetryLedger
 from ..policies.capabilities import Unfit
@@ -202,7 +203,8 @@ def call_flow(
                 state.tried.add(index)
                 if budgets:
                     budgets[index].note_request(now)
-            emit(AttemptStarted(route.name, now, state.attempts))
+            if heard(emit):
+                emit(AttemptStarted(route.name, now, state.attempts))
             started = now
             own = min(policy.attempt_timeout or math.inf, route.attempt_timeout or math.inf)
             timeout = min(deadline - now, own)

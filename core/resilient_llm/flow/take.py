@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from ..events import EventHandler, LimiterWait, Settled
+from ..events import EventHandler, LimiterWait, Settled, heard
 from ..policies.breaker import Permit
 from .admission import Admission, CallReport
 from .asking import Asker
@@ -53,7 +53,13 @@ def finish(
     if effect is None:
         return now
     done = yield effect
-    if how == "succeed" and usage_tokens is not None and emit is not None and now is not None:
+    if (
+        how == "succeed"
+        and usage_tokens is not None
+        and emit is not None
+        and now is not None
+        and heard(emit)
+    ):
         emit(Settled(admission.route.name, now, admission.estimate, usage_tokens))
     if isinstance(done, Done) and now is not None:
         return max(now, done.now)

@@ -238,7 +238,10 @@ class SDKAdapter(ABC, Generic[_S, _A, _P, _R, _E]):
                     raise self._map(exc) from exc
                 if quota is None:
                     quota = _Quota(self.stream_headers(events, event), heard)
-                for chunk in quota.mark(state.feed(event)):
+                fed = state.feed(event)
+                if quota.pending:
+                    fed = quota.mark(fed)
+                for chunk in fed:
                     yield chunk
             for chunk in (quota or _Quota(None)).mark(state.finish()):
                 yield chunk
@@ -259,6 +262,11 @@ class _Quota:
         self._hints: RateLimitHints | None = quota_hints(items)
         if heard is not None:
             heard.update(rate_limit_headers(items))
+
+    @property
+    def pending(self) -> bool:
+        """Whether the hints are still to be put on a chunk (none has come yet)."""
+        return self._hints is not None
 
     def mark(self, chunks: Iterable[ChatChunk]) -> Iterator[ChatChunk]:
         for chunk in chunks:

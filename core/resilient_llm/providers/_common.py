@@ -14,7 +14,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import (
     AuthError,
@@ -380,6 +380,23 @@ def tls_context() -> ssl.SSLContext:
 
         return httpx.create_ssl_context()
     return httpx2.create_ssl_context()
+
+
+_Stream = TypeVar("_Stream")
+
+
+def plain_events(stream: _Stream) -> _Stream:
+    """``stream`` (an SDK's SSE stream) yielding each event as the JSON object it came as.
+
+    The stream states read an event by key as well as by attribute (see ``_shape``), and
+    building the SDK's model of every event is most of what reading a stream costs: the
+    SDK hands the data through untouched when it casts to ``object``. Its stream reads
+    that type when first advanced, so setting it on a stream just opened is enough; a
+    stream that does not have it is left as it is.
+    """
+    if getattr(stream, "_cast_to", None) is not None:
+        stream._cast_to = object  # type: ignore[attr-defined]
+    return stream
 
 
 async def parsed(value: Any) -> Any:

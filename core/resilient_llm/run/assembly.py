@@ -165,6 +165,17 @@ async def acollect(
 ) -> ChatResponse:
     """The async twin of :func:`collect`: each wait is bounded on the clock."""
     seen = Assembled()
+    if timeouts is None:
+        # Only the attempt's own timeout bounds the reads: no per-chunk timer to arm.
+        try:
+            async for chunk in chunks:
+                if seen.add(chunk) is seen.first:
+                    alive()
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return seen.whole(route, headers)
     try:
         while True:
             limit = None

@@ -262,29 +262,12 @@ class AsyncRun(Generic[T]):
 
     async def _sent(self, send: AsyncSend[T], call: Call) -> Sent[T]:
         quiet = self.quiet
-        if quiet is None or call.hedge_after is None:
+        after = call.hedge_after
+        if quiet is None or after is None:
             return await send(call)
-        signs = asyncio.Event()
-        # The task copies this context as it is made: its attempt's alive() sets ``signs``.
-        told = _ALIVE.set(signs.set)
-        try:
-            task = asyncio.ensure_future(send(call))
-        finally:
-            _ALIVE.reset(told)
-        heard = asyncio.ensure_future(signs.wait())
-        try:
-            # On the clock, as a timeout on waiting (a fake clock's sleep ends at once).
-            with contextlib.suppress(TimeoutError):
-                async with self.clock.timeout(call.hedge_after):
-                    await asyncio.wait({task, heard}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done() and not signs.is_set():
-                quiet(call)
-            return await task
-        finally:
-            heard.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
+        if type(self.clock) is SystemClock:
+            return await _timed_quiet(send, call, quiet, after)
+        return await _clocked_quiet(send, call, quiet, self.clock, after)
 
     async def aclose(self) -> None:
         """Stop the flow early; give back what it held (store round trips awaited)."""
@@ -293,6 +276,59 @@ class AsyncRun(Generic[T]):
     def close_sync(self) -> None:
         """Stop the flow from outside its loop (the loop is gone); give back blocking."""
         stop_flow(self.flow, self.clock)
+
+
+async def _timed_quiet(
+    send: AsyncSend[T], call: Call, quiet: Callable[[Call], None], after: float
+) -> Sent[T]:
+    """The attempt, awaited here; on the real clock its quiet timer is a loop timer that
+    its first sign of life (or its end) cancels: no task beside it."""
+    handle = asyncio.get_running_loop().call_later(max(after, 0.0), quiet, call)
+    told = _ALIVE.set(handle.cancel)
+    try:
+        return await send(call)
+    finally:
+        _ALIVE.reset(told)
+        handle.cancel()
+
+
+async def _clocked_quiet(
+    send: AsyncSend[T], call: Call, quiet: Callable[[Call], None], clock: Clock, after: float
+) -> Sent[T]:
+    """The attempt as a task, its quiet time waited on ``clock`` (whose timeouts are the
+    only timers it offers: a fake clock's end when the test moves time)."""
+    loop = asyncio.get_running_loop()
+    signs: asyncio.Future[None] = loop.create_future()
+    heard = False
+
+    def wake() -> None:
+        if not signs.done():
+            signs.set_result(None)
+
+    def sign() -> None:
+        nonlocal heard
+        heard = True
+        wake()
+
+    # The task copies this context as it is made: its attempt's alive() is ``sign``.
+    told = _ALIVE.set(sign)
+    try:
+        task = asyncio.ensure_future(send(call))
+    finally:
+        _ALIVE.reset(told)
+    task.add_done_callback(lambda _: wake())
+    try:
+        # On the clock, as a timeout on waiting (a fake clock's sleep ends at once).
+        with contextlib.suppress(TimeoutError):
+            async with clock.timeout(after):
+                await signs
+        if not task.done() and not heard:
+            quiet(call)
+        return await task
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
 
 def run_sync(flow: Flow, clock: Clock, send: SyncSend[T]) -> tuple[T, CallReport]:

@@ -61,27 +61,25 @@ async def run_hedged(
     fail, the primary's error is raised.
     """
     clock = primary.clock
-    quiet: list[Call] = []
-    heard = asyncio.Event()
+    # Set by the primary's first quiet attempt, or (None) by the primary's end.
+    heard: asyncio.Future[Call | None] = asyncio.get_running_loop().create_future()
 
-    def on_quiet(call: Call) -> None:
-        if not quiet:
-            quiet.append(call)
-            heard.set()
+    def on_quiet(call: Call | None) -> None:
+        if not heard.done():
+            heard.set_result(call)
 
     primary.quiet = on_quiet
     runs = [primary]
     first = asyncio.ensure_future(primary.start(send))
+    first.add_done_callback(lambda _: on_quiet(None))
     tasks: list[asyncio.Future[_Stop[T]]] = [first]
-    listener = asyncio.ensure_future(heard.wait())
     winner: asyncio.Future[_Stop[T]] | None = None
     try:
-        await asyncio.wait({first, listener}, return_when=asyncio.FIRST_COMPLETED)
+        call = await heard
         primary.quiet = None
-        if first.done():
+        if call is None or first.done():
             winner = first
             return (primary, *first.result())
-        call = quiet[0]
         hedge = make_hedge(call.route)
         if hedge is None:
             winner = first
@@ -93,11 +91,11 @@ async def run_hedged(
         winner = await _first_success(tasks)
         return (runs[tasks.index(winner)], *winner.result())
     finally:
-        listener.cancel()
-        for task in tasks:
-            task.cancel()
-        # Let the losers' drivers run their cleanup (close flows, free admissions).
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not all(task.done() for task in tasks):
+            for task in tasks:
+                task.cancel()
+            # Let the losers' drivers run their cleanup (close flows, free admissions).
+            await asyncio.gather(*tasks, return_exceptions=True)
         if winner is not None and discard is not None:
             for loser, task in zip(runs, tasks, strict=True):
                 if task is not winner and _succeeded(task):

@@ -15,7 +15,7 @@ from ...errors import ResilientLLMError
 from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
-from .._common import async_http_client, parsed, warm_transport
+from .._common import async_http_client, parsed, plain_events, warm_transport
 from .._watched import watched_http_client
 from ..base import Provider
 from .convert import (
@@ -94,12 +94,12 @@ class AnthropicAdapter(
     def open_stream(
         self, client: anthropic.Anthropic, prepared: _Params, timeout: float
     ) -> Iterator[Any]:
-        return client.messages.create(**prepared, stream=True, timeout=timeout)
+        return plain_events(client.messages.create(**prepared, stream=True, timeout=timeout))
 
     async def aopen_stream(
         self, client: anthropic.AsyncAnthropic, prepared: _Params, timeout: float
     ) -> AsyncIterator[Any]:
-        return await client.messages.create(**prepared, stream=True, timeout=timeout)
+        return plain_events(await client.messages.create(**prepared, stream=True, timeout=timeout))
 
     def stream_state(self, request: ChatRequest, prepared: _Params) -> AnthropicStreamState:
         return AnthropicStreamState(self.provider.name, wrapped=wraps_schema(request))

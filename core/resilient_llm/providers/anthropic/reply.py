@@ -16,7 +16,17 @@ from typing import Any
 from ...content import Reasoning
 from ...errors import ProviderUnavailable
 from ...messages import ChatChunk, ChatResponse, ToolCall, Usage
-from .._shape import Malformed, count, get, items, node, optional_node, reading, text
+from .._shape import (
+    Malformed,
+    count,
+    get,
+    items,
+    node,
+    optional_node,
+    reading,
+    text,
+    unavailable,
+)
 from .._tool_calls import tool_call
 from ..base import rate_limit_headers
 from .parts import FAMILY
@@ -201,8 +211,11 @@ class AnthropicStreamState:
         return ChatChunk(delta=text, provider=self.route, model=self.model, reasoning=pieces)
 
     def feed(self, event: Any) -> list[ChatChunk]:
-        with reading(self.route):
+        # As reading() does, without a context manager's frames per event.
+        try:
             return self._feed(node(event, "event"))
+        except Malformed as exc:
+            raise unavailable(self.route, exc) from None
 
     def _feed(self, event: Any) -> list[ChatChunk]:
         kind = text(event, "type", "event", required=True)

@@ -17,7 +17,17 @@ from typing import Any
 from ...content import Reasoning
 from ...errors import ProviderUnavailable
 from ...messages import ChatChunk, ChatResponse, ToolCall, Usage
-from .._shape import Malformed, count, get, items, node, optional_node, reading, text
+from .._shape import (
+    Malformed,
+    count,
+    get,
+    items,
+    node,
+    optional_node,
+    reading,
+    text,
+    unavailable,
+)
 from .._tool_calls import tool_call
 from ..base import rate_limit_headers
 from .parts import FAMILY, signature_text
@@ -225,8 +235,11 @@ class GeminiStreamState:
     _calls: list[ToolCall] = field(default_factory=list)
 
     def feed(self, event: Any) -> list[ChatChunk]:
-        with reading(self.route):
+        # As reading() does, without a context manager's frames per event.
+        try:
             return self._feed(node(event, "event"))
+        except Malformed as exc:
+            raise unavailable(self.route, exc) from None
 
     def _feed(self, event: Any) -> list[ChatChunk]:
         self.model = text(event, "model_version", "event") or self.model

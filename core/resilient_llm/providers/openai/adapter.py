@@ -17,7 +17,7 @@ from ...errors import ResilientLLMError
 from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
-from .._common import async_http_client, parsed, warm_transport
+from .._common import async_http_client, parsed, plain_events, warm_transport
 from .._watched import watched_http_client
 from ..base import Provider
 from .convert import build_params
@@ -96,12 +96,14 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, _Params, Any, 
     def open_stream(
         self, client: openai.OpenAI, prepared: _Params, timeout: float
     ) -> Iterator[Any]:
-        return client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+        events = client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+        return plain_events(events)
 
     async def aopen_stream(
         self, client: openai.AsyncOpenAI, prepared: _Params, timeout: float
     ) -> AsyncIterator[Any]:
-        return await client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+        events = await client.chat.completions.create(**prepared, stream=True, timeout=timeout)
+        return plain_events(events)
 
     def stream_state(self, request: ChatRequest, prepared: _Params) -> OpenAIStreamState:
         return OpenAIStreamState(self.provider.name)

@@ -174,8 +174,11 @@ class OpenAIStreamState:
     _id: str | None = None
 
     def feed(self, event: ChatCompletionChunk) -> list[ChatChunk]:
-        with reading(self.route):
+        # As reading() does, without a context manager's frames per event.
+        try:
             return self._feed(event)
+        except Malformed as exc:
+            raise unavailable(self.route, exc) from None
 
     def _feed(self, event: Any) -> list[ChatChunk]:
         node(event, "event")
