@@ -43,7 +43,9 @@ LABELS = {
     "lc_openai": "ChatOpenAI (LangChain), aiohttp transport",
     "engine_redis": "resilient-llm engine, RedisState",
     "engine": "resilient-llm engine",
+    "engine_one": "resilient-llm engine, the OpenAI route alone",
     "lc_resilient": "ChatResilientLLM (LangChain)",
+    "lc_resilient_one": "ChatResilientLLM (LangChain), the OpenAI route alone",
     "litellm": "LiteLLM Router",
     "lc_peer": "LangChain retry+fallbacks",
 }
@@ -55,7 +57,9 @@ IMPORTS = {
     "lc_openai": "from langchain_openai import ChatOpenAI",
     "engine_redis": "from resilient_llm import ResilientLLM, Provider, RateLimit",
     "engine": "from resilient_llm import ResilientLLM, Provider, RateLimit",
+    "engine_one": "from resilient_llm import ResilientLLM, Provider, RateLimit",
     "lc_resilient": "from langchain_resilient import ChatResilientLLM",
+    "lc_resilient_one": "from langchain_resilient import ChatResilientLLM",
     "litellm": "from litellm import Router",
     "lc_peer": (
         "from langchain_openai import ChatOpenAI\n"
@@ -93,6 +97,12 @@ CONFIGURATION = {
     "lc_resilient": (
         "`ChatResilientLLM` with exactly the engine's arguments, called through `invoke`/`ainvoke`."
     ),
+    "engine_one": (
+        "The engine's arguments with the OpenAI route alone: nothing to fail over to, so no "
+        "hedge and a whole reply asked for as the plain request (with a second route a reply "
+        "is read through the stream, its first chunk a sign of life)."
+    ),
+    "lc_resilient_one": "`ChatResilientLLM` with `engine_one`'s arguments.",
     "litellm": (
         "`Router(model_list=[one deployment per provider with api_base on the chaos server; "
         "rpm/tpm on a quota'd one], fallbacks=[{openai: [anthropic, gemini]}], "
@@ -231,6 +241,16 @@ class _EngineRedis(_Engine):
         self._llm = ResilientLLM(**_engine_kwargs(setup), state=state)
 
 
+def _alone(setup: Setup) -> Setup:
+    """The same setup with its first (the OpenAI) route alone."""
+    return Setup(setup.routes[:1], setup.policy, setup.max_tokens)
+
+
+class _EngineOne(_Engine):
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(_alone(setup))
+
+
 def _text(message: Any) -> str:
     content = message.content
     return content if isinstance(content, str) else str(content)
@@ -250,6 +270,11 @@ class _LCResilient:
 
     def close(self) -> None:
         self._model.resilient_engine.close()
+
+
+class _LCResilientOne(_LCResilient):
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(_alone(setup))
 
 
 class _LCOpenAI:
@@ -416,7 +441,9 @@ class _LCPeer:
 SYSTEMS: dict[str, Callable[[Setup], System]] = {
     "raw": _Raw,
     "engine": _Engine,
+    "engine_one": _EngineOne,
     "lc_resilient": _LCResilient,
+    "lc_resilient_one": _LCResilientOne,
     "litellm": _LiteLLM,
     "lc_peer": _LCPeer,
     "raw_httpx": _RawHttpx,
