@@ -271,20 +271,34 @@ def test_openai_new_params_and_where_they_are_left_out() -> None:
         )
 
 
-def test_openai_passthrough_keywords_extra_body_and_clashes() -> None:
+def test_openai_passthrough_body_fields_request_options_and_clashes() -> None:
     route = Provider("openai", "m", api_key="k", options={"store": True, "top_k": 2})
     request = ChatRequest(
         (Message("user", "hi"),),
         temperature=0.1,
-        provider_options={"openai": {"temperature": 0.9, "extra_body": {"min_p": 0.2}}},
+        provider_options={
+            "openai": {
+                "temperature": 0.9,
+                "extra_body": {"min_p": 0.2, "store": False},
+                "extra_headers": {"X-Team": "a"},
+            }
+        },
     )
-    params = oc.build_params(request, route, accepted=oc.CREATE_PARAMS)
-    assert params["store"] is True
+    params = oc.build_params(request, route)
     assert params["temperature"] == 0.9  # passthrough over the request, as model_kwargs
-    assert params["extra_body"] == {"min_p": 0.2, "top_k": 2}
+    assert (params["top_k"], params["min_p"]) == (2, 0.2)
+    assert params["store"] is False  # extra_body over the named fields, as the SDK's
+    assert "extra_body" not in params
+    assert params["extra_headers"] == {"X-Team": "a"}  # the adapter sends it as headers
     clash = Provider("openai", "m", api_key="k", options={"messages": []})
     with pytest.raises(ConfigurationError, match="messages"):
         oc.build_params(ChatRequest((Message("user", "hi"),)), clash)
+    hidden = Provider("openai", "m", api_key="k", options={"extra_body": {"model": "x"}})
+    with pytest.raises(ConfigurationError, match="model"):
+        oc.build_params(ChatRequest((Message("user", "hi"),)), hidden)
+    bad = Provider("openai", "m", api_key="k", options={"extra_query": "a=1"})
+    with pytest.raises(ConfigurationError, match="extra_query must be a dict"):
+        oc.build_params(ChatRequest((Message("user", "hi"),)), bad)
 
 
 def _completion(message: Any, usage: Any = None) -> Any:

@@ -7,7 +7,7 @@ as JSON), so these functions are tested on their own. Replies are read in ``repl
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ...errors import ConfigurationError
@@ -19,7 +19,7 @@ from .parts import content_parts
 from .reply import OpenAIStreamState, finish_reason, response_from_completion
 
 __all__ = [
-    "CREATE_PARAMS",
+    "REQUEST_OPTIONS",
     "OpenAIStreamState",
     "build_params",
     "finish_reason",
@@ -27,45 +27,9 @@ __all__ = [
     "response_from_completion",
 ]
 
-CREATE_PARAMS = frozenset(
-    {
-        "audio",
-        "frequency_penalty",
-        "function_call",
-        "functions",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "metadata",
-        "modalities",
-        "n",
-        "parallel_tool_calls",
-        "prediction",
-        "presence_penalty",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "reasoning_effort",
-        "response_format",
-        "safety_identifier",
-        "seed",
-        "service_tier",
-        "stop",
-        "store",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-        "verbosity",
-        "web_search_options",
-        "extra_headers",
-        "extra_query",
-    }
-)
-"""Keyword arguments of ``chat.completions.create`` a passthrough key may be sent as, when
-the installed SDK's own list is not given (see :func:`build_params`)."""
+REQUEST_OPTIONS = {"extra_headers": "headers", "extra_query": "params"}
+"""Passthrough keys that are the SDK's request options rather than body fields (sent as
+headers and as query parameters); ``extra_body`` is merged into the body."""
 
 # What the adapter itself sets for a call: a passthrough key may not replace them.
 _OWN = frozenset({"model", "messages", "stream", "stream_options", "timeout"})
@@ -120,10 +84,8 @@ def _tool_choice(choice: str | None) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
-def build_params(
-    request: ChatRequest, provider: Provider, accepted: Collection[str] = CREATE_PARAMS
-) -> dict[str, Any]:
-    """The keyword arguments of ``chat.completions.create`` for ``request``.
+def build_params(request: ChatRequest, provider: Provider) -> dict[str, Any]:
+    """The chat-completions body for ``request``: what the SDK sends as JSON.
 
     ``max_tokens`` goes out as ``max_completion_tokens`` to OpenAI itself (its reasoning
     models refuse ``max_tokens``) and as ``max_tokens`` to an OpenAI-compatible
@@ -135,8 +97,9 @@ def build_params(
 
     The route's passthrough (``Provider(options=...)`` and the call's
     ``provider_options["openai"]``) is laid over what the request says, as ``model_kwargs``
-    are in ``ChatOpenAI``: keys in ``accepted`` (``create``'s keyword arguments) as
-    keyword arguments, any other in ``extra_body``, so each reaches the server.
+    are in ``ChatOpenAI``: every key is a body field, ``extra_body``'s keys too, except
+    ``extra_headers`` and ``extra_query``, kept as they are for the adapter to send as the
+    SDK's request options (see :data:`REQUEST_OPTIONS`).
     """
     model = request.model or provider.model
     params: dict[str, Any] = {
@@ -183,7 +146,7 @@ def build_params(
         capabilities_for(model, provider.capabilities).reasoning is not False
     ):
         params["reasoning_effort"] = _effort(model, request.reasoning_effort)
-    _lay_over(params, passthrough(provider, request), accepted)
+    _lay_over(params, passthrough(provider, request))
     return params
 
 
@@ -195,20 +158,19 @@ def _effort(model: str, effort: str) -> str:
     return effort
 
 
-def _lay_over(params: dict[str, Any], extra: dict[str, Any], accepted: Collection[str]) -> None:
-    clash = sorted(_OWN.intersection(extra))
+def _lay_over(params: dict[str, Any], extra: dict[str, Any]) -> None:
+    given = extra.pop("extra_body", None) or {}
+    if not isinstance(given, Mapping):
+        raise ConfigurationError(f"OpenAI route option extra_body must be a dict, got {given!r}")
+    clash = sorted(_OWN.intersection(extra).union(_OWN.intersection(given)))
     if clash:
         raise ConfigurationError(
             f"OpenAI route options may not set {clash}: the adapter sends them itself"
         )
-    given = extra.pop("extra_body", None) or {}
-    if not isinstance(given, Mapping):
-        raise ConfigurationError(f"OpenAI route option extra_body must be a dict, got {given!r}")
-    body = dict(given)
-    for key, value in extra.items():
-        if key in accepted:
-            params[key] = value
-        else:
-            body[key] = value
-    if body:
-        params["extra_body"] = body
+    for key in REQUEST_OPTIONS:
+        value = extra.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigurationError(f"OpenAI route option {key} must be a dict, got {value!r}")
+    params.update(extra)
+    # As the SDK's extra_body: over the named fields.
+    params.update(given)
