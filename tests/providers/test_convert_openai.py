@@ -15,6 +15,7 @@ from resilient_llm.policies.capabilities import Capabilities
 from resilient_llm.providers.base import Provider, unsendable_reason
 from resilient_llm.providers.openai import convert as oc
 from resilient_llm.providers.openai import parts as oc_parts
+from resilient_llm.providers.openai.adapter import prepared
 from resilient_llm.providers.openai.parts import DEFAULT_FILENAME
 
 from .samples import HISTORY, WEATHER, provider
@@ -293,6 +294,9 @@ def test_openai_passthrough_body_fields_request_options_and_clashes() -> None:
     clash = Provider("openai", "m", api_key="k", options={"messages": []})
     with pytest.raises(ConfigurationError, match="messages"):
         oc.build_params(ChatRequest((Message("user", "hi"),)), clash)
+    sent = prepared(params)  # what the adapter hands the SDK client's post
+    assert "extra_headers" not in sent.body
+    assert sent.sent(3.0) == {"headers": {"X-Team": "a"}, "timeout": 3.0}
     hidden = Provider("openai", "m", api_key="k", options={"extra_body": {"model": "x"}})
     with pytest.raises(ConfigurationError, match="model"):
         oc.build_params(ChatRequest((Message("user", "hi"),)), hidden)

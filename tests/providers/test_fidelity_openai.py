@@ -300,14 +300,19 @@ def test_reasoning_effort_and_lone_parallel_tool_calls_are_not_sent_where_refuse
     assert "parallel_tool_calls" not in params  # no tools: OpenAI refuses it alone
 
 
-def test_passthrough_is_sent_as_keywords_or_in_extra_body(bench: Bench) -> None:
+def test_passthrough_is_sent_as_body_fields_or_request_options(bench: Bench) -> None:
     route = bench.route(options={"service_tier": "flex", "top_k": 4, "async_transport": "httpx"})
     bench.run(
         bench.engine(route),
         "achat",
         "Hi",
         provider_options={
-            "openai": {"logit_bias": {"50256": -100}, "top_k": 5, "extra_body": {"min_p": 0.1}},
+            "openai": {
+                "logit_bias": {"50256": -100},
+                "top_k": 5,
+                "extra_body": {"min_p": 0.1},
+                "extra_query": {"team": "a"},
+            },
             "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
         },
     )
@@ -318,6 +323,7 @@ def test_passthrough_is_sent_as_keywords_or_in_extra_body(bench: Bench) -> None:
     assert params["min_p"] == 0.1
     assert "thinking" not in params
     assert "async_transport" not in params
+    assert "extra_query" not in params
 
 
 # --------------------------------------------------------------------------- replies
