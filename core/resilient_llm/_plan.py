@@ -13,7 +13,7 @@ from typing import TypeVar, overload
 from .messages import ChatRequest
 from .policies.capabilities import Capabilities, Unfit, turn_reason, unfit_reason
 from .policies.quota import Tokens
-from .policies.tokens import estimate_tokens, reserved_output, usage_ceiling
+from .policies.tokens import estimate_tokens, reserved_output, usage_ceiling, within
 from .providers.base import Provider, unsendable_reason
 from .providers.registry import provider_spec
 
@@ -34,14 +34,24 @@ class RouteFacts:
         models: Sequence[str],
     ) -> None:
         size = len(providers)
-        self.estimates = _PerRoute(size, lambda i: _split_estimate(request, models[i]))
+        # The closures see locals, never ``self``: a cycle through them would keep each
+        # call's request alive until the garbage collector came round.
+        estimates = _PerRoute(size, lambda i: _split_estimate(request, models[i]))
+
+        def window_estimate(i: int) -> int:
+            # Only a known context window is checked against the estimate, and a request
+            # that fits it by its length alone is not counted for it.
+            window = caps[i].context_window
+            return 0 if window is None or within(request, window) else estimates[i]
+
+        self.estimates = estimates
         self.unfit = _PerRoute(
             size,
             lambda i: (
                 turn_reason(
                     providers[i].kind, request, provider_spec(providers[i].kind).needs_a_turn
                 )
-                or unfit_reason(caps[i], request, self._window_estimate(caps[i], i))
+                or unfit_reason(caps[i], request, window_estimate(i))
                 or _unsendable(providers[i], request)
             ),
         )
@@ -49,16 +59,11 @@ class RouteFacts:
             size,
             lambda i: usage_ceiling(
                 request,
-                self.estimates[i],
+                estimates[i],
                 context_window=caps[i].context_window,
                 max_output=caps[i].max_output,
             ),
         )
-
-    def _window_estimate(self, caps: Capabilities, index: int) -> int:
-        # Only a known context window is checked against the estimate: a model without
-        # one (a custom OpenAI-compatible server's) is not estimated for it.
-        return 0 if caps.context_window is None else self.estimates[index]
 
 
 class _PerRoute(Sequence[_T]):

@@ -28,6 +28,7 @@ from resilient_llm.policies.tokens import (
     count_text_tokens,
     encoding_for_model,
     estimate_tokens,
+    within,
 )
 
 CORPUS: dict[str, list[str]] = json.loads(
@@ -54,6 +55,7 @@ def test_exported_names() -> None:
         "preload",
         "reserved_output",
         "usage_ceiling",
+        "within",
     ]
     assert DEFAULT_OUTPUT_RESERVE == 1024
 
@@ -436,3 +438,38 @@ def test_preload_loads_an_openai_encoding_once_and_ignores_other_families() -> N
     loaded = tokens._LOADED["o200k_base"]
     tokens.preload("gpt-4o")
     assert tokens._LOADED["o200k_base"] is loaded
+
+
+BOUND_MODELS = ["gpt-4o", "gpt-4", "claude-haiku-4-5", "gemini-2.5-flash", None]
+# Each the densest text for one of the counts: a token per byte (emoji, CJK for tiktoken),
+# a pair or run started at every character (the heuristic's worst cases).
+DENSE = ["\U0001f600" * 500, "aA" * 800, "a\n" * 900, "1 " * 900, "é" * 700, "\x00" * 999]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(ANY_TEXT | st.sampled_from(DENSE), min_size=1, max_size=4),
+    name=st.none() | st.text(max_size=20),
+    max_tokens=st.none() | st.integers(1, 4096),
+)
+def test_a_length_bound_never_falls_below_any_estimate(
+    texts: list[str], name: str | None, max_tokens: int | None
+) -> None:
+    request = ChatRequest(
+        tuple(Message("user", text, name=name or None) for text in texts), max_tokens=max_tokens
+    )
+    most = max(estimate_tokens(request, model) for model in BOUND_MODELS)
+    assert not within(request, most - 1) or most == 1
+    assert within(request, 10 * most + 10_000)
+
+
+def test_a_length_bound_needs_no_serialising_and_no_sampling() -> None:
+    plain = ChatRequest((Message("system", "Be brief."), Message("user", "Hi")))
+    assert within(plain, 2_000) and not within(plain, 1_000)  # the reply's reserve counts
+    tool = Tool("f", "does f", {"type": "object", "properties": {}})
+    assert not within(dataclasses.replace(plain, tools=(tool,)), 10**9)
+    assert not within(dataclasses.replace(plain, response_schema={"type": "object"}), 10**9)
+    called = Message("assistant", "", tool_calls=(ToolCall("c1", "f", {"x": 1}),))
+    assert not within(ChatRequest((*plain.messages, called)), 10**9)
+    huge = ChatRequest((Message("user", "word " * 20_000),))
+    assert not within(huge, 10**9)  # past the length counted whole: its count is sampled

@@ -45,6 +45,7 @@ __all__ = [
     "preload",
     "reserved_output",
     "usage_ceiling",
+    "within",
 ]
 
 EncodingName = Literal["o200k_base", "cl100k_base"]
@@ -480,6 +481,45 @@ def estimate_tokens(
             reserved_output(request) if isinstance(request, ChatRequest) else DEFAULT_OUTPUT_RESERVE
         )
         return 1 + _REPLY_PRIMING + reserve + _heuristic_tokens(_text(request))
+
+
+_MOST_PER_CHARACTER = 6
+"""No count here gives a character more tokens: tiktoken at most one per UTF-8 byte (4),
+the heuristic at most 1.95 for its class, 1.4 for a pair it starts and 1.6 for a run it
+starts, times its margin (5.45), rounded up to at least one per text."""
+
+
+def within(request: ChatRequest, tokens: int) -> bool:
+    """Whether no :func:`estimate_tokens` of ``request``, for any model, exceeds ``tokens``,
+    judged from lengths alone: a second route's context window is checked without counting
+    (a call answered by its first route never needs the count). False when lengths cannot
+    tell: structured values (tool schemas and arguments, a response schema) would have to
+    be serialised, and text past :data:`_WHOLE` characters is sampled, not bounded.
+    """
+    if request.tools or request.response_schema is not None:
+        return False
+    bound = _REPLY_PRIMING + reserved_output(request)
+    for message in request.messages:
+        if message.tool_calls:
+            return False
+        bound += _PER_MESSAGE + _PER_NAME
+        texts = [message.name, message.tool_call_id]
+        if isinstance(message.content, str):
+            texts.append(message.content)
+        else:
+            for part in message.content:
+                if isinstance(part, Text | Reasoning):
+                    texts.append(part.text)
+                else:  # media: _content_tokens charges at most this
+                    bound += max(_PER_IMAGE, len(getattr(part, "data", None) or b""))
+        for text in texts:
+            if text:
+                if not isinstance(text, str) or len(text) > _WHOLE:
+                    return False
+                bound += _MOST_PER_CHARACTER * len(text) + 1
+        if bound > tokens:
+            return False
+    return bound <= tokens
 
 
 def usage_ceiling(
