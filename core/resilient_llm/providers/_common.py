@@ -8,7 +8,6 @@ escape the SDKs' own types.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 import ssl
@@ -37,7 +36,6 @@ __all__ = [
     "error_from_status",
     "header_items",
     "map_generated_sdk_error",
-    "parsed",
     "require_key",
     "says_auth_failure",
     "says_context_length",
@@ -397,11 +395,6 @@ def plain_events(stream: _Stream) -> _Stream:
     if getattr(stream, "_cast_to", None) is not None:
         stream._cast_to = object  # type: ignore[attr-defined]
     return stream
-
-
-async def parsed(value: Any) -> Any:
-    """The parsed body: some SDK versions' async raw responses parse with ``await``."""
-    return await value if inspect.isawaitable(value) else value
 
 
 def map_generated_sdk_error(

@@ -15,7 +15,7 @@ from ...errors import ResilientLLMError
 from ...messages import ChatRequest, ChatResponse
 from ...secrets import Secret
 from .._adapter import SDKAdapter
-from .._common import async_http_client, parsed, plain_events, warm_transport
+from .._common import async_http_client, plain_events, warm_transport
 from .._watched import watched_http_client
 from ..base import Provider
 from .convert import (
@@ -74,13 +74,14 @@ class AnthropicAdapter(
         self, client: anthropic.Anthropic, prepared: _Params, timeout: float
     ) -> tuple[Any, object]:
         raw = client.messages.with_raw_response.create(**prepared, timeout=timeout)
-        return raw.parse(), raw.headers
+        # The body as JSON, not the SDK's model of it: the parser reads either.
+        return raw.http_response.json(), raw.headers
 
     async def acall(
         self, client: anthropic.AsyncAnthropic, prepared: _Params, timeout: float
     ) -> tuple[Any, object]:
         raw = await client.messages.with_raw_response.create(**prepared, timeout=timeout)
-        return await parsed(raw.parse()), raw.headers
+        return raw.http_response.json(), raw.headers
 
     def parse(
         self,
