@@ -8,6 +8,7 @@ How much hedging cuts the latency tail is measured in ``benchmarks/features.py``
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -167,3 +168,65 @@ def test_hedging_answers_each_slow_request_from_the_spare(bench: Bench) -> None:
     expected = [fallback.name if i % 10 == 5 else primary.name for i in range(20)]
     assert providers == expected
     assert [e.route for e in bench.of(Hedged)] == [primary.name] * 2
+
+
+def test_a_call_the_hedge_answers_leaves_its_callers_task_as_it_was(bench: Bench) -> None:
+    # The primary runs in the caller's task and a winning hedge interrupts it by a cancel
+    # it then takes back: the caller must see no cancellation, now or at its next await.
+    primary = bench.route("openai", "hung")
+    fallback = bench.route("anthropic", "spare")
+    bench.script(primary, HANG)
+    llm = ResilientLLM([primary, fallback], breaker=BREAKER, timeout=10.0, hedge=Hedge(0.001))
+    bench.engines.append(llm)
+
+    async def caller() -> tuple[str, int, int]:
+        reply = await llm.achat(QUESTION)
+        task = asyncio.current_task()
+        assert task is not None
+        pending = task.cancelling()
+        await asyncio.sleep(0)  # a cancel still due would land here
+        return reply.provider, pending, task.cancelling()
+
+    assert bench.runner.run(caller()) == (fallback.name, 0, 0)
+    snapshot = llm.snapshot()
+    assert snapshot[primary.name].breaker.failures == 0, "the interrupted primary is no failure"
+    assert eventually(lambda: llm.snapshot()[primary.name].limiter.queue_length == 0)
+
+
+@pytest.mark.parametrize("mode", ["achat", "astream"])
+def test_cancelling_a_hedged_call_stops_both_runs(bench: Bench, mode: str) -> None:
+    clock = FakeClock()
+    primary = bench.route("openai", "hung")
+    fallback = bench.route("gemini", "hung-too")
+    bench.script(primary, HANG)
+    bench.script(fallback, HANG)
+    llm = _engine(bench, primary, fallback, hedge=Hedge(0.2), clock=clock)
+
+    async def call() -> None:
+        if mode == "achat":
+            await llm.achat(QUESTION)
+        else:
+            async for _ in llm.astream(QUESTION):
+                pass
+
+    async def cancel_once_both_are_asked() -> bool:
+        task = asyncio.ensure_future(call())
+        both = bench.arrivals(fallback, "hang")
+        while not both():
+            if bench.arrivals(primary, "hang")() and not bench.of(Hedged):
+                clock.advance(0.2)  # the primary is holding its request: hedge now
+            await asyncio.sleep(0.002)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert bench.runner.run(cancel_once_both_are_asked())
+    snapshot = llm.snapshot()
+    for route in (primary, fallback):
+        assert snapshot[route.name].breaker.probes_in_flight == 0
+        assert snapshot[route.name].breaker.failures == 0, "a cancelled call blames no route"
+        assert eventually(lambda name=route.name: llm.snapshot()[name].limiter.queue_length == 0)
+    assert len(bench.of(Hedged)) == 1

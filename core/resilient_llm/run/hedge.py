@@ -20,6 +20,7 @@ back what its flow held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import threading
@@ -59,66 +60,113 @@ async def run_hedged(
     The first success wins: its run, value and where its flow stopped are returned. A
     success that lands after it is handed to ``discard`` (a stream to close). If both
     fail, the primary's error is raised.
+
+    The primary runs in the caller's task, as an unhedged call does: a task per call
+    would cost every call its allocations (and the collector's time over them at high
+    concurrency) to serve the few that stay quiet. Only the hedge is a task; if it wins,
+    it interrupts the primary by cancelling the caller's task, which this function takes
+    back (``uncancel``) unless the caller was also cancelled from elsewhere.
     """
-    clock = primary.clock
-    # Set by the primary's first quiet attempt, or (None) by the primary's end.
-    heard: asyncio.Future[Call | None] = asyncio.get_running_loop().create_future()
-
-    def on_quiet(call: Call | None) -> None:
-        if not heard.done():
-            heard.set_result(call)
-
-    primary.quiet = on_quiet
-    runs = [primary]
-    first = asyncio.ensure_future(primary.start(send))
-    first.add_done_callback(lambda _: on_quiet(None))
-    tasks: list[asyncio.Future[_Stop[T]]] = [first]
-    winner: asyncio.Future[_Stop[T]] | None = None
+    race = _AsyncRace(primary, make_hedge, send, emit)
+    primary.quiet = race.on_quiet
+    hedge_answers = False
     try:
-        call = await heard
-        primary.quiet = None
-        if call is None or first.done():
-            winner = first
-            return (primary, *first.result())
-        hedge = make_hedge(call.route)
-        if hedge is None:
-            winner = first
-            return (primary, *(await first))
-        run, slow = hedge
-        emit(_hedged(call, slow, clock.now()))
-        runs.append(run)
-        tasks.append(asyncio.ensure_future(run.start(send)))
-        winner = await _first_success(tasks)
-        return (runs[tasks.index(winner)], *winner.result())
+        race.running = True
+        try:
+            value, stop = await primary.start(send)
+        finally:
+            race.running = False
+            primary.quiet = None
+    except asyncio.CancelledError:
+        if race.caller is None or not race.won or race.caller.uncancel() > 0:
+            raise
+        hedge_answers = True
+        return await race.hedge_answer()
+    except BaseException:
+        if race.task is None:
+            raise
+        # The primary failed with a hedge in flight: the hedge's success is the answer;
+        # if it fails too, the primary's error (the call's fuller history) is raised.
+        with contextlib.suppress(Exception):
+            hedge_answers = True
+            return await race.hedge_answer()
+        hedge_answers = False
+        raise
     finally:
-        if not all(task.done() for task in tasks):
-            for task in tasks:
-                task.cancel()
-            # Let the losers' drivers run their cleanup (close flows, free admissions).
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if winner is not None and discard is not None:
-            for loser, task in zip(runs, tasks, strict=True):
-                if task is not winner and _succeeded(task):
-                    value, stop = task.result()
-                    if isinstance(stop, Relay) and value is not None:
-                        await discard(loser, value)
+        if not hedge_answers:
+            await race.stop_hedge(discard)
+    return (primary, value, stop)
+
+
+class _AsyncRace(Generic[T]):
+    """An async call's hedge: started by the primary's first quiet attempt, as a task."""
+
+    def __init__(
+        self,
+        primary: AsyncRun[T],
+        make_hedge: Callable[[SharedRoute | None], tuple[AsyncRun[T], SharedRoute] | None],
+        send: AsyncSend[T],
+        emit: EventHandler,
+    ) -> None:
+        self.primary = primary
+        self.make_hedge = make_hedge
+        self.send = send
+        self.emit = emit
+        self.caller = asyncio.current_task()
+        # The caller's context: a quiet timer calls back in the attempt's, whose alive()
+        # is the primary's own.
+        self.context = contextvars.copy_context()
+        self.running = False  # the primary is in flight in the caller's task
+        self.won = False  # the hedge succeeded first, and the primary was interrupted
+        self.run: AsyncRun[T] | None = None
+        self.task: asyncio.Task[_Stop[T]] | None = None
+
+    def on_quiet(self, call: Call) -> None:
+        self.primary.quiet = None  # one hedge per call
+        if not self.running or self.caller is None or self.task is not None:
+            return
+        hedge = self.make_hedge(call.route)
+        if hedge is None:
+            return
+        run, slow = hedge
+        self.emit(_hedged(call, slow, self.primary.clock.now()))
+        self.run = run
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(run.start(self.send), context=self.context)
+        self.task.add_done_callback(self._hedge_done)
+
+    def _hedge_done(self, task: asyncio.Future[_Stop[T]]) -> None:
+        # Only while the primary is in flight in the caller's task: the cancel then lands
+        # inside it, at the await it waits on (or instead of the value it was about to get).
+        if self.running and self.caller is not None and _succeeded(task):
+            self.won = True
+            self.caller.cancel()
+
+    async def hedge_answer(self) -> _Won[T]:
+        """The hedge's answer (awaited if still running); raises its error if it failed."""
+        assert self.task is not None
+        assert self.run is not None
+        value, stop = await self.task
+        return (self.run, value, stop)
+
+    async def stop_hedge(self, discard: Callable[[AsyncRun[T], T], Awaitable[None]] | None) -> None:
+        """The primary answered (or the call ends): stop the hedge if one started, and hand
+        a success it had already to ``discard``."""
+        task, run = self.task, self.run
+        if task is None or run is None:
+            return
+        if not task.done():
+            task.cancel()
+            # Let the loser's driver run its cleanup (close its flow, free its admission).
+            await asyncio.gather(task, return_exceptions=True)
+        if discard is not None and _succeeded(task):
+            value, stop = task.result()
+            if isinstance(stop, Relay) and value is not None:
+                await discard(run, value)
 
 
 def _succeeded(task: asyncio.Future[_Stop[T]]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
-
-
-async def _first_success(tasks: list[asyncio.Future[_Stop[T]]]) -> asyncio.Future[_Stop[T]]:
-    pending = set(tasks)
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task in done and _succeeded(task):
-                return task
-    # Both failed: the primary's error carries the call's fuller history.
-    error = tasks[0].exception()
-    assert error is not None
-    raise error
 
 
 class _SyncRace(Generic[T]):

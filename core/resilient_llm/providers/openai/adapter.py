@@ -8,7 +8,7 @@ not build) rather than ``chat.completions.create``: ``create`` walks every param
 against its typed signature before sending and builds a model of every reply, together
 about half the SDK's CPU per call, while ``build_params`` already makes the JSON body and
 the reply parsers read plain JSON. The client still does everything else: auth, headers,
-timeouts, the transport, the error classes and the SSE decoding of streams.
+timeouts, the transport and the error classes; a stream's body is read by ``events``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .._watched import watched_http_client
 from ..base import Provider
 from .convert import REQUEST_OPTIONS, build_params
 from .errors import map_openai_error, sdk_errors
+from .events import AsyncEvents, Events
 from .reply import OpenAIStreamState, response_from_completion
 
 __all__ = ["OpenAIAdapter", "map_openai_error"]
@@ -121,14 +122,13 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, Prepared, Any,
     def open_stream(
         self, client: openai.OpenAI, prepared: Prepared, timeout: float
     ) -> Iterator[Any]:
-        # A stream of ``object`` hands each event on as its JSON: the stream state reads it.
         return client.post(
             _PATH,
             cast_to=object,
             body=prepared.body,
             options=prepared.sent(timeout),
             stream=True,
-            stream_cls=openai.Stream[object],
+            stream_cls=Events,
         )
 
     async def aopen_stream(
@@ -140,7 +140,7 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, Prepared, Any,
             body=prepared.body,
             options=prepared.sent(timeout),
             stream=True,
-            stream_cls=openai.AsyncStream[object],
+            stream_cls=AsyncEvents,
         )
 
     def stream_state(self, request: ChatRequest, prepared: Prepared) -> OpenAIStreamState:
