@@ -27,28 +27,49 @@ from .._sse import SSEDecoder
 __all__ = ["AsyncEvents", "Events"]
 
 _DONE = "[DONE]"
+_NONE = object()  # no event decoded yet (an event may be JSON null)
 
 
 class _Reading:
-    """What both streams share: events decoded and waiting, and whether ``[DONE]`` came."""
+    """What both streams share: events decoded and waiting, and whether ``[DONE]`` came.
+
+    A chunk may hold good events and then a bad one (an in-band error, JSON that does not
+    parse): the good ones are handed out first, then the bad one raises, as event by
+    event reading would have it."""
 
     def __init__(self, response: Any) -> None:
         self.decoder = SSEDecoder()
         self.ready: deque[object] = deque()
         self.done = False
+        self.failed: Exception | None = None
         self.request = response.request
 
     def take(self, pairs: list[tuple[str, str]]) -> None:
         for _, data in pairs:
-            if self.done:
-                continue  # read only to free the connection
+            if self.done or self.failed is not None:
+                return  # the rest is read only to free the connection
             if data.startswith(_DONE):
                 self.done = True
-                continue
-            event = json.loads(data)
+                return
+            try:
+                event = json.loads(data)
+            except ValueError as exc:
+                self.failed = exc
+                return
             if isinstance(event, dict) and event.get("error"):
-                raise _in_band(event["error"], self.request)
+                self.failed = _in_band(event["error"], self.request)
+                return
             self.ready.append(event)
+
+    def next_event(self) -> object:
+        """The next event decoded, or ``_NONE``; raises a bad one once the good are out."""
+        if self.ready:
+            return self.ready.popleft()
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            self.done = True
+            raise failed
+        return _NONE
 
 
 def _in_band(error: object, request: Any) -> openai.APIError:
@@ -72,7 +93,7 @@ class Events(openai.Stream[object]):
 
     def __next__(self) -> object:
         reading = self._reading
-        while not reading.ready:
+        while (event := reading.next_event()) is _NONE:
             if self._ended:
                 raise StopIteration
             chunk = next(self._chunks, None)
@@ -82,7 +103,7 @@ class Events(openai.Stream[object]):
                 reading.take(reading.decoder.finish())
             else:
                 reading.take(reading.decoder.feed(chunk))
-        return reading.ready.popleft()
+        return event
 
     def close(self) -> None:
         self._ended = True
@@ -106,7 +127,7 @@ class AsyncEvents(openai.AsyncStream[object]):
 
     async def __anext__(self) -> object:
         reading = self._reading
-        while not reading.ready:
+        while (event := reading.next_event()) is _NONE:
             if self._ended:
                 raise StopAsyncIteration
             try:
@@ -117,7 +138,7 @@ class AsyncEvents(openai.AsyncStream[object]):
                 reading.take(reading.decoder.finish())
             else:
                 reading.take(reading.decoder.feed(chunk))
-        return reading.ready.popleft()
+        return event
 
     async def close(self) -> None:
         self._ended = True
