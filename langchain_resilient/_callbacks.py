@@ -46,6 +46,7 @@ from resilient_llm.events import Event
 __all__ = [
     "EVENT_PREFIX",
     "CallScope",
+    "PendingRun",
     "RunManager",
     "attach",
     "current_run",
@@ -61,7 +62,7 @@ RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 # LangChain calls _stream()/_astream() without their run manager from stream() and from
 # generate() when it streams under the hood (LangGraph's "messages" mode, astream_events):
 # ChatResilientLLM's entry points name the run and leave a manager for that run here.
-_PENDING_RUN: ContextVar[RunManager | None] = ContextVar("langchain_resilient_run", default=None)
+_PENDING_RUN: ContextVar[PendingRun | None] = ContextVar("langchain_resilient_run", default=None)
 
 
 class CallScope:
@@ -73,6 +74,11 @@ class CallScope:
         self.run_manager = run_manager
         self.events: list[Event] = []
         self._sent = 0
+
+    @property
+    def listening(self) -> bool:
+        manager = self.run_manager
+        return manager is not None and bool(manager.handlers)
 
     def add(self, event: Event) -> None:
         self.events.append(event)
@@ -131,11 +137,22 @@ def _trace_event(
                 run.events.append({"name": name, "time": datetime.now(UTC), "kwargs": data})
 
 
-def forward(event: Event) -> None:
-    """The engine-level handler: hand ``event`` to the call in progress, if any."""
-    current = _CURRENT.get()
-    if current is not None:
-        current.add(event)
+class _Forward:
+    """The engine-level handler: hands each event to the call in progress, if any."""
+
+    def __call__(self, event: Event) -> None:
+        current = _CURRENT.get()
+        if current is not None:
+            current.add(event)
+
+    def listening(self) -> bool:
+        """Whether the call in progress has handlers for routine events: without them the
+        engine need not build its steps' events (see ``resilient_llm.events.heard``)."""
+        current = _CURRENT.get()
+        return current is not None and current.listening
+
+
+forward = _Forward()
 
 
 @contextlib.contextmanager
@@ -156,8 +173,9 @@ def run_manager_for(
     run_id: uuid.UUID | None,
     *,
     is_async: bool,
-) -> tuple[uuid.UUID, RunManager]:
-    """The id and a run manager for the LLM run a public call is about to start.
+) -> tuple[uuid.UUID, PendingRun]:
+    """The id of the LLM run a public call is about to start, and its run manager made
+    when first asked for (only a ``_stream`` LangChain calls without one asks).
 
     The manager has the handlers, tags and metadata LangChain will give the run, and the
     run's id (the caller passes it on, and LangChain takes it as the run's id), so custom
@@ -165,10 +183,27 @@ def run_manager_for(
     """
     run_id = run_id or uuid.uuid4()
     args = (callbacks, model.callbacks, model.verbose, tags, model.tags, metadata, model.metadata)
-    manager: BaseCallbackManager = (
-        AsyncCallbackManager.configure(*args) if is_async else CallbackManager.configure(*args)
-    )
-    return run_id, _for_run(manager, run_id, is_async=is_async)
+    return run_id, PendingRun(args, run_id, is_async=is_async)
+
+
+class PendingRun:
+    """A run about to start; configuring its manager costs about as much as the call's own
+    callback set-up, so it is done only for the calls that need it."""
+
+    __slots__ = ("_args", "_is_async", "_made", "_run_id")
+
+    def __init__(self, args: tuple[Any, ...], run_id: uuid.UUID, *, is_async: bool) -> None:
+        self._args = args
+        self._run_id = run_id
+        self._is_async = is_async
+        self._made: RunManager | None = None
+
+    def manager(self) -> RunManager:
+        if self._made is None:
+            cls = AsyncCallbackManager if self._is_async else CallbackManager
+            configured: BaseCallbackManager = cls.configure(*self._args)
+            self._made = _for_run(configured, self._run_id, is_async=self._is_async)
+        return self._made
 
 
 def _for_run(manager: BaseCallbackManager, run_id: uuid.UUID, *, is_async: bool) -> RunManager:
@@ -186,9 +221,9 @@ def _for_run(manager: BaseCallbackManager, run_id: uuid.UUID, *, is_async: bool)
 
 
 @contextlib.contextmanager
-def pending_run(manager: RunManager | None) -> Iterator[None]:
-    """Leave ``manager`` for ``_stream`` / ``_astream``, which LangChain calls without it."""
-    token = _PENDING_RUN.set(manager)
+def pending_run(run: PendingRun | None) -> Iterator[None]:
+    """Leave ``run`` for ``_stream`` / ``_astream``, which LangChain calls without it."""
+    token = _PENDING_RUN.set(run)
     try:
         yield
     finally:
@@ -206,7 +241,7 @@ def current_run(*, is_async: bool) -> RunManager | None:
     """
     pending = _PENDING_RUN.get()
     if pending is not None:
-        return pending
+        return pending.manager()
     config = var_child_runnable_config.get()
     if not config or not config.get("callbacks"):
         return None

@@ -126,7 +126,7 @@ class NamedRunModel(BaseChatModel):
 
     def _named(
         self, config: RunnableConfig | None, *, is_async: bool
-    ) -> tuple[RunnableConfig, _callbacks.RunManager]:
+    ) -> tuple[RunnableConfig, _callbacks.PendingRun]:
         config = ensure_config(config)
         run_id, manager = _callbacks.run_manager_for(
             self,

@@ -227,8 +227,9 @@ class Emitter:
 
     @property
     def listening(self) -> bool:
-        """Whether a routine (DEBUG) event reaches anyone: a handler, or the logger."""
-        return bool(self._handlers) or logger.isEnabledFor(logging.DEBUG)
+        """Whether a routine (DEBUG) event reaches anyone: the logger, or a handler that
+        listens now (see :func:`heard`)."""
+        return logger.isEnabledFor(logging.DEBUG) or any(map(_listens, self._handlers))
 
     def __call__(self, event: Event) -> None:
         level = logging.WARNING if isinstance(event, _WARN) else logging.DEBUG
@@ -243,5 +244,14 @@ class Emitter:
 
 def heard(emit: EventHandler) -> bool:
     """Whether a routine (DEBUG) event handed to ``emit`` would reach anyone: the steps
-    of every call need not be built while nobody listens."""
+    of every call need not be built while nobody listens.
+
+    A handler listens unless it has a ``listening()`` method that says otherwise at the
+    time: a plugin's forwarder to the call in progress, when that call has no handlers of
+    its own, is asked so."""
     return not isinstance(emit, Emitter) or emit.listening
+
+
+def _listens(handler: EventHandler) -> bool:
+    asks = getattr(handler, "listening", None)
+    return True if asks is None else bool(asks())

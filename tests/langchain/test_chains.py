@@ -14,8 +14,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from langchain_resilient import ChatResilientLLM
+from langchain_resilient import ChatResilientLLM, _callbacks
 from resilient_llm import RetryPolicy, StreamInterrupted
+from resilient_llm.events import heard
 from resilient_llm.testing.chaos import ChaosServer
 
 from ._chaos import provider
@@ -217,3 +218,18 @@ async def test_async_stream_cut_raises_stream_interrupted(server: ChaosServer) -
     with pytest.raises(StreamInterrupted):
         async for _ in chain.astream("What is the capital of France?"):
             pass
+
+
+async def test_routine_events_are_built_only_for_a_run_with_handlers(
+    server: ChaosServer,
+) -> None:
+    model = _model(server, "openai", "anthropic")
+    engine_emit = model._engine._emit
+    with _callbacks.scope(_callbacks.CallScope(None)):
+        assert not heard(engine_emit), "no handler would see them: not built"
+    assert await model.ainvoke("What is the capital of France?")
+    events, sync_events = AsyncEvents(), Events()
+    await model.ainvoke("What is the capital of France?", config={"callbacks": [events]})
+    model.invoke("What is the capital of France?", config={"callbacks": [sync_events]})
+    for names in (events.names, sync_events.names):
+        assert names[:2] == ["resilient_llm.attempt_started", "resilient_llm.attempt_finished"]
