@@ -80,6 +80,14 @@ def alive() -> None:
         told()
 
 
+def apart() -> contextvars.Context:
+    """A copy of the context here for another run of the call to start in: the same,
+    but for the attempt's own sign of life."""
+    context = contextvars.copy_context()
+    context.run(_ALIVE.set, None)
+    return context
+
+
 class Abandoned(BaseException):
     """A sync run stopped from another thread (a hedge it lost): not the provider's failure."""
 

@@ -32,7 +32,7 @@ from ..flow.admission import CallReport
 from ..flow.effects import Call, Relay
 from ..flow.ops import SharedRoute
 from ..policies.hedging import DEFAULT_HEDGE, Hedge
-from .drivers import Abandoned, AsyncRun, AsyncSend, SyncRun, SyncSend
+from .drivers import Abandoned, AsyncRun, AsyncSend, SyncRun, SyncSend, apart
 from .timers import Timer, arm, disarm
 
 __all__ = ["DEFAULT_HEDGE", "Hedge", "run_hedged", "run_hedged_sync"]
@@ -113,9 +113,6 @@ class _AsyncRace(Generic[T]):
         self.send = send
         self.emit = emit
         self.caller = asyncio.current_task()
-        # The caller's context: a quiet timer calls back in the attempt's, whose alive()
-        # is the primary's own.
-        self.context = contextvars.copy_context()
         self.running = False  # the primary is in flight in the caller's task
         self.won = False  # the hedge succeeded first, and the primary was interrupted
         self.run: AsyncRun[T] | None = None
@@ -132,7 +129,8 @@ class _AsyncRace(Generic[T]):
         self.emit(_hedged(call, slow, self.primary.clock.now()))
         self.run = run
         loop = asyncio.get_running_loop()
-        self.task = loop.create_task(run.start(self.send), context=self.context)
+        # Called back in the quiet attempt's context, whose alive() is the primary's own.
+        self.task = loop.create_task(run.start(self.send), context=apart())
         self.task.add_done_callback(self._hedge_done)
 
     def _hedge_done(self, task: asyncio.Future[_Stop[T]]) -> None:
