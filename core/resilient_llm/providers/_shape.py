@@ -56,6 +56,8 @@ def describe(value: object) -> str:
 
 def get(obj: object, name: str) -> Any:
     """Field ``name`` of an SDK model or a mapping; None when absent."""
+    if type(obj) is dict:  # JSON, as replies and stream events are read: no ABC check
+        return obj.get(name)
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
@@ -63,6 +65,8 @@ def get(obj: object, name: str) -> Any:
 
 def node(value: object, path: str) -> Any:
     """``value`` if it is an object (an SDK model or a mapping), else :class:`Malformed`."""
+    if type(value) is dict:
+        return value
     if isinstance(value, _NOT_OBJECTS) or not (
         isinstance(value, Mapping) or hasattr(value, "__dict__")
     ):
