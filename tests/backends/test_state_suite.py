@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from resilient_llm.events import Event
@@ -1230,6 +1230,26 @@ window_ops = st.lists(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(limit=window_limits, start=starts, ops=window_ops, flight=st.booleans())
+# An answer slower than any before lengthens the in-flight time: admissions that had left
+# a window under the shorter one count again, on one window and on several.
+@example(
+    limit=RateLimit(window=7.5) | RateLimit.window(30.0, output_tokens=10),
+    start=0.0,
+    ops=[
+        ("admit", 0, 0.0),
+        ("admit", 0, 0.0),
+        ("succeed", 0, 0.0),
+        ("tick", 1, 0.0),
+        ("succeed", 0, 0.0),
+    ],
+    flight=True,
+)
+@example(
+    limit=RateLimit(window=7.5),
+    start=0.0,
+    ops=[("admit", 0, 0.0), ("tick", 0, 0.4375), ("succeed", 0, 0.0)],
+    flight=True,
+)
 def test_differential_windows_decide_alike(
     memory_backend: Backend,
     redis_backend: Backend,

@@ -552,8 +552,9 @@ class Limiter:
 
     def _prune(self, now: float) -> None:
         # Every new admission is at >= now, so entries that stopped counting by now never
-        # matter again.
-        extra = self.in_flight
+        # matter again, once the in-flight time cannot grow to count them: an answer slower
+        # than any before lengthens every entry's time (as the Redis log keeps them).
+        extra = MAX_IN_FLIGHT if self._flights is not None else 0.0
         for lane in self._lanes:
             self._horizon = max(self._horizon, lane.prune(now, extra))
         queue = self._queue

@@ -122,7 +122,8 @@ class RedisRoute(Route):
         limiter = self.limiter
         # Not ``in_flight`` alone: a limiter counting in-flight time that learnt 0 still
         # takes back a queued slot woken into an overdraft (limiter.py's ``overdrawn``).
-        counting = "" if limiter._flights is None else repr(limiter.in_flight)
+        # With the most it may grow to: the log keeps entries as long as that could count.
+        counting = "" if limiter._flights is None else f"{limiter.in_flight!r}/{MAX_IN_FLIGHT!r}"
         if not counting and not cached[1]:
             return repr(float(limit.window))
         return f"{float(limit.window)!r}~{counting}~{cached[1]}"

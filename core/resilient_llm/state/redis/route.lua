@@ -68,8 +68,12 @@ local WINDOW, RPM, TPM = tonumber(W_ARG), tonumber(ARGV[4]), tonumber(ARGV[5])
 -- the provider have passed (the in-flight time the caller learnt, as in limiter.py; ""
 -- when it counts none).
 local COUNTING = E_ARG ~= ''
-local EXTRA = tonumber(E_ARG) or 0
+local E_NOW, E_MOST = string.match(E_ARG, '^([^/]*)/?(.*)$')
+local EXTRA = tonumber(E_NOW) or 0
 local SPAN = WINDOW + EXTRA
+-- An entry is kept while the in-flight time may still grow to count it ("in_flight/most").
+local MOST_EXTRA = tonumber(E_MOST) or EXTRA
+local HOLD = WINDOW + MOST_EXTRA
 local K_SLICE, K_PENDING = KEYS[9], KEYS[10]
 local THRESHOLD, RATE = tonumber(ARGV[6]), tonumber(ARGV[7])
 local B_WINDOW, COOLDOWN, PROBES = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -101,12 +105,12 @@ local function prune()
     local batch = entries(0, 64)
     local stale = 0
     for _, e in ipairs(batch) do
-      if e.at + SPAN > t then break end
+      if e.at + HOLD > t then break end
       stale = stale + 1
       dropped = dropped + e.tokens
       redis.call('ZREM', K_LOG, e.id)
       redis.call('HDEL', K_TOK, e.id, e.id .. ':settled')
-      if horizon == nil or e.at + SPAN > horizon then horizon = e.at + SPAN end
+      if horizon == nil or e.at + HOLD > horizon then horizon = e.at + HOLD end
     end
     if stale < 64 then break end
   end

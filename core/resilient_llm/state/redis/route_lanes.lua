@@ -123,7 +123,7 @@ end
 local function retained()
   local keep = 0
   for _, lane in ipairs(lanes()) do
-    if lane.slice == 0 and lane.span > keep then keep = lane.span end
+    if lane.slice == 0 and lane.s + MOST_EXTRA > keep then keep = lane.s + MOST_EXTRA end
   end
   return keep
 end
