@@ -83,6 +83,7 @@ async def run_hedged(
         hedge_answers = True
         return await race.hedge_answer()
     except BaseException:
+        race.settle_cancel()
         if race.task is None:
             raise
         # The primary failed with a hedge in flight: the hedge's success is the answer;
@@ -95,6 +96,7 @@ async def run_hedged(
     finally:
         if not hedge_answers:
             await race.stop_hedge(discard)
+    race.settle_cancel()
     return (primary, value, stop)
 
 
@@ -139,6 +141,13 @@ class _AsyncRace(Generic[T]):
         if self.running and self.caller is not None and _succeeded(task):
             self.won = True
             self.caller.cancel()
+
+    def settle_cancel(self) -> None:
+        """Take back a winning hedge's cancel that the primary did not end by (it turned
+        it into another error, or finished anyway): the caller is not being cancelled."""
+        if self.won and self.caller is not None:
+            self.won = False
+            self.caller.uncancel()
 
     async def hedge_answer(self) -> _Won[T]:
         """The hedge's answer (awaited if still running); raises its error if it failed."""
