@@ -46,6 +46,16 @@ class Prepared:
     def sent(self, timeout: float) -> Any:
         return {**self.options, "timeout": timeout}
 
+    def streamed(self, timeout: float, events: type[Any]) -> dict[str, Any]:
+        """``post``'s arguments for the stream, read by ``events`` (see ``events``)."""
+        return {
+            "cast_to": object,
+            "body": self.body,
+            "options": self.sent(timeout),
+            "stream": True,
+            "stream_cls": events,
+        }
+
 
 def prepared(body: dict[str, Any]) -> Prepared:
     """``body`` with the passthrough's ``extra_headers``/``extra_query`` moved out of it
@@ -122,26 +132,12 @@ class OpenAIAdapter(SDKAdapter[openai.OpenAI, openai.AsyncOpenAI, Prepared, Any,
     def open_stream(
         self, client: openai.OpenAI, prepared: Prepared, timeout: float
     ) -> Iterator[Any]:
-        return client.post(
-            _PATH,
-            cast_to=object,
-            body=prepared.body,
-            options=prepared.sent(timeout),
-            stream=True,
-            stream_cls=Events,
-        )
+        return client.post(_PATH, **prepared.streamed(timeout, Events))  # type: ignore[no-any-return]
 
     async def aopen_stream(
         self, client: openai.AsyncOpenAI, prepared: Prepared, timeout: float
     ) -> AsyncIterator[Any]:
-        return await client.post(
-            _PATH,
-            cast_to=object,
-            body=prepared.body,
-            options=prepared.sent(timeout),
-            stream=True,
-            stream_cls=AsyncEvents,
-        )
+        return await client.post(_PATH, **prepared.streamed(timeout, AsyncEvents))  # type: ignore[no-any-return]
 
     def stream_state(self, request: ChatRequest, prepared: Prepared) -> OpenAIStreamState:
         return OpenAIStreamState(self.provider.name)
