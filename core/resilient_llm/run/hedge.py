@@ -9,12 +9,13 @@ then started on the routes the primary is not on, under the same deadline, and t
 complete answer wins (for a stream, the first chunk). The other run is cancelled, which
 gives back its limiter slot, bulkhead slot and breaker permit, and counts neither way.
 
-Async runs race as tasks on the caller's loop. A sync primary runs on the caller's thread,
-and its quiet spells arm a timer on the clock's one shared thread
-(:mod:`~resilient_llm.run.timers`): only a call whose attempt stays quiet pays for a
-thread, the hedge's. A sync loser's reads are cut at once (its attempt's watch shuts its
-connection down, :mod:`resilient_llm._watch`), so its run ends within one read and gives
-back what its flow held.
+An async primary runs in the caller's task, its quiet spells timed by the loop; only a
+call whose attempt stays quiet pays for a task, the hedge's, which interrupts the primary
+if it wins. A sync primary runs on the caller's thread, and its quiet spells arm a timer
+on the clock's one shared thread (:mod:`~resilient_llm.run.timers`): only a call whose
+attempt stays quiet pays for a thread, the hedge's. A sync loser's reads are cut at once
+(its attempt's watch shuts its connection down, :mod:`resilient_llm._watch`), so its run
+ends within one read and gives back what its flow held.
 """
 
 from __future__ import annotations
