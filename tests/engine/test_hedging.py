@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -21,6 +22,14 @@ from resilient_llm.testing.chaos import Fault
 from .conftest import ANSWER, BREAKER, FALLBACK, KINDS, QUESTION, Bench, cutting, eventually
 
 HANG = Fault("hang", delay=60)
+
+
+async def _until(ready: Callable[[], int]) -> None:
+    """Yield to the loop until ``ready()`` (a count of requests the server holds)."""
+    while True:
+        if ready():
+            return
+        await asyncio.sleep(0.002)
 
 
 def _engine(
@@ -211,11 +220,11 @@ def test_cancelling_a_hedged_call_stops_both_runs(bench: Bench, mode: str) -> No
 
     async def cancel_once_both_are_asked() -> bool:
         task = asyncio.ensure_future(call())
-        both = bench.arrivals(fallback, "hang")
-        while not both():
-            if bench.arrivals(primary, "hang")() and not bench.of(Hedged):
-                clock.advance(0.2)  # the primary is holding its request: hedge now
-            await asyncio.sleep(0.002)
+        # Polled for a state, never timed: the primary holding its request, then the
+        # hedge's. Fake time moves once, to the hedge's moment, however long that takes.
+        await _until(bench.arrivals(primary, "hang"))
+        clock.advance(0.2)
+        await _until(bench.arrivals(fallback, "hang"))
         task.cancel()
         try:
             await task
